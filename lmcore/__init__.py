@@ -1,0 +1,13 @@
+"""lmcore: the package behind lmbook, a reproducibility book for unsupervised landmark discovery.
+
+Organised by what things are: ``geometry`` (soft-argmax, heatmaps, warps), ``models``,
+``losses``, ``methods`` (one module per paper), ``training`` (one loop for every method),
+``evaluation`` (the regression protocol), ``data`` and ``viz``.
+"""
+from ._torchvision_compat import ensure_torchvision_importable
+
+# torchvision must be importable through lmcore on the CPU-only machines of this project
+# (see _torchvision_compat); on a CUDA machine this call does nothing.
+ensure_torchvision_importable()
+
+__version__ = "0.1.0"

@@ -1,0 +1,69 @@
+"""Image decoding with clear errors, and a decoded-array cache shared by every process."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import CorruptDataError
+from ..paths import cache_root
+
+
+def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode one image to an ``H x W x 3`` uint8 array.
+
+    Raises :class:`CorruptDataError` naming the file if it cannot be decoded, or if ``size``
+    (width, height) is given and the image has another size.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = im.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # Pillow raises several types for truncated or bogus files
+        raise CorruptDataError(f"cannot decode image {path}: {exc}") from exc
+    if size is not None and rgb.size != tuple(size):
+        raise CorruptDataError(f"image {path} is {rgb.size[0]}x{rgb.size[1]}, expected {size[0]}x{size[1]}")
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _cache_key(paths: Sequence[Path], size: tuple[int, int]) -> str:
+    digest = hashlib.sha1(repr(size).encode())
+    for p in paths:
+        st = p.stat()
+        digest.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_image_stack(paths: Sequence[Path], size: tuple[int, int], name: str) -> np.ndarray:
+    """Decode ``paths`` into an ``N x 3 x H x W`` uint8 array, cached on disk.
+
+    The cache file (in :func:`lmcore.paths.cache_root`) is keyed on the paths, sizes and
+    modification times of the files, so a changed or replaced image invalidates it. It is
+    written atomically and memory-mapped on later loads.
+    """
+    paths = [Path(p) for p in paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise CorruptDataError(f"{len(missing)} image(s) listed for '{name}' are missing, first: {missing[0]}")
+    key = _cache_key(paths, size)
+    cache_file = cache_root() / f"{name}-{key}.npy"
+    if cache_file.exists():
+        try:
+            return np.load(cache_file, mmap_mode="r")
+        except (ValueError, OSError):
+            cache_file.unlink(missing_ok=True)  # a truncated cache is rebuilt, never trusted
+    width, height = size
+    stack = np.empty((len(paths), 3, height, width), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        stack[i] = read_rgb(p, size).transpose(2, 0, 1)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, stack)
+    os.replace(tmp, cache_file)
+    return stack

@@ -1,0 +1,25 @@
+"""Geometry: coordinate conventions, soft-argmax, heatmaps and warps (kornia-style small ops)."""
+from .coords import normalized_to_pixels, pixel_centres, pixels_to_normalized
+from .heatmaps import gaussian_densities, gaussian_heatmaps, squared_distance_maps
+from .softargmax import expected_coordinates, marginal_soft_argmax, soft_argmax, spatial_softmax
+from .warps import (
+    AffineWarp,
+    ComposedWarp,
+    TPSWarp,
+    Warp,
+    WarpedPair,
+    WarpSpec,
+    random_similarity,
+    random_tps,
+    regular_grid,
+    synthesize_pair,
+    warp_image,
+)
+
+__all__ = [
+    "AffineWarp", "ComposedWarp", "TPSWarp", "Warp", "WarpedPair", "WarpSpec",
+    "expected_coordinates", "gaussian_densities", "gaussian_heatmaps", "marginal_soft_argmax",
+    "normalized_to_pixels", "pixel_centres", "pixels_to_normalized", "random_similarity",
+    "random_tps", "regular_grid", "soft_argmax", "spatial_softmax", "squared_distance_maps",
+    "synthesize_pair", "warp_image",
+]

@@ -1,0 +1,105 @@
+"""Thewlis, Bilen & Vedaldi 2017: factorized spatial embeddings (FSE).
+
+A detector is trained so that its landmarks move with random warps of the image (equivariance,
+Eq. 5 or 6) while different landmarks fire in different places (diversity, Eq. 7 or 8). The
+objective is Eq. 9: ``L'_align + gamma L''_div(x) + gamma L''_div(x')`` with weight decay.
+
+Choices where the paper is silent (the chapter lists them): kernel sizes, the warp ranges,
+coordinates of the losses in pixels of the probability map, and, for the CPU profile, a lower
+training resolution and a higher learning rate.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..geometry import WarpSpec, soft_argmax, spatial_softmax, synthesize_pair
+from ..losses.fse import (
+    diversity_loss_max,
+    diversity_loss_overlap,
+    landmark_alignment_loss,
+    probability_map_alignment_loss,
+)
+from ..models.fse_detector import FSEDetector
+from .base import LandmarkMethod, deep_update
+
+# Paper profile: §4.1 as written (80 px input, Adam 1e-4, weight decay 5e-4, gamma 500).
+_PAPER = {
+    "method": {
+        "num_landmarks": 10,
+        "alignment": "probability",  # "probability" (Eq. 6) or "landmark" (Eq. 5)
+        "diversity": "max",  # "max" (Eq. 8, pooled), "overlap" (Eq. 7) or "none"
+        "gamma": 500.0,
+        "pool": 4,  # m of the pooled diversity loss
+        "widths": [20, 48, 64, 80, 256],
+        "kernel_sizes": [5, 5, 3, 3, 3, 1],
+        # x = I o g1 (keeps the net from seeing only centred upright faces), x' = x o g2
+        "first_warp": {"rotation_deg": 20.0, "log2_scale": 0.15, "translation": 0.05, "tps_grid": 5, "tps_std": 0.01},
+        "second_warp": {"rotation_deg": 20.0, "log2_scale": 0.15, "translation": 0.05, "tps_grid": 5, "tps_std": 0.015},
+    },
+    "train": {"steps": 60000, "batch_size": 32, "lr": 1e-4, "weight_decay": 5e-4, "resolution": 80,
+              "lr_milestones": [45000], "checkpoint_every": 2000, "eval_every": 2000, "log_every": 100},
+}
+
+_CPU = deep_update(_PAPER, {
+    "train": {"steps": 3000, "batch_size": 16, "lr": 1e-3, "resolution": 40, "lr_milestones": [2400],
+              "checkpoint_every": 500, "eval_every": 250, "log_every": 50},
+})
+
+_SMOKE = deep_update(_CPU, {
+    "train": {"steps": 30, "batch_size": 8, "resolution": 32, "lr_milestones": [], "checkpoint_every": 15,
+              "eval_every": 15, "log_every": 5},
+})
+
+PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+
+
+class FSE(LandmarkMethod):
+    """Detector + equivariance and diversity losses of Thewlis et al. 2017."""
+
+    name = "fse"
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        m = config["method"]
+        self.detector = FSEDetector(m["num_landmarks"], tuple(m["widths"]), tuple(m["kernel_sizes"]))
+        self.first_warp = WarpSpec(**m["first_warp"])
+        self.second_warp = WarpSpec(**m["second_warp"])
+
+    @classmethod
+    def default_config(cls, profile: str) -> dict:
+        return deep_update(PROFILE_CONFIGS[profile], {})
+
+    def probability_maps(self, images):
+        return spatial_softmax(self.detector(images))
+
+    def landmarks(self, images):
+        return soft_argmax(self.detector(images))[0]
+
+    def diversity(self, probs):
+        m = self.config["method"]
+        if m["diversity"] == "max":
+            return diversity_loss_max(probs, m["pool"])
+        if m["diversity"] == "overlap":
+            return diversity_loss_overlap(probs)
+        if m["diversity"] == "none":
+            return probs.new_zeros(())
+        raise ValueError(f"unknown diversity loss '{m['diversity']}'")
+
+    def forward(self, images, generator, step):
+        m = self.config["method"]
+        pair = synthesize_pair(images, self.first_warp, self.second_warp, generator)
+        scores = self.detector(torch.cat([pair.first, pair.second]))
+        b = images.shape[0]
+        probs = spatial_softmax(scores)
+        p1, p2 = probs[:b], probs[b:]
+        if m["alignment"] == "probability":
+            align = probability_map_alignment_loss(p1, p2, pair.warp)
+        elif m["alignment"] == "landmark":
+            pts = soft_argmax(scores)[0]
+            align = landmark_alignment_loss(pts[:b], pts[b:], pair.warp, map_size=p1.shape[-1])
+        else:
+            raise ValueError(f"unknown alignment loss '{m['alignment']}'")
+        div = self.diversity(p1) + self.diversity(p2)
+        loss = align + m["gamma"] * div
+        return {"loss": loss, "align": align.detach(), "diversity": div.detach()}
+

@@ -1,0 +1,39 @@
+"""The landmark detector of Thewlis et al. 2017, §4.1."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FSEDetector(nn.Module):
+    """Six conv layers (20, 48, 64, 80, 256, K filters), batch norm and ReLU after each of the
+    first five, one 2x2 max-pool after conv1: ``B x 3 x H x W`` -> raw scores ``B x K x H/2 x W/2``.
+
+    The paper gives the widths but not the kernel sizes; ``kernel_sizes`` defaults to those of
+    TCDCN [Zhang et al. 2014], the network it adapts (5, 5, 3, 3), then 3 and 1. The score layer
+    has no batch norm or ReLU: a ReLU before the spatial softmax would zero every negative score
+    and flatten the maps (the paper's "each layer" is read as each hidden layer).
+    """
+
+    def __init__(self, num_landmarks: int, widths=(20, 48, 64, 80, 256), kernel_sizes=(5, 5, 3, 3, 3, 1)):
+        super().__init__()
+        if len(widths) != 5 or len(kernel_sizes) != 6:
+            raise ValueError("FSEDetector takes 5 hidden widths and 6 kernel sizes")
+        layers: list[nn.Module] = []
+        channels = 3
+        for i, (width, k) in enumerate(zip(widths, kernel_sizes[:5])):
+            layers += [nn.Conv2d(channels, width, k, padding=k // 2, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            if i == 0:
+                layers.append(nn.MaxPool2d(2))
+            channels = width
+        k = kernel_sizes[5]
+        layers.append(nn.Conv2d(channels, num_landmarks, k, padding=k // 2))
+        self.net = nn.Sequential(*layers)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):  # the paper: "random Gaussian noise"
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)

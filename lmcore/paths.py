@@ -1,0 +1,75 @@
+"""Where lmbook finds its data, writes its runs and keeps its reference results.
+
+Three places matter:
+
+* the *shared* data folder ``../shared/data`` beside the project (read-only; holds MTFL-80);
+* the *data root*, where ``data_scripts/`` write what they fetch: ``$LMBOOK_DATA_ROOT`` if set,
+  else ``<project>/data``;
+* the *runs* folder for checkpoints and run records of training: ``$LMBOOK_RUNS`` if set,
+  else ``<project>/runs``.
+
+A data set is looked up by name in the data root first, then in the shared folder, so a user
+who sets ``LMBOOK_DATA_ROOT`` to a folder holding ``mtfl80/`` uses that copy.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import MissingDataError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+RESULTS_DIR = PROJECT_ROOT / "results"
+
+# The command that fetches or prepares each named data set; quoted in every
+# "missing data" message so that the user knows what to run.
+FETCH_COMMANDS = {
+    "mtfl80": "python data_scripts/fetch_mtfl.py  (or set LMBOOK_DATA_ROOT to a folder holding mtfl80/)",
+    "mnist": "python data_scripts/fetch_mnist.py",
+    "fashion_footwear": "python data_scripts/fetch_fashion_mnist.py",
+    "vgg16": "python data_scripts/fetch_vgg16_weights.py",
+    "celeba": "python data_scripts/fetch_celeba.py",
+    "aflw": "python data_scripts/fetch_aflw.py",
+    "cats": "python data_scripts/fetch_cats.py",
+    "shoes": "python data_scripts/fetch_shoes.py",
+}
+
+
+def data_root() -> Path:
+    """The writable folder that data scripts fill (``$LMBOOK_DATA_ROOT`` or ``<project>/data``)."""
+    env = os.environ.get("LMBOOK_DATA_ROOT")
+    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "data"
+
+
+def runs_root() -> Path:
+    """Folder of training runs (checkpoints and run records): ``$LMBOOK_RUNS`` or ``<project>/runs``."""
+    env = os.environ.get("LMBOOK_RUNS")
+    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "runs"
+
+
+def cache_root() -> Path:
+    """Folder for derived caches (decoded image arrays); safe to delete."""
+    env = os.environ.get("LMBOOK_CACHE")
+    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / ".cache"
+
+
+def fetch_command(name: str) -> str:
+    return FETCH_COMMANDS.get(name, f"python data_scripts/fetch_{name}.py")
+
+
+def find_dataset(name: str, marker: str | None = None) -> Path:
+    """Return the folder of data set ``name``, searching the data root then ``../shared/data``.
+
+    ``marker`` is a file that must exist inside the folder for it to count (a folder without
+    it is treated as incomplete). Raises :class:`MissingDataError` naming the fetch command.
+    """
+    candidates = [data_root() / name, SHARED_DATA / name]
+    for folder in candidates:
+        if folder.is_dir() and (marker is None or (folder / marker).exists()):
+            return folder
+    searched = ", ".join(str(c) for c in candidates)
+    raise MissingDataError(
+        f"data set '{name}' not found (looked in: {searched}). "
+        f"Fetch it with:  {fetch_command(name)}"
+    )

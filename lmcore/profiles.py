@@ -1,0 +1,43 @@
+"""Profiles: how long and how big every chapter trains.
+
+* ``smoke``: CI. Seconds to a few minutes per chapter; proves the code path. Its numbers are
+  meaningless and every table labels them so.
+* ``cpu``: the default where there is no GPU. The best numbers a 2-core machine reaches in the
+  time budget each chapter states (20-30 minutes).
+* ``paper``: the default where there is a GPU: the papers' settings, trained to convergence.
+
+Chosen by the caller, else by ``$LMBOOK_PROFILE``, else by the hardware.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+PROFILES = ("smoke", "cpu", "paper")
+
+DESCRIPTIONS = {
+    "smoke": "smoke test (CI): proves the code path; numbers are meaningless",
+    "cpu": "default CPU profile: best numbers a 2-core machine reaches in the chapter's time budget",
+    "paper": "paper profile (GPU): the papers' settings trained to convergence",
+}
+
+
+def default_profile() -> str:
+    return "paper" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_profile(requested: str | None = None) -> str:
+    """``requested`` if given, else ``$LMBOOK_PROFILE``, else ``paper`` with CUDA and ``cpu`` without."""
+    profile = requested or os.environ.get("LMBOOK_PROFILE") or default_profile()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def select_device(requested: str | None = None) -> torch.device:
+    """``requested`` or ``$LMBOOK_DEVICE``, else CUDA where present, else the CPU."""
+    name = requested or os.environ.get("LMBOOK_DEVICE")
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

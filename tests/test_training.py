@@ -13,7 +13,7 @@ from lmcore.methods.base import LandmarkMethod, deep_update
 from lmcore.training import TrainConfig, read_record, run_method, train
 from lmcore.training.records import REQUIRED_KEYS
 
-TINY_FSE = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8]},
+TINY_FSE = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8], "view_size": 16},
             "train": {"resolution": 16, "batch_size": 4, "steps": 8, "checkpoint_every": 2, "eval_every": 0,
                       "log_every": 2}}
 
@@ -101,7 +101,7 @@ def test_run_method_writes_a_complete_record_and_reuses_it(isolated_runs):
 
 @pytest.mark.slow
 def test_training_under_torchrun_uses_ddp_and_writes_one_record(isolated_runs, tmp_path):
-    overrides = ["--set", "train.steps=4", "--set", "train.resolution=16", "--set", "method.num_landmarks=4",
+    overrides = ["--set", "train.steps=4", "--set", "train.resolution=16", "--set", "method.num_landmarks=4", "--set", "method.view_size=16",
                  "--set", "train.eval_every=0"]
     env = dict(os.environ, LMBOOK_PROGRESS="0", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -137,10 +137,17 @@ class MTFL80:
         if split not in self.splits:
             raise KeyError(f"unknown split '{split}'; choose one of {sorted(self.splits)}")
         names = self.splits[split][:limit] if limit else list(self.splits[split])
+        return self.by_names(names, split)
+
+    def by_names(self, names, label: str = "selection") -> LandmarkSet:
+        """Images and points of the named rows (relative paths), in the order given."""
+        unknown = [n for n in names if n not in self._index]
+        if unknown:
+            raise KeyError(f"not in MTFL-80: {unknown[:3]}")
         idx = np.array([self._index[n] for n in names], dtype=np.int64)
         images = torch.from_numpy(np.ascontiguousarray(self._images[idx]))
         points = torch.from_numpy(np.stack([self.points_of(n) for n in names])).float()
-        return LandmarkSet(split, names, images, points)
+        return LandmarkSet(label, list(names), images, points)
 
     def describe(self) -> dict:
         """Counts per split, for run records and the chapter's tables."""

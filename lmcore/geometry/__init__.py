@@ -9,6 +9,7 @@ from .warps import (
     Warp,
     WarpedPair,
     WarpSpec,
+    crop_warp,
     random_similarity,
     random_tps,
     regular_grid,
@@ -17,7 +18,7 @@ from .warps import (
 )
 
 __all__ = [
-    "AffineWarp", "ComposedWarp", "TPSWarp", "Warp", "WarpedPair", "WarpSpec",
+    "AffineWarp", "ComposedWarp", "crop_warp", "TPSWarp", "Warp", "WarpedPair", "WarpSpec",
     "expected_coordinates", "gaussian_densities", "gaussian_heatmaps", "marginal_soft_argmax",
     "normalized_to_pixels", "pixel_centres", "pixels_to_normalized", "random_similarity",
     "random_tps", "regular_grid", "soft_argmax", "spatial_softmax", "squared_distance_maps",

@@ -50,15 +50,19 @@ class Warp:
         raise NotImplementedError
 
 
-def warp_image(images: torch.Tensor, warp: Warp, padding_mode: str = "border", mode: str = "bilinear") -> torch.Tensor:
+def warp_image(images: torch.Tensor, warp: Warp, padding_mode: str = "border", mode: str = "bilinear",
+               size: int | None = None) -> torch.Tensor:
     """Warp images by inverse sampling: ``out(u) = images(warp.map(u))``.
 
     images: ``B x C x H x W`` float. ``padding_mode`` is grid_sample's (``border`` repeats the
-    edge pixels, as the papers' padding with edge values does).
+    edge pixels, as the papers' padding with edge values does). ``size`` sets the output side
+    (default: the input's), so a crop and a warp happen in one resampling.
     """
     b, _, h, w = images.shape
     if warp.batch_size != b:
         raise ValueError(f"warp holds {warp.batch_size} transforms for {b} images")
+    if size is not None:
+        h = w = size
     grid = warp.sampling_grid(h, w).to(images.dtype)
     return F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
@@ -301,22 +305,34 @@ class WarpedPair:
     warp: Warp
 
 
+def crop_warp(batch: int, crop: float, device=None, dtype=torch.float32) -> AffineWarp:
+    """The central crop covering ``crop`` of the image's width as a warp (``map(v) = crop * v``)."""
+    matrix = torch.tensor([[crop, 0.0, 0.0], [0.0, crop, 0.0]], device=device, dtype=dtype)
+    return AffineWarp(matrix.expand(batch, 2, 3).clone())
+
+
 def synthesize_pair(
     images: torch.Tensor,
     first_spec: WarpSpec,
     second_spec: WarpSpec,
     generator=None,
     padding_mode: str = "border",
+    view: Warp | None = None,
+    size: int | None = None,
 ) -> WarpedPair:
     """FSE-style pair synthesis (Thewlis 2017 §4.1): ``x = I o g1`` and ``x' = x o g2``.
 
     ``x'`` is sampled from ``I`` once, along ``g1 o g2``, so it is not blurred twice. The first
     warp keeps the network from learning only centred, upright faces; the second is the warp
-    the equivariance losses know.
+    the equivariance losses know. With a ``view`` (e.g. :func:`crop_warp`) both images show
+    that view of the warped image at ``size`` pixels, so the warps reveal real image context
+    around the view instead of padding (whose edges are features a detector could track).
+    ``warp`` is then ``g2`` in view coordinates.
     """
     b = images.shape[0]
     g1 = random_tps(first_spec, b, generator, images.device)
     g2 = random_tps(second_spec, b, generator, images.device)
-    first = warp_image(images, g1, padding_mode)
-    second = warp_image(images, ComposedWarp(g1, g2), padding_mode)
+    to_first = ComposedWarp(g1, view) if view is not None else g1
+    first = warp_image(images, to_first, padding_mode, size=size)
+    second = warp_image(images, ComposedWarp(to_first, g2), padding_mode, size=size)
     return WarpedPair(first, second, g2)

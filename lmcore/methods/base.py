@@ -4,8 +4,9 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ..geometry import crop_warp, warp_image
 
 
 def deep_update(base: dict, overrides: dict | None) -> dict:
@@ -26,11 +27,19 @@ class LandmarkMethod(nn.Module):
     :class:`lmcore.training.TrainConfig` fields) and offers:
 
     * ``forward(images, generator, step) -> dict`` of loss terms with the total under ``"loss"``:
-      one training step's losses, called by the training loop (images ``B x 3 x R x R`` float in
-      [0, 1] at the training resolution R; ``generator`` for random warps on the images' device);
-    * ``detect(images) -> B x K x 2``: landmarks in normalised coordinates for float images in
-      [0, 1] at any size (they are resized to the training resolution first);
+      one training step's losses, called by the training loop (images ``B x 3 x S x S`` float in
+      [0, 1] at the source resolution S of ``train.resolution``; ``generator`` for random warps
+      on the images' device);
+    * ``landmarks(view_images) -> B x K x 2``: landmarks of images already in the method's *view*
+      (see below), in view coordinates, with gradients;
+    * ``detect(images) -> B x K x 2``: landmarks in normalised coordinates of the full image,
+      for float images in [0, 1] of any size;
     * ``default_config(profile)``: the settings of each profile.
+
+    The *view* is what the networks see: the central ``method.view_crop`` fraction of the image,
+    resampled to ``method.view_size`` pixels. A crop below 1 zooms on the face (MTFL-80's faces
+    fill the middle of the frame) and lets random warps show real image context around the view
+    instead of padding.
     """
 
     name = "base"
@@ -40,7 +49,8 @@ class LandmarkMethod(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         self.config = copy.deepcopy(config)
-        self.resolution = int(config["train"].get("resolution", 80))
+        self.view_size = int(config["method"].get("view_size", 80))
+        self.view_crop = float(config["method"].get("view_crop", 1.0))
 
     @classmethod
     def default_config(cls, profile: str) -> dict:  # pragma: no cover - interface
@@ -50,21 +60,27 @@ class LandmarkMethod(nn.Module):
     def num_landmarks(self) -> int:
         return int(self.config["method"]["num_landmarks"])
 
-    def to_resolution(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[-1] == self.resolution and images.shape[-2] == self.resolution:
+    def view_warp(self, batch: int, device=None):
+        """The crop of the view as a warp: ``map`` takes view coordinates to image coordinates."""
+        return crop_warp(batch, self.view_crop, device)
+
+    def to_view(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (any size) -> the method's view, ``B x 3 x view_size x view_size``."""
+        if self.view_crop == 1.0 and images.shape[-1] == self.view_size and images.shape[-2] == self.view_size:
             return images
-        return F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear",
-                             antialias=True, align_corners=False)
+        return warp_image(images, self.view_warp(len(images), images.device), size=self.view_size)
 
     def landmarks(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        """Landmarks of images already at the training resolution, with gradients."""
+        """Landmarks of images already in the view, in view coordinates, with gradients."""
         raise NotImplementedError
 
     @torch.no_grad()
     def detect(self, images: torch.Tensor) -> torch.Tensor:
+        """Landmarks ``B x K x 2`` in normalised coordinates of the full images."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        points = self.landmarks(self.to_resolution(images.to(device)))
+        images = images.to(device)
+        points = self.landmarks(self.to_view(images))
         self.train(was_training)
-        return points
+        return self.view_warp(len(images), device).map(points)

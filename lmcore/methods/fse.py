@@ -26,6 +26,8 @@ from .base import LandmarkMethod, deep_update
 _PAPER = {
     "method": {
         "num_landmarks": 10,
+        "view_crop": 1.0,  # fraction of the 80 px frame the detector sees (centre crop)
+        "view_size": 80,  # pixels of that view
         "alignment": "probability",  # "probability" (Eq. 6) or "landmark" (Eq. 5)
         "diversity": "max",  # "max" (Eq. 8, pooled), "overlap" (Eq. 7) or "none"
         "gamma": 500.0,
@@ -41,12 +43,14 @@ _PAPER = {
 }
 
 _CPU = deep_update(_PAPER, {
-    "train": {"steps": 3000, "batch_size": 16, "lr": 1e-3, "resolution": 40, "lr_milestones": [2400],
+    "method": {"view_crop": 0.6, "view_size": 40},
+    "train": {"steps": 3000, "batch_size": 16, "lr": 1e-3, "lr_milestones": [2400],
               "checkpoint_every": 500, "eval_every": 250, "log_every": 50},
 })
 
 _SMOKE = deep_update(_CPU, {
-    "train": {"steps": 30, "batch_size": 8, "resolution": 32, "lr_milestones": [], "checkpoint_every": 15,
+    "method": {"view_size": 32},
+    "train": {"steps": 30, "batch_size": 8, "lr_milestones": [], "checkpoint_every": 15,
               "eval_every": 15, "log_every": 5},
 })
 
@@ -61,7 +65,8 @@ class FSE(LandmarkMethod):
     def __init__(self, config: dict):
         super().__init__(config)
         m = config["method"]
-        self.detector = FSEDetector(m["num_landmarks"], tuple(m["widths"]), tuple(m["kernel_sizes"]))
+        self.detector = FSEDetector(m["num_landmarks"], tuple(m["widths"]), tuple(m["kernel_sizes"]),
+                                    m.get("padding_mode", "zeros"))
         self.first_warp = WarpSpec(**m["first_warp"])
         self.second_warp = WarpSpec(**m["second_warp"])
 
@@ -87,7 +92,8 @@ class FSE(LandmarkMethod):
 
     def forward(self, images, generator, step):
         m = self.config["method"]
-        pair = synthesize_pair(images, self.first_warp, self.second_warp, generator)
+        pair = synthesize_pair(images, self.first_warp, self.second_warp, generator,
+                               view=self.view_warp(len(images), images.device), size=self.view_size)
         scores = self.detector(torch.cat([pair.first, pair.second]))
         b = images.shape[0]
         probs = spatial_softmax(scores)

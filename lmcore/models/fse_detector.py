@@ -13,21 +13,25 @@ class FSEDetector(nn.Module):
     TCDCN [Zhang et al. 2014], the network it adapts (5, 5, 3, 3), then 3 and 1. The score layer
     has no batch norm or ReLU: a ReLU before the spatial softmax would zero every negative score
     and flatten the maps (the paper's "each layer" is read as each hidden layer).
+    ``padding_mode`` is the convolutions' (``zeros`` as usual; ``replicate`` or ``reflect`` give the
+    network less absolute-position information at the frame's edges).
     """
 
-    def __init__(self, num_landmarks: int, widths=(20, 48, 64, 80, 256), kernel_sizes=(5, 5, 3, 3, 3, 1)):
+    def __init__(self, num_landmarks: int, widths=(20, 48, 64, 80, 256), kernel_sizes=(5, 5, 3, 3, 3, 1),
+                 padding_mode: str = "zeros"):
         super().__init__()
         if len(widths) != 5 or len(kernel_sizes) != 6:
             raise ValueError("FSEDetector takes 5 hidden widths and 6 kernel sizes")
         layers: list[nn.Module] = []
         channels = 3
         for i, (width, k) in enumerate(zip(widths, kernel_sizes[:5])):
-            layers += [nn.Conv2d(channels, width, k, padding=k // 2, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, width, k, padding=k // 2, bias=False, padding_mode=padding_mode),
+                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
             if i == 0:
                 layers.append(nn.MaxPool2d(2))
             channels = width
         k = kernel_sizes[5]
-        layers.append(nn.Conv2d(channels, num_landmarks, k, padding=k // 2))
+        layers.append(nn.Conv2d(channels, num_landmarks, k, padding=k // 2, padding_mode=padding_mode))
         self.net = nn.Sequential(*layers)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # the paper: "random Gaussian noise"

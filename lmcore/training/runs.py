@@ -37,8 +37,12 @@ def resolve_config(method: str, profile: str, overrides: dict | None = None) -> 
 
 
 def learning_curve_evaluator(data: MTFL80, n_train: int = 2000):
-    """Cheap forward error on test_mtfl for the learning curve (regressor on 2000 labelled images)."""
-    train_set = data.split("regressor_train", limit=n_train)
+    """Cheap forward error on test_mtfl for the learning curve: the regressor is fitted on
+    ``n_train`` labelled images spread evenly over ``regressor_train`` (which is sorted by path,
+    so its first rows would all be LFW faces)."""
+    names = data.splits["regressor_train"]
+    stride = max(1, len(names) // n_train)
+    train_set = data.by_names(names[::stride][:n_train], "regressor_train (learning curve subset)")
     test_set = data.split("test_mtfl")
 
     def evaluate(method) -> dict:
@@ -52,7 +56,7 @@ def learning_curve_evaluator(data: MTFL80, n_train: int = 2000):
 
 
 def run_method(method: str, profile: str | None = None, name: str = "default", overrides: dict | None = None,
-               data: MTFL80 | None = None, force: bool | None = None, progress: bool = True,
+               data: MTFL80 | None = None, force: bool | None = None, progress: bool | None = None,
                options: RegressionOptions = RegressionOptions()) -> dict:
     """Train (or reuse) a run and return its record (a dict, see :mod:`lmcore.training.records`).
 
@@ -66,6 +70,8 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
     commit = git_commit()
     if force is None:
         force = os.environ.get("LMBOOK_RETRAIN", "") not in ("", "0")
+    if progress is None:  # executed notebooks (papermill) set LMBOOK_PROGRESS=0: no progress widgets saved
+        progress = os.environ.get("LMBOOK_PROGRESS", "1") != "0"
     if record_path.exists() and not force:
         record = read_record(record_path)
         if record.get("git_commit") == commit:

@@ -1,0 +1,200 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 0. Data and protocol
+#
+# Every chapter of this book trains on the same faces and scores its landmarks with the same
+# code. This chapter shows both: **MTFL-80**, the real faces with human labels that ship with
+# the book, and the **evaluation protocol** that turns discovered landmarks into an error in
+# percent of the inter-ocular distance (IOD). It ends with two yardsticks measured by that
+# protocol: the *mean shape* (predict the same five points for every face) and a *supervised*
+# detector trained on the labels.
+#
+# The `profile` parameter sets how long things train: `smoke` (CI, meaningless numbers), `cpu`
+# (the default without a GPU) or `paper` (the default with one).
+
+# %% tags=["parameters"]
+profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import lmcore
+from lmcore import papers, reporting, viz
+from lmcore.data import MTFL80, POINT_NAMES
+from lmcore.evaluation import RegressionOptions, mean_shape_error, normalised_errors, detect_all
+from lmcore.profiles import resolve_profile
+from lmcore.training import load_references, load_trained, run_method
+
+profile = resolve_profile(profile)
+display(Markdown(viz.profile_note(profile)))
+
+# %% [markdown]
+# ## MTFL-80
+#
+# The Multi-Task Facial Landmark data set (Zhang, Luo, Loy & Tang, ECCV 2014), every image resized
+# to 80 × 80 pixels: LFW faces and web faces for training, AFLW faces for a cross-domain test.
+# Each face carries five points: left eye, right eye, nose, left and right mouth corner
+# ("left" is image-left). The book reads it from `../shared/data/mtfl80`, or from
+# `$LMBOOK_DATA_ROOT/mtfl80` (`python data_scripts/fetch_mtfl.py` builds that folder from the
+# official archive where the network allows).
+
+# %%
+data = MTFL80()
+sizes = data.describe()
+display(pd.DataFrame({"images": {k: v for k, v in sizes.items() if k != "root"}}))
+print("read from", sizes["root"])
+
+# %% tags=["hide-input"]
+test_mtfl, test_aflw = data.split("test_mtfl"), data.split("test_aflw")
+pick = np.random.default_rng(0)
+shown_mtfl = pick.choice(len(test_mtfl), 8, replace=False)
+shown_aflw = pick.choice(len(test_aflw), 8, replace=False)
+fig = viz.image_grid(
+    list(test_mtfl.images[shown_mtfl]) + list(test_aflw.images[shown_aflw]),
+    list(test_mtfl.points[shown_mtfl]) + list(test_aflw.points[shown_aflw]),
+    ncols=8, colours=viz.POINT_COLOURS,
+    titles=[f"test_mtfl {i}" for i in shown_mtfl] + [f"test_aflw {i}" for i in shown_aflw])
+fig.suptitle("Annotated points: " + ", ".join(f"{n} ({c})" for n, c in
+             zip(POINT_NAMES, ["red", "blue", "green", "purple", "orange"])), fontsize=9, y=1.02)
+plt.show()
+
+# %% [markdown]
+# ### The splits, derived by one rule
+#
+# The splits are not read from lists: `lmcore.data.derive_splits` computes them from the two label
+# files by the rule of the data set's README, and a unit test checks them against the shipped
+# lists, name for name.
+#
+# 1. *clean rows* = training rows minus the `net_7876` rows whose mean y is below 25 px (their
+#    labels are wrong, see below), sorted by path;
+# 2. `test_mtfl` = clean rows at positions *i* with *i* mod 8 = 0 (the in-domain test, like MAFL's);
+# 3. `regressor_train` = the other clean rows (for fitting the linear regressor, like MAFL-train);
+# 4. `unsup_train` = all training rows minus `test_mtfl` (unsupervised training; labels unused);
+# 5. `test_aflw` = the AFLW rows (cross-domain test).
+
+# %%
+shipped = {name: (data.root / "splits" / f"{name}.txt").read_text().split() for name in data.splits}
+assert all(shipped[name] == data.splits[name] for name in data.splits), "derived splits differ from the shipped lists"
+print("derived splits equal the shipped lists for:", ", ".join(sorted(data.splits)))
+
+# %% [markdown]
+# The known defect: 2,347 `net_7876` rows come from 160 × 216 originals whose rescaling went
+# wrong, so their points sit far above the face. Their images are fine for unsupervised
+# training; their labels are never used.
+
+# %% tags=["hide-input"]
+bad = data.by_names(data.splits["excluded_bad_labels"][:8])
+fig = viz.image_grid(list(bad.images), list(bad.points), ncols=8, colours=viz.POINT_COLOURS,
+                     titles=[n.split("/")[-1] for n in bad.names])
+plt.show()
+
+# %% [markdown]
+# ## The evaluation protocol
+#
+# Discovered landmarks are scored by how well they *predict* the annotated ones:
+#
+# * **forward error** (all papers): a linear map from the *K* discovered points (2*K* numbers) to the
+#   5 annotated points is fitted on `regressor_train` and applied to a test split; the error is the
+#   mean point-to-point distance divided by the test face's IOD (eye centres), in percent;
+# * **backward error** (Sanchez & Tzimiropoulos 2019): the reverse map, annotated → discovered. A
+#   detector with a few unstable points looks good forward and bad backward;
+# * **consistency error** (Sanchez 2019): per landmark, `|detect(A(x)) − A(detect(x))|` under random
+#   similarity transforms *A*, in % of IOD, reported per landmark (sorted) and averaged.
+#
+# The papers disagree on details that move the number (see `../shared/notes/protocols.md`), so each
+# is an explicit option of `RegressionOptions`, recorded beside every result:
+
+# %%
+display(pd.DataFrame({"default": RegressionOptions().as_dict()}))
+
+# %% [markdown]
+# `intercept`: fit a bias (Sanchez) or not (Thewlis, Jakab, Zhang); `ridge`: ridge strength
+# relative to the largest eigenvalue of the regressor's Gram matrix (Sanchez uses 10⁻⁴); `train_size`
+# and `repeats`: the few-shot curves draw *R* random subsets of *n* labelled images; `normaliser`:
+# the eye centres for MTFL, MAFL and AFLW.
+#
+# ## Baseline 1: the mean shape
+#
+# Predicting the mean of `regressor_train`'s points for every test face, computed by the same
+# regression code (a fit with no input points). Anything that learns must beat it by a wide margin.
+
+# %%
+train_set = data.split("regressor_train")
+mean_shape = {name: mean_shape_error(train_set.points, split.points)
+              for name, split in (("test_mtfl", test_mtfl), ("test_aflw", test_aflw))}
+table = pd.DataFrame({name: [round(r["mean"], 2)] + [round(v, 2) for v in r["per_point"]]
+                      for name, r in mean_shape.items()}, index=["mean (% IOD)"] + list(POINT_NAMES))
+display(table)
+
+# %% [markdown]
+# ## Baseline 2: a supervised detector
+#
+# The yardstick from the other side: the detector architecture of Thewlis et al. (chapter 1) with
+# five output maps, trained *with* the labels of `regressor_train` (with random similarity
+# augmentation) to put its soft-argmax points on the annotated ones. Its error is the direct
+# prediction error (no regressor). It is trained now, in this profile; the committed reference
+# run below is the longest one available, with its provenance.
+
+# %%
+supervised = run_method("supervised", profile, name="reference")
+references = load_references("supervised")
+runs = [supervised] + references
+label = lambda r: f"{r['run_name']} ({'this execution' if r.get('_run_dir') else 'committed reference'})"
+display(reporting.error_table(runs, "forward", label=label))
+display(reporting.provenance_table(runs, label=label))
+
+# %% [markdown]
+# Beside them, supervised detectors as the papers quote them. **These are the papers' numbers, on
+# MAFL and AFLW, not ours**: those detectors were trained on tens of thousands of CelebA/AFLW faces
+# at higher resolution; ours sees 6,696 faces at 80 px.
+
+# %%
+quoted = pd.DataFrame(papers.SUPERVISED["rows"], index=[f"{c} (paper)" for c in papers.SUPERVISED["columns"]]).T
+display(quoted)
+print("source:", papers.SUPERVISED["source"])
+
+# %% tags=["hide-input"]
+model = load_trained(supervised)
+predicted = detect_all(model.detect, test_mtfl.images[:16])
+fig = viz.image_grid(list(test_mtfl.images[:16]), list(predicted), ncols=8, colours=viz.POINT_COLOURS, marker="x",
+                     point_size=22)
+for ax, truth in zip(fig.axes, test_mtfl.points[:16]):
+    ax.scatter(truth[:, 0], truth[:, 1], s=8, c="white", edgecolors="black", linewidths=0.4)
+fig.suptitle(f"Supervised detector ({profile} profile) on test_mtfl: crosses predicted, dots annotated", fontsize=9, y=1.02)
+plt.show()
+
+# %% [markdown]
+# ## Browse the faces
+#
+# The slider runs through test faces of both splits with their annotated points (dots) and the
+# supervised detector's predictions (crosses). The images are rendered once, and the slider is linked
+# to them in the browser, so the widget also works in the static book.
+
+# %% tags=["hide-input"]
+browse_sets = [("test_mtfl", test_mtfl, shown_mtfl), ("test_aflw", test_aflw, shown_aflw)]
+pngs, labels = [], []
+for name, split, index in browse_sets:
+    guesses = detect_all(model.detect, split.images[index])
+    for i, guess in zip(index, guesses):
+        fig, ax = plt.subplots(figsize=(3, 3))
+        viz.show_landmarks(ax, split.images[i], split.points[i], colours=viz.POINT_COLOURS, size=40)
+        ax.scatter(guess[:, 0], guess[:, 1], marker="x", c=viz.POINT_COLOURS, s=50)
+        error = normalised_errors(guess[None], split.points[i][None]).mean()
+        pngs.append(viz.figure_png(fig))
+        labels.append(f"{name} image {i}: supervised error {error:.1f} % IOD ({profile} profile)")
+viz.slider_stack(pngs, labels, description="face", width="320px")

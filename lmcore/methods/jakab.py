@@ -1,0 +1,113 @@
+"""Jakab, Gupta, Bilen & Vedaldi 2018: unsupervised learning of object landmarks through
+conditional image generation (IMM; "Cond." in C3's Table 1, "Scratch" in Sanchez's tables).
+
+Two views of one image differ by a warp: a *target* x' (mildly warped) and a *source* x (warped
+more). The generator must render x' from the appearance of x and the landmarks of x'; since the
+landmarks reach it only as Gaussian maps (a tight bottleneck), the pose encoder learns to put its
+K points on the geometry of the object. Loss: perceptual (VGG16, per-layer normalised).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..geometry import ComposedWarp, WarpSpec, random_tps, warp_image
+from ..losses.perceptual import PerceptualLoss, pixel_loss
+from ..models.conditional_generator import ConditionalGenerator
+from .base import LandmarkMethod, deep_update
+
+# Paper profile (protocols.md): 128 px, heatmaps at 16 x 16, Gaussians of std 0.1, Adam 1e-3,
+# batch 50 (32 here), gradient clip 1.0, 10 x 10 TPS; VGG16 perceptual loss with per-layer
+# normalisation. The paper's layers are conv1_2 ... conv5_2; relu outputs are used here.
+_PAPER = {
+    "method": {
+        "num_landmarks": 10,
+        "view_crop": 0.8,
+        "view_size": 128,
+        "width": 32, "downsamples": 3, "max_width": 256,
+        "gaussian_std": 0.1,
+        "loss": "perceptual",  # or "pixel" (the chapter's ablation)
+        "vgg_layers": ["relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"],
+        "target_warp": {"rotation_deg": 5.0, "log2_scale": 0.05, "translation": 0.03, "tps_grid": 5, "tps_std": 0.01},
+        "source_warp": {"rotation_deg": 5.0, "log2_scale": 0.1, "translation": 0.1, "tps_grid": 5, "tps_std": 0.02},
+    },
+    "train": {"steps": 100000, "batch_size": 32, "lr": 1e-3, "grad_clip": 1.0, "lr_milestones": [70000],
+              "checkpoint_every": 2000, "eval_every": 2000, "log_every": 100},
+}
+_CPU = deep_update(_PAPER, {
+    "method": {"view_crop": 0.75, "view_size": 48, "width": 16, "downsamples": 2, "max_width": 64,
+               "vgg_layers": ["relu1_2", "relu2_2"]},
+    "train": {"steps": 2500, "batch_size": 16, "lr_milestones": [2000], "checkpoint_every": 500, "eval_every": 500,
+              "log_every": 50},
+})
+_SMOKE = deep_update(_CPU, {
+    "method": {"view_size": 32, "width": 8, "max_width": 16},
+    "train": {"steps": 16, "batch_size": 4, "lr_milestones": [], "checkpoint_every": 8, "eval_every": 8, "log_every": 4},
+})
+PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+
+
+class Jakab(LandmarkMethod):
+    """Pose encoder, Gaussian bottleneck, appearance encoder and generator, trained by perceptual loss."""
+
+    name = "jakab"
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        m = config["method"]
+        self.model = ConditionalGenerator(m["num_landmarks"], m["width"], m["downsamples"], m["max_width"],
+                                          m["gaussian_std"])
+        if m["loss"] == "perceptual":
+            self.criterion = PerceptualLoss(tuple(m["vgg_layers"]))
+        elif m["loss"] == "pixel":
+            self.criterion = None
+        else:
+            raise ValueError(f"unknown loss '{m['loss']}' (perceptual or pixel)")
+        self.target_warp = WarpSpec(**m["target_warp"])
+        self.source_warp = WarpSpec(**m["source_warp"])
+
+    @classmethod
+    def default_config(cls, profile: str) -> dict:
+        return deep_update(PROFILE_CONFIGS[profile], {})
+
+    def landmarks(self, images):
+        return self.model.pose(images)[0]
+
+    def views(self, images, generator):
+        """(source, target): two differently warped views of each image."""
+        b = images.shape[0]
+        view = self.view_warp(b, images.device)
+        target = warp_image(images, ComposedWarp(random_tps(self.target_warp, b, generator, images.device), view),
+                            size=self.view_size)
+        source = warp_image(images, ComposedWarp(random_tps(self.source_warp, b, generator, images.device), view),
+                            size=self.view_size)
+        return source, target
+
+    def forward(self, images, generator, step):
+        source, target = self.views(images, generator)
+        out = self.model(source, target)
+        if self.criterion is None:
+            loss = pixel_loss(out["generated"], target)
+        else:
+            loss = self.criterion(out["generated"], target)
+        return {"loss": loss, "pixel_mse": ((out["generated"] - target) ** 2).mean().detach()}
+
+    @torch.no_grad()
+    def swap(self, appearance_images: torch.Tensor, pose_images: torch.Tensor) -> dict:
+        """Render the landmarks of ``pose_images`` with the appearance of ``appearance_images``
+        (full-frame images in [0, 1]); returns the views, the landmarks and the generated images."""
+        self.eval()
+        device = next(self.parameters()).device
+        app = self.to_view(appearance_images.to(device))
+        pose = self.to_view(pose_images.to(device))
+        out = self.model(app, pose)
+        out["appearance_view"], out["pose_view"] = app, pose
+        return out
+
+    def state_dict(self, *args, **kwargs):
+        # the frozen VGG16 weights are data (fetched and checksummed), not part of a checkpoint
+        state = super().state_dict(*args, **kwargs)
+        return {k: v for k, v in state.items() if ".vgg.body." not in k}
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        missing_vgg = {k: v for k, v in super().state_dict().items() if ".vgg.body." in k}
+        return super().load_state_dict({**state_dict, **missing_vgg}, strict=strict)

@@ -1,0 +1,72 @@
+"""A supervised reference for chapter 0: the FSE detector architecture with K = 5 maps, trained
+on the *labels* of ``regressor_train`` to put its soft-argmax points on the annotated points.
+
+It is the yardstick the unsupervised methods are compared with on MTFL-80 (the papers quote
+supervised detectors such as TCDCN and MTCNN trained on far more data). Its error is the
+direct prediction error; no regressor is fitted.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..evaluation import RegressionOptions, consistency_error, detect_all, normalised_errors
+from ..geometry import ComposedWarp, WarpSpec, pixels_to_normalized, random_similarity, soft_argmax, warp_image
+from ..models.fse_detector import FSEDetector
+from .base import LandmarkMethod, deep_update
+
+_PAPER = {
+    "method": {"num_landmarks": 5, "view_crop": 0.7, "view_size": 80, "widths": [20, 48, 64, 80, 256],
+               "kernel_sizes": [5, 5, 3, 3, 3, 1],
+               "augment": {"rotation_deg": 15.0, "log2_scale": 0.1, "translation": 0.03}},
+    "train": {"steps": 20000, "batch_size": 32, "lr": 1e-3, "weight_decay": 5e-4, "lr_milestones": [15000],
+              "checkpoint_every": 2000, "eval_every": 0, "log_every": 100},
+}
+_CPU = deep_update(_PAPER, {"method": {"view_size": 40},
+                            "train": {"steps": 2000, "batch_size": 32, "lr_milestones": [1600], "checkpoint_every": 500}})
+_SMOKE = deep_update(_CPU, {"method": {"view_size": 32},
+                            "train": {"steps": 20, "batch_size": 8, "lr_milestones": [], "checkpoint_every": 10, "log_every": 5}})
+PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+
+
+class SupervisedRegressor(LandmarkMethod):
+    """FSE-architecture detector trained with annotated points (a supervised yardstick)."""
+
+    name = "supervised"
+    train_split = "regressor_train"
+    supervised = True  # the training loop hands it (images, points) batches
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        m = config["method"]
+        self.detector = FSEDetector(m["num_landmarks"], tuple(m["widths"]), tuple(m["kernel_sizes"]))
+        self.augment = WarpSpec(**m["augment"])
+
+    @classmethod
+    def default_config(cls, profile: str) -> dict:
+        return deep_update(PROFILE_CONFIGS[profile], {})
+
+    def landmarks(self, images):
+        return soft_argmax(self.detector(images))[0]
+
+    def forward(self, batch, generator, step):
+        images, points = batch
+        size = images.shape[-1]
+        jitter = random_similarity(self.augment, len(images), generator, images.device)
+        view = self.view_warp(len(images), images.device)
+        warped = warp_image(images, ComposedWarp(jitter, view), size=self.view_size)
+        target = view.transport(jitter.transport(pixels_to_normalized(points, size)))
+        loss = ((self.landmarks(warped) - target) ** 2).sum(-1).mean()
+        return {"loss": loss}
+
+    def evaluate(self, data, options: RegressionOptions = RegressionOptions()) -> dict:
+        """Direct prediction errors (no regressor) and the consistency error, per test split."""
+        metrics: dict = {"forward": {}, "backward": {}, "consistency": {}}
+        for name in ("test_mtfl", "test_aflw"):
+            test = data.split(name)
+            predicted = detect_all(self.detect, test.images)
+            errors = normalised_errors(predicted, test.points)
+            metrics["forward"][name] = {"mean": float(errors.mean()), "std": 0.0,
+                                        "per_point": [float(v) for v in errors.mean(0)],
+                                        "options": {"direct": True, "normaliser": "eyes"}}
+            metrics["consistency"][name] = consistency_error(self.detect, test.images[:1000], test.points[:1000])
+        return metrics

@@ -1,0 +1,60 @@
+"""Tables built from run records: results with their provenance."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import pandas as pd
+
+
+def short_commit(commit: str) -> str:
+    return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
+def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | None = None) -> pd.DataFrame:
+    """Where each number came from: profile, device, code version, training time."""
+    rows = []
+    for r in records:
+        rows.append({
+            "run": label(r) if label else r.get("run_name", "?"),
+            "method": r["method"],
+            "profile": r["profile"],
+            "device": r["device"].get("name", r["device"].get("type")),
+            "git commit": short_commit(r["git_commit"]),
+            "steps": r.get("steps"),
+            "training (min)": round(r["wall_time_s"] / 60, 1),
+            "created (UTC)": r.get("created", "")[:16].replace("T", " "),
+        })
+    return pd.DataFrame(rows).set_index("run")
+
+
+def error_table(records: Sequence[dict], metric: str = "forward", splits: Sequence[str] = ("test_mtfl", "test_aflw"),
+                label: Callable[[dict], str] | None = None, digits: int = 2) -> pd.DataFrame:
+    """Mean error (% of IOD) of ``metric`` per test split, one row per run, with its profile."""
+    rows = []
+    for r in records:
+        row = {"run": label(r) if label else r.get("run_name", "?"), "profile": r["profile"]}
+        for split in splits:
+            value = r["metrics"].get(metric, {}).get(split, {}).get("mean")
+            row[f"{split} (%)"] = None if value is None else round(value, digits)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def protocol_table(records: Sequence[dict], splits: Sequence[str] = ("test_mtfl", "test_aflw"),
+                   label: Callable[[dict], str] | None = None, digits: int = 2) -> pd.DataFrame:
+    """Forward, backward and consistency errors side by side for each run."""
+    rows = []
+    for r in records:
+        row = {"run": label(r) if label else r.get("run_name", "?"), "profile": r["profile"]}
+        for metric in ("forward", "backward", "consistency"):
+            for split in splits:
+                value = r["metrics"].get(metric, {}).get(split, {}).get("mean")
+                row[(metric, split)] = None if value is None else round(value, digits)
+        rows.append(row)
+    frame = pd.DataFrame(rows).set_index("run")
+    return frame
+
+
+def learning_curve_frame(record: dict) -> pd.DataFrame:
+    """The record's history entries that carry an evaluation."""
+    return pd.DataFrame([h for h in record.get("history", []) if "forward_test_mtfl" in h])

@@ -1,0 +1,81 @@
+"""The test command behind `make test` (and .ci/run):
+
+1. pytest (unit tests); no test collected (exit 5) is a failure;
+2. every chapter executed in the ``smoke`` profile and the book built with warnings as errors
+   into ``_build/test/html`` (the user's ``_build/html`` is left alone);
+3. a headless-Chromium check of the built pages (tools/check_book.py): figures on every chapter
+   page, and widgets rendered. Chromium comes from Debian's packages (installed if missing).
+
+Prints the time of each phase; exits non-zero at the first failing phase.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def phase(name: str):
+    print(f"[test] === {name} ===", flush=True)
+    return time.perf_counter()
+
+
+def done(name: str, started: float) -> None:
+    print(f"[test] {name}: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium and chromium-driver, installed with apt-get when absent."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    apt = ["apt-get"] if os.geteuid() == 0 else (["sudo", "-n", "apt-get"] if shutil.which("sudo") else None)
+    if apt is None:
+        raise SystemExit("[test] chromium and chromium-driver are needed for the page check: "
+                         "install Debian's packages 'chromium chromium-driver' (apt-get needs root)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(apt + ["update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(apt + ["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def main() -> int:
+    total = time.perf_counter()
+    os.environ.setdefault("LMBOOK_PROGRESS", "0")
+    os.environ.setdefault("LMBOOK_RUNS", str(ROOT / "_build" / "test" / "runs"))
+
+    started = phase("pytest")
+    code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT)
+    done("pytest", started)
+    if code == 5:
+        print("[test] FAILED: pytest collected no test", file=sys.stderr)
+        return 1
+    if code != 0:
+        print(f"[test] FAILED: pytest exited {code}", file=sys.stderr)
+        return code
+
+    import build_book
+
+    started = phase("chapters (smoke profile) and the book, warnings as errors")
+    index = build_book.build("smoke", ROOT / "_build" / "test", strict=True)
+    done("chapters and book", started)
+
+    started = phase("headless Chromium check of the built pages")
+    ensure_chromium()
+    import check_book
+
+    code = check_book.check_book(index.parent, ROOT / "_build" / "test" / "screenshots")
+    done("page check", started)
+    if code != 0:
+        return code
+    print(f"[test] all passed in {time.perf_counter() - total:.1f} s; smoke book: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -46,8 +46,8 @@ def test_eq5_is_zero_when_landmarks_move_with_the_warp():
     warp = random_tps(WarpSpec(rotation_deg=20, tps_grid=4, tps_std=0.01), 3, g)
     first = torch.rand(3, 5, 2, generator=g) - 0.5
     second = warp.transport(first)
-    assert landmark_alignment_loss(first, second, warp, map_size=20).item() < 1e-8
-    assert landmark_alignment_loss(first, first + 0.1, warp, map_size=20) > 0.1
+    assert landmark_alignment_loss(first, second, warp, unit=0.1).item() < 1e-8
+    assert landmark_alignment_loss(first, first + 0.1, warp, unit=0.1) > 0.1
 
 
 def _disjoint_maps(k=4, size=8):
@@ -83,3 +83,25 @@ def test_the_detector_outputs_k_maps_at_half_resolution():
     assert scores.shape == (2, 7, 20, 20)
     points, probs = soft_argmax(scores)
     assert points.shape == (2, 7, 2) and torch.allclose(probs.sum((-1, -2)), torch.ones(2, 7))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_map_grid_places_each_output_pixel_over_its_receptive_field(padding):
+    from lmcore.geometry import expected_coordinates, gaussian_heatmaps
+
+    net = FSEDetector(1, widths=(1, 1, 1, 1, 1), padding=padding).eval()
+    with torch.no_grad():  # every conv passes channel 0 through its centre tap: the net copies the image
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.zero_()
+                c = m.kernel_size[0] // 2
+                m.weight[0, 0, c, c] = 1.0
+                if m.bias is not None:
+                    m.bias.zero_()
+    centre = torch.tensor([[[0.12, -0.2]]])
+    image = gaussian_heatmaps(centre, 64, 64, 0.12).expand(-1, 3, -1, -1)
+    out = net(image)
+    grid = net.map_grid(64)
+    assert grid.shape[:2] == out.shape[-2:]
+    found = expected_coordinates(out.clamp_min(0) ** 4, grid)
+    assert torch.allclose(found, centre, atol=0.03)

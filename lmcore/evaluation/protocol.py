@@ -242,9 +242,13 @@ class ProtocolResult:
     forward: dict = field(default_factory=dict)
     backward: dict = field(default_factory=dict)
     consistency: dict = field(default_factory=dict)
+    few_shot: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"forward": self.forward, "backward": self.backward, "consistency": self.consistency}
+        out = {"forward": self.forward, "backward": self.backward, "consistency": self.consistency}
+        if self.few_shot:
+            out["few_shot"] = self.few_shot
+        return out
 
 
 @torch.no_grad()
@@ -259,12 +263,14 @@ def detect_all(detect: DetectFn, images: torch.Tensor, batch_size: int = 256) ->
 
 
 def evaluate_detector(detect: DetectFn, train_set, test_sets: dict, options: RegressionOptions = RegressionOptions(),
-                      consistency: bool = True, consistency_limit: int | None = 1000) -> ProtocolResult:
+                      consistency: bool = True, consistency_limit: int | None = 1000,
+                      few_shot_sizes: Sequence[int | None] = (), few_shot_repeats: int = 10) -> ProtocolResult:
     """Run the whole protocol for one detector.
 
     train_set: the labelled regressor set (a :class:`lmcore.data.LandmarkSet`); test_sets:
     ``{name: LandmarkSet}``. Consistency is measured on the first ``consistency_limit`` images
-    of each test set (None: all).
+    of each test set (None: all). With ``few_shot_sizes`` the forward error is also measured with
+    regressors fitted on ``few_shot_repeats`` random subsets of each size (None: all images).
     """
     train_points = detect_all(detect, train_set.images)
     result = ProtocolResult()
@@ -275,4 +281,7 @@ def evaluate_detector(detect: DetectFn, train_set, test_sets: dict, options: Reg
         if consistency:
             limit = consistency_limit or len(test)
             result.consistency[name] = consistency_error(detect, test.images[:limit], test.points[:limit])
+        if few_shot_sizes:
+            result.few_shot[name] = few_shot_curve(train_points, train_set.points, test_points, test.points,
+                                                   few_shot_sizes, few_shot_repeats, "forward", options)
     return result

@@ -14,34 +14,41 @@ from ..geometry import Warp
 from ..geometry.coords import pixel_centres
 
 
-def _map_pixels(points: torch.Tensor, size: int) -> torch.Tensor:
-    """Normalised coordinates -> pixel units of a ``size x size`` map (only the scale matters)."""
-    return points * (size / 2.0)
+def map_grid_and_unit(h: int, w: int, grid: torch.Tensor | None, device, dtype) -> tuple[torch.Tensor, float]:
+    """The map's pixel coordinates (``h x w x 2``, normalised) and the normalised length of one
+    map pixel (the unit of the losses)."""
+    if grid is None:
+        grid = pixel_centres(h, w, device, dtype)
+    unit = float(grid[0, 1, 0] - grid[0, 0, 0]) if w > 1 else 2.0 / w
+    return grid.to(device=device, dtype=dtype), unit
 
 
 def landmark_alignment_loss(points_first: torch.Tensor, points_second: torch.Tensor, warp: Warp,
-                            map_size: int) -> torch.Tensor:
+                            unit: float) -> torch.Tensor:
     """Eq. 5: ``1/K sum_r |Phi(x')_r carried into x - Phi(x)_r|^2`` on soft-argmax landmarks.
 
-    points_*: ``B x K x 2`` normalised; returns the mean over the batch.
+    points_*: ``B x K x 2`` normalised; ``unit``: the normalised length of one map pixel (the
+    loss is in map pixels squared). Returns the mean over the batch.
     """
     carried = warp.map(points_second)
-    diff = _map_pixels(carried - points_first, map_size)
+    diff = (carried - points_first) / unit
     return (diff**2).sum(-1).mean()
 
 
-def probability_map_alignment_loss(probs_first: torch.Tensor, probs_second: torch.Tensor, warp: Warp) -> torch.Tensor:
+def probability_map_alignment_loss(probs_first: torch.Tensor, probs_second: torch.Tensor, warp: Warp,
+                                   grid: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 6: ``1/K sum_r sum_uv |u - g(v)|^2 p(u|x,r) p(v|x',r)``, in linear time.
 
     Uses the paper's decomposition ``sum_u |u|^2 p(u) + sum_v |g(v)|^2 p'(v) - 2 (sum_u u p(u))
     . (sum_v g(v) p'(v))`` instead of visiting all pixel pairs. Zero only when both maps are
-    deltas at corresponding places. Returns the mean over the batch.
+    deltas at corresponding places. ``grid``: normalised coordinates of the maps' pixels (default:
+    the maps span the image). Returns the mean over the batch, in map pixels squared.
     """
     b, k, h, w = probs_first.shape
-    size = float(w)
-    u = pixel_centres(h, w, probs_first.device, probs_first.dtype).reshape(1, h * w, 2).expand(b, -1, -1)
-    gv = warp.map(pixel_centres(h, w, probs_second.device, probs_second.dtype).reshape(1, h * w, 2).expand(b, -1, -1))
-    u, gv = _map_pixels(u, size), _map_pixels(gv, size)
+    grid, unit = map_grid_and_unit(h, w, grid, probs_first.device, probs_first.dtype)
+    flat = grid.reshape(1, h * w, 2).expand(b, -1, -1)
+    u = flat / unit
+    gv = warp.map(flat) / unit
     p = probs_first.reshape(b, k, h * w)
     q = probs_second.reshape(b, k, h * w)
     first_moment_p = p @ u  # B x K x 2

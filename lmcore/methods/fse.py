@@ -66,7 +66,7 @@ class FSE(LandmarkMethod):
         super().__init__(config)
         m = config["method"]
         self.detector = FSEDetector(m["num_landmarks"], tuple(m["widths"]), tuple(m["kernel_sizes"]),
-                                    m.get("padding_mode", "zeros"))
+                                    m.get("padding_mode", "zeros"), m.get("padding", "same"))
         self.first_warp = WarpSpec(**m["first_warp"])
         self.second_warp = WarpSpec(**m["second_warp"])
 
@@ -77,8 +77,11 @@ class FSE(LandmarkMethod):
     def probability_maps(self, images):
         return spatial_softmax(self.detector(images))
 
+    def map_grid(self, size: int, device=None):
+        return self.detector.map_grid(size, device)
+
     def landmarks(self, images):
-        return soft_argmax(self.detector(images))[0]
+        return soft_argmax(self.detector(images), grid=self.map_grid(images.shape[-1], images.device))[0]
 
     def diversity(self, probs):
         m = self.config["method"]
@@ -96,13 +99,15 @@ class FSE(LandmarkMethod):
                                view=self.view_warp(len(images), images.device), size=self.view_size)
         scores = self.detector(torch.cat([pair.first, pair.second]))
         b = images.shape[0]
+        grid = self.map_grid(self.view_size, images.device)
         probs = spatial_softmax(scores)
         p1, p2 = probs[:b], probs[b:]
         if m["alignment"] == "probability":
-            align = probability_map_alignment_loss(p1, p2, pair.warp)
+            align = probability_map_alignment_loss(p1, p2, pair.warp, grid)
         elif m["alignment"] == "landmark":
-            pts = soft_argmax(scores)[0]
-            align = landmark_alignment_loss(pts[:b], pts[b:], pair.warp, map_size=p1.shape[-1])
+            pts = soft_argmax(scores, grid=grid)[0]
+            unit = float(grid[0, 1, 0] - grid[0, 0, 0])
+            align = landmark_alignment_loss(pts[:b], pts[b:], pair.warp, unit)
         else:
             raise ValueError(f"unknown alignment loss '{m['alignment']}'")
         div = self.diversity(p1) + self.diversity(p2)

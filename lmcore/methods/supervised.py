@@ -58,15 +58,16 @@ class SupervisedRegressor(LandmarkMethod):
         loss = ((self.landmarks(warped) - target) ** 2).sum(-1).mean()
         return {"loss": loss}
 
-    def evaluate(self, data, options: RegressionOptions = RegressionOptions()) -> dict:
+    def evaluate(self, data, options: RegressionOptions = RegressionOptions(), subsample: int = 1) -> dict:
         """Direct prediction errors (no regressor) and the consistency error, per test split."""
         metrics: dict = {"forward": {}, "backward": {}, "consistency": {}}
         for name in ("test_mtfl", "test_aflw"):
-            test = data.split(name)
+            test = data.split(name) if subsample == 1 else data.by_names(data.splits[name][::subsample], name)
             predicted = detect_all(self.detect, test.images)
             errors = normalised_errors(predicted, test.points)
             metrics["forward"][name] = {"mean": float(errors.mean()), "std": 0.0,
                                         "per_point": [float(v) for v in errors.mean(0)],
                                         "options": {"direct": True, "normaliser": "eyes"}}
-            metrics["consistency"][name] = consistency_error(self.detect, test.images[:1000], test.points[:1000])
+            limit = 1000 // subsample
+            metrics["consistency"][name] = consistency_error(self.detect, test.images[:limit], test.points[:limit])
         return metrics

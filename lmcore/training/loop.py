@@ -12,8 +12,8 @@ was not (a test checks it).
 """
 from __future__ import annotations
 
-import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -45,6 +45,7 @@ class TrainConfig:
     resolution: int = 80  # training images are resized to this (evaluation is always at full size)
     checkpoint_every: int = 500
     eval_every: int = 0  # 0: no learning curve
+    keep_every: int = 0  # also keep a copy of the checkpoint every N steps (checkpoint-<step>.pt); 0: none
     log_every: int = 50
     seed: int = 0
 
@@ -251,8 +252,10 @@ def train(
                 method.train()
             history.append(entry)
             bar.set_postfix(loss=f"{entry.get('loss', float('nan')):.4g}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or (cfg.keep_every and step % cfg.keep_every == 0):
             checkpoint()
+            if cfg.keep_every and step % cfg.keep_every == 0 and rank == 0:
+                shutil.copy2(ckpt_path, run_dir / f"checkpoint-{step:07d}.pt")
         if stop_after is not None and steps_this_call >= stop_after and step < cfg.steps:
             checkpoint()
             break

@@ -121,3 +121,14 @@ def profile_note(profile: str) -> str:
     if profile == "smoke":
         return f"**Profile `smoke`**: {text}. Every number below is a code-path check, not a result."
     return f"**Profile `{profile}`**: {text}."
+
+
+from .figures import (  # noqa: E402  (they use the helpers above)
+    checkpoint_scrubber,
+    few_shot_plot,
+    landmarks_on_instances,
+    landmarks_under_warps,
+    learning_curves,
+    regression_on_faces,
+    regressor_graph,
+)

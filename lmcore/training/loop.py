@@ -125,6 +125,11 @@ def _save_atomic(payload: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_meta(path: Path) -> dict:
+    """The ``meta`` dict stored in a checkpoint by :func:`train` (empty if it has none)."""
+    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+
+
 def _params_finite(module: torch.nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in module.parameters())
 
@@ -140,11 +145,13 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     targets: torch.Tensor | None = None,
+    meta: dict | None = None,
 ) -> TrainResult:
     """Train ``method`` on ``images`` (uint8 ``N x 3 x H x W``) for ``cfg.steps`` steps.
 
     With ``targets`` (``N x ...``, e.g. annotated points of a supervised baseline) the method's
-    forward receives ``(images, targets)`` batches instead of images alone.
+    forward receives ``(images, targets)`` batches instead of images alone. ``meta`` (e.g. the git
+    commit) is stored in every checkpoint (:func:`checkpoint_meta` reads it back).
 
     Checkpoints go to ``run_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and at the
     end; if that file exists and was written for the same ``identity`` (the full run config),
@@ -199,7 +206,7 @@ def train(
             "step": step, "model": method.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(), "sampler": sampler.get_state(), "warp_rng": warp_rng.get_state(),
             "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed + (time.perf_counter() - t0),
-            "history": history, "identity": identity_hash,
+            "history": history, "identity": identity_hash, "meta": meta or {},
         }, ckpt_path)
 
     if step >= cfg.steps:

@@ -20,7 +20,7 @@ from ..evaluation import RegressionOptions, evaluate_detector, forward_error, de
 from ..methods import build_method, deep_update, get_method
 from ..paths import RESULTS_DIR, runs_root
 from ..profiles import resolve_profile, select_device
-from .loop import TrainConfig, train
+from .loop import TrainConfig, checkpoint_meta, train
 from .records import config_hash, describe_device, git_commit, now_iso, read_record, write_json_atomic
 
 TEST_SPLITS = ("test_mtfl", "test_aflw")
@@ -110,9 +110,13 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
                 record["evaluation"] = evaluation
                 write_json_atomic(record_path, {k: v for k, v in record.items() if not k.startswith("_")})
             return record
-    if force and run_dir.exists():
+    # A finished record from other code, or a checkpoint written by other code, is stale: its
+    # weights must not be labelled with this commit. Only an interrupted run of this code resumes.
+    stale = force or record_path.exists()
+    if not stale and (run_dir / "checkpoint.pt").exists():
+        stale = checkpoint_meta(run_dir / "checkpoint.pt").get("git_commit") != commit
+    if stale and run_dir.exists():
         shutil.rmtree(run_dir)
-    record_path.unlink(missing_ok=True)
 
     cls = get_method(method)
     model = build_method(method, config)
@@ -132,7 +136,8 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
         data_info = {"dataset": "mnist", "n_train": len(train_images), "note": "no annotated points: no protocol metrics"}
     started = time.perf_counter()
     result = train(model, train_images, cfg, run_dir, device, evaluate=evaluate,
-                   identity=run_identity(method, profile, config, dataset), progress=progress, targets=targets)
+                   identity=run_identity(method, profile, config, dataset), progress=progress, targets=targets,
+                   meta={"git_commit": commit})
     if int(os.environ.get("RANK", "0")) != 0:
         return {}
     eval_start = time.perf_counter()

@@ -230,7 +230,8 @@ display(pd.DataFrame(contributions.round(2), index=[f"landmark {i}" for i in ran
 
 # %%
 ablation_steps = {"smoke": None, "cpu": 700, "paper": None}[profile]
-base = {"train": {"steps": ablation_steps, "lr_milestones": [int(ablation_steps * 0.7)]}} if ablation_steps else {}
+# a shorter schedule keeps the learning-rate decay at the same fraction of it
+base = get_method("fse").shortened_config(config, ablation_steps) if ablation_steps else {}
 ABLATIONS = {
     "Eq. 6 + pooled Eq. 8, m = 4 (default)": {},
     "Eq. 5 instead of Eq. 6": {"method": {"alignment": "landmark"}},

@@ -173,8 +173,9 @@ plt.show()
 # budget as a perceptual run in this table (shorter than the main runs in the `cpu` profile).
 
 # %%
-ablation_steps = {"smoke": None, "cpu": 1500, "paper": None}[profile]
-base = {"train": {"steps": ablation_steps}} if ablation_steps else {}
+ablation_steps = {"smoke": None, "cpu": 500, "paper": None}[profile]
+# a shorter schedule keeps the learning-rate decay at the same fraction of it
+base = get_method("jakab").shortened_config(config, ablation_steps) if ablation_steps else {}
 ablation = {"perceptual (VGG16)": runs[10] if not base else run_method("jakab", profile, name="ablation-perceptual",
                                                                        overrides=base),
             "pixel (MSE)": run_method("jakab", profile, name="ablation-pixel",

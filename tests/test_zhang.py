@@ -59,7 +59,11 @@ def test_reconstruction_loss_is_the_gaussian_nll():
 def test_the_decoder_maps_sum_to_one_across_channels():
     model = LandmarkAutoencoder(5, width=4, depth=2, feature_channels=6, descriptor_dim=2, decoder_sigmas=(0.03, 0.1))
     spread = torch.tensor([[-0.6, -0.6], [0.6, -0.6], [0.0, 0.0], [-0.6, 0.6], [0.6, 0.55]])
-    points = spread + 0.1 * torch.rand(3, 5, 2)  # well apart, so each channel wins at its own point
+    # well apart, so each channel wins at its own point; within 0.2 px of a pixel centre, so the
+    # neighbouring channels' tails cannot tip the peak into the next pixel
+    jitter = 0.1 * torch.rand(3, 5, 2, generator=torch.Generator().manual_seed(0))
+    centres = (((spread + jitter + 1) / 2 * 16).floor() + 0.5) / 16 * 2 - 1
+    points = centres + (torch.rand(3, 5, 2, generator=torch.Generator().manual_seed(1)) - 0.5) * 0.4 / 8
     for sigma in model.decoder_sigmas:
         maps = model.render(points, 16, sigma)
         assert maps.shape == (3, 6, 16, 16)
@@ -90,6 +94,18 @@ def test_the_reconstruction_weight_rises_tenfold_twice():
     assert method.recon_weight(0) == pytest.approx(base)
     assert method.recon_weight(steps[0]) == pytest.approx(10 * base)
     assert method.recon_weight(steps[1] + 1) == pytest.approx(100 * base)
+
+
+def test_a_shortened_schedule_keeps_each_phase_at_its_fraction():
+    config = get_method("zhang").default_config("cpu")  # 2000 steps: lr decay 1400, lambda x10 at 700, 1400
+    short = get_method("zhang").shortened_config(config, 500)
+    assert short["train"]["steps"] == 500
+    assert short["train"]["lr_milestones"] == [350]
+    assert short["method"]["recon_increase_steps"] == [175, 350]
+    assert short["method"]["landmark_control_after"] == 125
+    assert config["train"]["steps"] == 2000  # the original is untouched
+    method = build_method("zhang", short)
+    assert method.recon_weight(349) == pytest.approx(10 * config["method"]["lambda_recon"])
 
 
 def test_a_training_step_gives_finite_losses_and_gradients_to_the_detector():

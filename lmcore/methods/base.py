@@ -43,6 +43,8 @@ class LandmarkMethod(nn.Module):
     """
 
     name = "base"
+    #: ``method`` settings counted in training steps, rescaled by :meth:`shortened_config`
+    step_settings: tuple[str, ...] = ()
     #: the training split of MTFL-80 each method learns from (labels unused)
     train_split = "unsup_train"
 
@@ -55,6 +57,23 @@ class LandmarkMethod(nn.Module):
     @classmethod
     def default_config(cls, profile: str) -> dict:  # pragma: no cover - interface
         raise NotImplementedError
+
+    @classmethod
+    def shortened_config(cls, config: dict, steps: int) -> dict:
+        """``config`` with a ``steps``-step schedule: the learning-rate milestones and the method's
+        step-counted settings (:attr:`step_settings`, e.g. when a loss weight grows) keep their
+        fraction of the schedule, so a short ablation run goes through the same phases."""
+        out = copy.deepcopy(config)
+        scale = steps / out["train"]["steps"]
+
+        def rescale(value):
+            return [int(round(v * scale)) for v in value] if isinstance(value, (list, tuple)) else int(round(value * scale))
+
+        out["train"]["steps"] = int(steps)
+        out["train"]["lr_milestones"] = rescale(out["train"].get("lr_milestones", []))
+        for key in cls.step_settings:
+            out["method"][key] = rescale(out["method"][key])
+        return out
 
     @property
     def num_landmarks(self) -> int:

@@ -36,7 +36,7 @@ _PAPER = {
 _CPU = deep_update(_PAPER, {
     "method": {"view_crop": 0.75, "view_size": 48, "width": 16, "downsamples": 2, "max_width": 64,
                "vgg_layers": ["relu1_2", "relu2_2"]},
-    "train": {"steps": 2500, "batch_size": 16, "lr_milestones": [2000], "checkpoint_every": 500, "eval_every": 500,
+    "train": {"steps": 2000, "batch_size": 16, "lr_milestones": [1400], "checkpoint_every": 500, "eval_every": 500,
               "log_every": 50},
 })
 _SMOKE = deep_update(_CPU, {

@@ -69,6 +69,7 @@ class Zhang(LandmarkMethod):
     """Landmark autoencoder with concentration, separation, equivariance and reconstruction."""
 
     name = "zhang"
+    step_settings = ("recon_increase_steps", "landmark_control_after")
 
     def __init__(self, config: dict):
         super().__init__(config)

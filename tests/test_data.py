@@ -28,6 +28,12 @@ def test_a_split_holds_images_and_points(mtfl):
     assert (test.points[:, :2, 1].mean(1) < test.points[:, 3:, 1].mean(1)).all()
 
 
+def test_every_nth_row_of_a_split_is_the_same_face_as_in_the_whole_split(mtfl):
+    whole, every = mtfl.split("test_aflw", limit=40), mtfl.split("test_aflw", limit=40, every=8)
+    assert every.names == whole.names[::8] and len(every.names) == 5
+    assert (every.images == whole.images[::8]).all() and (every.points == whole.points[::8]).all()
+
+
 def test_missing_data_names_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.setenv("LMBOOK_DATA_ROOT", str(tmp_path))
     with pytest.raises(MissingDataError, match="python data_scripts/fetch_mnist.py"):

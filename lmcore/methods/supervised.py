@@ -62,7 +62,7 @@ class SupervisedRegressor(LandmarkMethod):
         """Direct prediction errors (no regressor) and the consistency error, per test split."""
         metrics: dict = {"forward": {}, "backward": {}, "consistency": {}}
         for name in ("test_mtfl", "test_aflw"):
-            test = data.split(name) if subsample == 1 else data.by_names(data.splits[name][::subsample], name)
+            test = data.split(name, every=subsample)
             predicted = detect_all(self.detect, test.images)
             errors = normalised_errors(predicted, test.points)
             metrics["forward"][name] = {"mean": float(errors.mean()), "std": 0.0,

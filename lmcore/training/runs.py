@@ -63,7 +63,7 @@ def learning_curve_evaluator(data: MTFL80, n_train: int = 2000, subsample: int =
     names = data.splits["regressor_train"]
     stride = max(1, len(names) // n_train) * subsample
     train_set = data.by_names(names[::stride][:n_train], "regressor_train (learning curve subset)")
-    test_set = data.by_names(data.splits["test_mtfl"][::subsample], "test_mtfl")
+    test_set = data.split("test_mtfl", every=subsample)
 
     def evaluate(method) -> dict:
         with torch.no_grad():
@@ -124,8 +124,9 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
     cfg = TrainConfig.from_dict(config["train"])
     if dataset == "mtfl80":
         data = data or MTFL80()
-        train_images = data.split(cls.train_split).images
-        targets = data.split(cls.train_split).points if getattr(cls, "supervised", False) else None
+        train_set = data.split(cls.train_split)
+        train_images = train_set.images
+        targets = train_set.points if getattr(cls, "supervised", False) else None
         subsample = EVAL_SUBSAMPLE.get(profile, 1)
         evaluate = learning_curve_evaluator(data, subsample=subsample) if cfg.eval_every else None
         data_info = {"dataset": "mtfl80", "root": str(data.root), "train_split": cls.train_split,
@@ -165,21 +166,16 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
     return record
 
 
-def evaluation_split(data: MTFL80, name: str, subsample: int = 1):
-    """A split for evaluation, every ``subsample``-th image (1: all)."""
-    return data.split(name) if subsample == 1 else data.by_names(data.splits[name][::subsample], name)
-
-
 def evaluate_method(model, data: MTFL80, options: RegressionOptions = RegressionOptions(),
                     few_shot: dict | None = None, subsample: int = 1) -> dict:
     """The protocol's metrics for a trained method (its own ``evaluate`` if it defines one), on
     every ``subsample``-th image of each split (1: all; the smoke profile uses 8)."""
     if hasattr(model, "evaluate"):
         return model.evaluate(data, options, subsample)
-    test_sets = {name: evaluation_split(data, name, subsample) for name in TEST_SPLITS}
+    test_sets = {name: data.split(name, every=subsample) for name in TEST_SPLITS}
     few_shot = few_shot or {}
     sizes = [n for n in few_shot.get("sizes", ()) if n is None or n * subsample <= len(data.splits["regressor_train"])]
-    return evaluate_detector(model.detect, evaluation_split(data, "regressor_train", subsample), test_sets, options,
+    return evaluate_detector(model.detect, data.split("regressor_train", every=subsample), test_sets, options,
                              consistency_limit=1000 // subsample, few_shot_sizes=sizes,
                              few_shot_repeats=few_shot.get("repeats", 10)).as_dict()
 

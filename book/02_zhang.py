@@ -43,23 +43,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from lmcore import papers, reporting, viz
-from lmcore.data import MTFL80
-from lmcore.evaluation import detect_all, mean_shape_error
+from lmcore.chapter import setup_chapter
 from lmcore.geometry.coords import normalized_to_pixels
 from lmcore.methods import get_method
-from lmcore.methods.base import deep_update
-from lmcore.methods.zhang import K30_OVERRIDES
-from lmcore.profiles import resolve_profile
-from lmcore.training import kept_checkpoints, load_references, load_trained, run_method
+from lmcore.training import load_references, load_trained, run_method, run_variants
 
-profile = resolve_profile(profile)
-display(Markdown(viz.profile_note(profile)))
-data = MTFL80()
-test_mtfl, test_aflw, regressor_train = data.split("test_mtfl"), data.split("test_aflw"), data.split("regressor_train")
-mean_shape = mean_shape_error(regressor_train.points, test_mtfl.points)["mean"]
+chapter = setup_chapter(profile)
+profile, test_mtfl, test_aflw, regressor_train = chapter.profile, chapter.test_mtfl, chapter.test_aflw, chapter.regressor_train
+mean_shape = chapter.mean_shape
+Zhang = get_method("zhang")
+budget = Zhang.budget(profile)
 
 # %% [markdown]
 # ## Settings: the paper, its code, and this implementation
@@ -84,10 +80,12 @@ mean_shape = mean_shape_error(regressor_train.points, test_mtfl.points)["mean"]
 # * As in the other chapters the networks see the central crop of the 80 px frame (`view_crop`).
 #
 # The `cpu` profile shrinks the hourglasses (one convolution per block, 16 channels), trains at
-# 40 px and compresses the schedule; the `paper` profile keeps the paper's sizes.
+# 40 px and compresses the schedule to 1,000 steps (the chapter has 13 minutes of the book's CPU
+# budget); the `paper` profile keeps the paper's sizes. Each profile's extra runs (K = 30, the
+# ablations, the TPS ratios, MNIST) are in `Zhang.budgets`.
 
 # %%
-config = get_method("zhang").default_config(profile)
+config = Zhang.default_config(profile)
 display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}))
 display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 
@@ -95,14 +93,11 @@ display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 # ## Training K = 10 and K = 30
 
 # %%
-# K = 30's decoder costs 1.4 times K = 10's per step; in the `cpu` profile it takes batches of 8
-# (same 2,000 steps and schedule) so that the whole chapter fits in 30 minutes.
-K30_BUDGET = {"smoke": {}, "cpu": {"train": {"batch_size": 8}}, "paper": {}}
+# K = 30 takes Table 7's settings (separation, initial reconstruction weight) and batches of 8
 FEW_SHOT = {"sizes": [1, 5, 10, 50, 100, 500, 1000, None], "repeats": 10}
 runs = {
     10: run_method("zhang", profile, name="k10", few_shot=FEW_SHOT),
-    30: run_method("zhang", profile, name="k30", overrides=deep_update(K30_OVERRIDES, K30_BUDGET[profile]),
-                   few_shot=FEW_SHOT),
+    30: run_method("zhang", profile, name="k30", overrides=budget.variant("k30"), few_shot=FEW_SHOT),
 }
 display(reporting.provenance_table(list(runs.values())))
 
@@ -115,9 +110,9 @@ display(reporting.provenance_table(list(runs.values())))
 # %%
 rows = []
 for k, record in runs.items():
-    rows.append({"K": k, "profile": record["profile"],
-                 "test_mtfl (%)": round(record["metrics"]["forward"]["test_mtfl"]["mean"], 2),
-                 "test_aflw (%)": round(record["metrics"]["forward"]["test_aflw"]["mean"], 2),
+    rows.append({"K": k, "profile": record.profile,
+                 "test_mtfl (%)": round(record.forward("test_mtfl"), 2),
+                 "test_aflw (%)": round(record.forward("test_aflw"), 2),
                  "paper: MAFL": papers.ZHANG_TABLE1["rows"][k]["MAFL"],
                  "paper: AFLW": papers.ZHANG_TABLE1["rows"][k]["AFLW"]})
 display(pd.DataFrame(rows).set_index("K"))
@@ -131,7 +126,7 @@ print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", paper
 
 # %%
 references = load_references("zhang")
-fse_references = [r for r in load_references("fse") if r["run_name"] in ("k10", "k30")]
+fse_references = [r for r in load_references("fse") if r.run_name in ("k10", "k30")]
 if references:
     display(reporting.protocol_table(references + fse_references,
                                      label=lambda r: f"{r['method']} {r['run_name']}"))
@@ -146,18 +141,15 @@ else:
 # ## Table 1c: ablation of each loss (K = 10)
 #
 # Each term removed in turn (its weight set to 0), every variant trained with the same budget. In
-# the `cpu` profile that budget is 500 steps of batch 8 (a quarter of a main run's steps, at about
-# half the cost per step), so the whole chapter fits in 30 minutes; compare the rows with each other,
-# not with the main runs. The paper's row is **the paper's** (MAFL).
+# the `cpu` profile that budget is 250 steps of batch 8 (a quarter of a main run's steps, at about
+# half the cost per step), so that the chapter fits its time; compare the rows with each other, not
+# with the main runs. The paper's column is **the paper's** (MAFL).
 
 # %%
-ablation_steps = {"smoke": None, "cpu": 500, "paper": None}[profile]
-# a shorter schedule keeps the learning-rate decay, the growth of lambda_recon and the switch to
-# landmark-anchored warps at the same fractions of it
-base = get_method("zhang").shortened_config(config, ablation_steps) if ablation_steps else {}
-if ablation_steps:
-    base["train"]["batch_size"] = 8
-    base["train"]["eval_every"] = 0  # no learning curve: only the final protocol numbers are tabled
+# the budget's ablation length, batch and (no) learning curve; a shorter schedule keeps the
+# learning-rate decay, the growth of lambda_recon and the switch to landmark-anchored warps at the
+# same fractions of it; a variant equal to the main K = 10 run is that run
+base = Zhang.ablation_config(profile, config)
 ABLATIONS = {
     "full L": {},
     "w/o L_recon": {"method": {"lambda_recon": 0.0}},
@@ -165,9 +157,7 @@ ABLATIONS = {
     "w/o L_sep": {"method": {"lambda_sep": 0.0}},
     "w/o L_eqv": {"method": {"lambda_eqv": 0.0}},
 }
-ablation_runs = {name: runs[10] if not base and not change else  # same config as the main K = 10 run
-                 run_method("zhang", profile, name=f"ablation-{i}", overrides=deep_update(base, change))
-                 for i, (name, change) in enumerate(ABLATIONS.items())}
+ablation_runs = run_variants("zhang", profile, ABLATIONS, base=base, prefix="ablation", reuse=[runs[10]])
 table1c = reporting.protocol_table(list(ablation_runs.values()),
                                    label=lambda r: next(n for n, x in ablation_runs.items() if x is r))
 paper_1c = {"full L": "full", "w/o L_recon": "w/o recon", "w/o L_conc": "w/o conc", "w/o L_sep": "w/o sep",
@@ -179,21 +169,18 @@ display(table1c)
 # ## Table 5: grid vs landmark TPS control points (K = 10)
 #
 # The share of steps whose equivariance warp is anchored on the current landmarks instead of a
-# regular grid (App. F.3), each trained with the ablations' budget. The `cpu` profile trains three
-# ratios (grid only, the paper's 7:3 default, 5:5), the other profiles also 1:9. The paper's row is
-# **the paper's**.
+# regular grid (App. F.3), each trained with the ablations' budget (the 7:3 default is the ablations'
+# "full L" run). The `cpu` profile trains three ratios (grid only, the paper's 7:3 default, 5:5), the
+# other profiles also 1:9. The paper's column is **the paper's**.
 
 # %%
-RATIOS = {"10:0": 0.0, "7:3": 0.3, "5:5": 0.5, "1:9": 0.9}
-if profile == "cpu":  # the grid-only end, the default and the paper's best: three ratios within the budget
-    RATIOS.pop("1:9")
-ratio_runs = {name: (ablation_runs["full L"] if fraction == config["method"]["landmark_control_fraction"] else
-                     run_method("zhang", profile, name=f"tps-{name.replace(':', '-')}",
-                                overrides=deep_update(base, {"method": {"landmark_control_fraction": fraction}})))
-              for name, fraction in RATIOS.items()}
-table5 = pd.DataFrame({name: {"profile": r["profile"],
-                              "test_mtfl (%)": round(r["metrics"]["forward"]["test_mtfl"]["mean"], 2),
-                              "test_aflw (%)": round(r["metrics"]["forward"]["test_aflw"]["mean"], 2),
+RATIOS = budget.variants["tps_ratios"]
+ratio_runs = run_variants("zhang", profile,
+                          {name: {"method": {"landmark_control_fraction": f}} for name, f in RATIOS.items()},
+                          base=base, prefix="tps", reuse=list(ablation_runs.values()))
+table5 = pd.DataFrame({name: {"profile": r.profile,
+                              "test_mtfl (%)": round(r.forward("test_mtfl"), 2),
+                              "test_aflw (%)": round(r.forward("test_aflw"), 2),
                               "paper: CelebA-regressor MAFL": papers.ZHANG_TABLE1["tps_ratio"][name]}
                        for name, r in ratio_runs.items()}).T
 table5.index.name = "grid:landmark"
@@ -203,7 +190,7 @@ display(table5)
 # ## Figure 38: error against the number of labelled images
 
 # %%
-viz.few_shot_plot({f"K = {k}, test_mtfl [{profile}]": r["metrics"]["few_shot"]["test_mtfl"] for k, r in runs.items()})
+viz.few_shot_plot({f"K = {k}, test_mtfl [{profile}]": r.few_shot("test_mtfl") for k, r in runs.items()})
 plt.show()
 
 # %% [markdown]
@@ -219,7 +206,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 face = test_mtfl.images[2:3].float() / 255
-steps = kept_checkpoints(runs[10])
+steps = runs[10].kept_checkpoints()
 shown = [s for s, _ in steps][:: max(1, len(steps) // 4)][:4] + ([None] if steps else [])
 if steps:
     fig, axes = plt.subplots(len(shown), 11, figsize=(14, 1.4 * len(shown)))
@@ -309,16 +296,8 @@ plt.show()
 # one digit towards another's and decodes.
 
 # %%
-MNIST = {"method": {"num_landmarks": 7, "image_channels": 1, "with_descriptors": False, "view_crop": 1.0,
-                    "view_size": {"smoke": 24, "cpu": 32, "paper": 56}[profile], "color_jitter": 0.0,
-                    "sigma_sep": 0.08, "lambda_sep": 20.0, "lambda_recon": 0.01,
-                    "decoder_sigmas": [0.04, 0.08]},
-         "train": {"resolution": 56, "eval_every": 0}}
-if profile == "smoke":
-    MNIST["method"]["depth"] = 3
-mnist_steps = {"smoke": 12, "cpu": 600, "paper": 30000}[profile]
-MNIST = get_method("zhang").shortened_config(deep_update(config, MNIST), mnist_steps)
-mnist_run = run_method("zhang", profile, name="mnist-k7", overrides=MNIST, dataset="mnist")
+MNIST = Zhang.variant_config(profile, "mnist")  # Appendix B's settings and this profile's length
+mnist_run = run_method("zhang", profile, name="mnist-k7", overrides=MNIST)
 display(reporting.provenance_table([mnist_run]))
 
 # %% tags=["hide-input"]
@@ -355,7 +334,7 @@ plt.show()
 # ## Backward and consistency errors
 
 # %%
-display(reporting.protocol_table(list(runs.values()), label=lambda r: f"K = {r['config']['method']['num_landmarks']}"))
+display(reporting.protocol_table(list(runs.values()), label=lambda r: f"K = {r.num_landmarks}"))
 
 # %% [markdown]
 # ## Watch the landmarks move during training (K = 10)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -151,12 +152,92 @@ def _umask() -> int:
     return mask
 
 
+# Temp files and folders beside an output are named ``.<name>.<pid>.<random>.tmp`` (and a replaced
+# folder is moved aside into ``.<name>.<pid>.<random>.old`` until the new one is in place), so that
+# the next write of the same output can tell those of a killed run (dead pid) from those of a
+# concurrent one. Before pids were in the names they were ``.<name>.<random>.tmp|old``: those are
+# stale when older than this process.
+_PROCESS_STARTED = time.time()
+_LEFTOVER = re.compile(r"^(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.(?P<kind>tmp|old)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (unknown counts as alive)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0 or os.name != "posix":  # os.kill on Windows would terminate the process
+        return pid > 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, under another user
+        return True
+    return True
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def stale_leftovers(path: Path) -> list[Path]:
+    """Temp files and folders an interrupted write of ``path`` left beside it (see above)."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    found = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        match = _LEFTOVER.match(entry.name[len(prefix):])
+        if match is None:
+            continue
+        if match["pid"] is not None:
+            stale = not _pid_alive(int(match["pid"]))
+        else:
+            try:
+                stale = entry.lstat().st_mtime < _PROCESS_STARTED
+            except OSError:
+                continue
+        if stale:
+            found.append(entry)
+    return sorted(found)
+
+
+def remove_stale_leftovers(path: Path) -> list[Path]:
+    """Remove :func:`stale_leftovers` of ``path``; returns them. If ``path`` is missing while a
+    stale ``.old`` folder holds it (a run killed between moving it aside and putting the new one
+    in place), it is put back first."""
+    path = Path(path)
+    leftovers = stale_leftovers(path)
+    if not os.path.lexists(path):
+        olds = [p for p in leftovers if p.name.endswith(".old") and (p / path.name).is_dir()]
+        if olds:
+            newest = max(olds, key=lambda p: p.stat().st_mtime)
+            os.replace(newest / path.name, path)
+            print(f"restored {path} from {newest.name}, left aside by an interrupted run", file=sys.stderr)
+    for entry in leftovers:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+    return leftovers
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[io.BufferedWriter]:
-    """Open a temp file beside ``path`` for binary writing; on success it replaces ``path``."""
+    """Open a temp file beside ``path`` for binary writing; on success it replaces ``path``.
+
+    Temp files of ``path`` left by interrupted runs are removed first (:func:`remove_stale_leftovers`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_leftovers(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -189,16 +270,19 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temp folder beside ``final``; on success it takes ``final``'s place.
 
     An existing ``final`` is moved aside first and deleted only after the new folder is in
-    place; on failure the temp folder is removed and ``final`` is left as it was.
+    place; on failure the temp folder is removed and ``final`` is left as it was. Temp and
+    moved-aside folders of ``final`` left by interrupted runs are removed first
+    (:func:`remove_stale_leftovers`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_stale_leftovers(final)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".old", dir=final.parent))
             os.replace(final, old / final.name)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)

@@ -15,3 +15,18 @@ class CorruptDataError(LmbookError, ValueError):
 
 class TrainingDiverged(LmbookError):
     """The loss became NaN or infinite; the last good checkpoint is kept on disk."""
+
+
+class ConfigError(LmbookError, ValueError):
+    """A setting has a wrong type or value, or is unknown; the message names the key as the user
+    writes it (``train.steps``), the bad value and what is allowed, in one line."""
+
+
+class CorruptCheckpointError(LmbookError):
+    """A checkpoint cannot be read (truncated or not a checkpoint); the message names the file and
+    what to do."""
+
+
+class CorruptRecordError(LmbookError, ValueError):
+    """A run record (``record.json``) cannot be read or lacks required keys; the message names the
+    file and what to do."""

@@ -33,6 +33,7 @@ FETCH_COMMANDS = {
     "aflw": "python data_scripts/fetch_aflw.py",
     "cats": "python data_scripts/fetch_cats.py",
     "shoes": "python data_scripts/fetch_shoes.py",
+    "lspet128": "copy LSPET-128 to ../shared/data/lspet128 or $LMBOOK_DATA_ROOT/lspet128 (see its README)",
 }
 
 
@@ -64,6 +65,11 @@ def find_dataset(name: str, marker: str | None = None) -> Path:
     ``marker`` is a file that must exist inside the folder for it to count (a folder without
     it is treated as incomplete). Raises :class:`MissingDataError` naming the fetch command.
     """
+    env = os.environ.get("LMBOOK_DATA_ROOT")
+    if env and not data_root().is_dir():
+        # a mistyped data root must not silently fall back to the shared copy
+        raise MissingDataError(f"LMBOOK_DATA_ROOT={env} is not a folder; create it (the data scripts fill it) "
+                               f"or unset LMBOOK_DATA_ROOT to use {SHARED_DATA}")
     candidates = [data_root() / name, SHARED_DATA / name]
     for folder in candidates:
         if folder.is_dir() and (marker is None or (folder / marker).exists()):

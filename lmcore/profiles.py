@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from .errors import ConfigError
+
 PROFILES = ("smoke", "cpu", "paper")
 
 DESCRIPTIONS = {
@@ -31,7 +33,8 @@ def resolve_profile(requested: str | None = None) -> str:
     """``requested`` if given, else ``$LMBOOK_PROFILE``, else ``paper`` with CUDA and ``cpu`` without."""
     profile = requested or os.environ.get("LMBOOK_PROFILE") or default_profile()
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile '{profile}' (from the argument or $LMBOOK_PROFILE); "
+                          f"choose one of {', '.join(PROFILES)}")
     return profile
 
 

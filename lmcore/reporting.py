@@ -53,8 +53,3 @@ def protocol_table(records: Sequence[dict], splits: Sequence[str] = ("test_mtfl"
         rows.append(row)
     frame = pd.DataFrame(rows).set_index("run")
     return frame
-
-
-def learning_curve_frame(record: dict) -> pd.DataFrame:
-    """The record's history entries that carry an evaluation."""
-    return pd.DataFrame([h for h in record.get("history", []) if "forward_test_mtfl" in h])

@@ -476,3 +476,53 @@ def test_prepare_default_names_the_failing_command(tmp_path, monkeypatch, capsys
     assert "python data_scripts/fetch_vgg16_weights.py" in captured.err
     monkeypatch.setattr(prepare_default, "_fetchers", lambda: [("mnist", "data_scripts/fetch_mnist.py", ok)])
     assert prepare_default.main(["--root", str(tmp_path)]) == 0
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_atomic_writes_remove_what_interrupted_runs_left(tmp_path):
+    """Temp and moved-aside folders (and temp files) of a killed script are removed by the next
+    write of the same output; those of a live process and of other outputs are kept."""
+    import time
+
+    dead, live = _dead_pid(), os.getppid()
+    final = tmp_path / "mtfl80"
+    final.mkdir()
+    (final / "a.txt").write_text("old")
+    stale = [tmp_path / f".mtfl80.{dead}.abcd1234.tmp", tmp_path / f".mtfl80.{dead}.efgh_678.old",
+             tmp_path / ".mtfl80.k2j3h4l5.tmp"]  # the last named as before pids were in the names
+    kept = [tmp_path / f".mtfl80.{live}.zzzz9999.tmp", tmp_path / ".mtfl80.q1w2e3r4.tmp",  # live; newer than this run
+            tmp_path / f".mtfl80.v2.{dead}.abcd1234.tmp", tmp_path / "mtfl80.abcd1234.tmp"]  # other outputs
+    for folder in stale + kept:
+        (folder / "half").mkdir(parents=True)
+    hour_ago = time.time() - 3600
+    os.utime(stale[2], (hour_ago, hour_ago))
+    with _common.atomic_dir(final) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert (final / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["mtfl80"] + [p.name for p in kept])
+
+    target = tmp_path / "f.bin"
+    half = tmp_path / f".f.bin.{dead}.abcd1234.tmp"
+    half.write_bytes(b"half")
+    _common.atomic_write_bytes(target, b"x")
+    assert target.read_bytes() == b"x" and not half.exists()
+
+
+def test_an_output_killed_between_its_two_renames_is_restored(tmp_path):
+    """A script killed after moving the old folder aside, before the new one took its place: the
+    next write puts the old folder back first, so a failing write leaves it as it was."""
+    aside = tmp_path / f".mtfl80.{_dead_pid()}.abcd1234.old" / "mtfl80"
+    aside.mkdir(parents=True)
+    (aside / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with _common.atomic_dir(tmp_path / "mtfl80") as tmp:
+            raise RuntimeError("interrupted")
+    assert (tmp_path / "mtfl80" / "a.txt").read_text() == "old"
+    assert os.listdir(tmp_path) == ["mtfl80"]

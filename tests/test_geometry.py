@@ -11,6 +11,7 @@ from lmcore.geometry import (
     ComposedWarp,
     TPSWarp,
     WarpSpec,
+    crop_warp,
     expected_coordinates,
     gaussian_heatmaps,
     marginal_soft_argmax,
@@ -150,8 +151,47 @@ def test_synthesized_pair_second_view_is_the_first_warped_by_the_returned_warp()
     rewarped = warp_image(pair.first, pair.warp)
     interior = (slice(None), slice(None), slice(16, -16), slice(16, -16))
     assert (rewarped - pair.second)[interior].abs().max() < 0.05
-    # and a point carried by the warp lands on the same content
-    assert pair.warp.batch_size == 3
+    # and a point carried by the warp lands on the same content: one small blob per channel, found
+    # in the first image, is carried by warp.transport onto the same blob in the second
+    blobs = gaussian_heatmaps(torch.rand(3, 4, 2, generator=g) * 0.6 - 0.3, 64, 64, 0.05)
+    pair = synthesize_pair(blobs, spec, spec, g)
+    in_first, in_second = expected_coordinates(pair.first), expected_coordinates(pair.second)
+    assert (pair.warp.transport(in_first) - in_second).norm(dim=-1).max() < 0.012
+    assert (pair.warp.map(in_second) - in_first).norm(dim=-1).max() < 0.012
+
+
+def _pair_of_blobs(batch=4, blobs=3, size=96, std=0.04, seed=0):
+    """Images with one Gaussian blob per channel at known places inside [-0.25, 0.25]^2."""
+    g = torch.Generator().manual_seed(seed)
+    points = torch.rand(batch, blobs, 2, generator=g) * 0.5 - 0.25
+    return gaussian_heatmaps(points, size, size, std), points, g
+
+
+def test_synthesized_pair_with_a_view_shows_the_view_at_the_requested_size():
+    images, points, g = _pair_of_blobs()
+    crop = 0.6
+    identity = WarpSpec()
+    pair = synthesize_pair(images, identity, identity, g, view=crop_warp(4, crop), size=40)
+    assert pair.first.shape == pair.second.shape == (4, 3, 40, 40)
+    # no warps: both images are the central 0.6 of the frame, zoomed, so a blob at p is at p / 0.6
+    for image in (pair.first, pair.second):
+        assert torch.allclose(expected_coordinates(image), points / crop, atol=5e-3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_synthesized_pair_with_a_view_relates_its_images_by_its_warp_in_view_coordinates(seed):
+    images, _, g = _pair_of_blobs(seed=seed)
+    first_spec = WarpSpec(rotation_deg=10, log2_scale=0.1, translation=0.05, tps_grid=4, tps_std=0.01)
+    second_spec = WarpSpec(rotation_deg=25, log2_scale=0.15, translation=0.1, tps_grid=4, tps_std=0.01)
+    pair = synthesize_pair(images, first_spec, second_spec, g, view=crop_warp(4, 0.6), size=40)
+    assert pair.first.shape == pair.second.shape == (4, 3, 40, 40)
+    in_first, in_second = expected_coordinates(pair.first), expected_coordinates(pair.second)
+    assert in_first.abs().max() < 0.75 and in_second.abs().max() < 0.75  # every blob inside both views
+    # the documented directions: transport carries first -> second, map carries second -> first
+    # (0.01 normalised = 0.2 px of the 40 px view; the wrong direction or g2 taken in image rather
+    # than view coordinates misses by 0.03 and more)
+    assert (pair.warp.transport(in_first) - in_second).norm(dim=-1).max() < 0.01
+    assert (pair.warp.map(in_second) - in_first).norm(dim=-1).max() < 0.01
 
 
 def test_warp_image_rejects_a_batch_mismatch():

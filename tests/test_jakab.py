@@ -9,11 +9,30 @@ from lmcore.models.conditional_generator import ConditionalGenerator, GaussianRe
 
 
 def test_the_renderer_draws_one_peak_per_landmark_at_every_scale():
-    points = torch.tensor([[[0.5, -0.5], [-0.25, 0.25]]])
+    # two landmarks off centre, with x != y and on opposite sides, away from pixel borders at every
+    # scale: each map's brightest pixel is the pixel holding its point, so a transposed (x, y), a
+    # flipped axis or swapped channels put a peak elsewhere
+    points = torch.tensor([[[0.53, -0.28], [-0.41, 0.66]]])
+    expected = {  # (column, row) of the pixel holding each point: floor((p + 1) / 2 * size)
+        8: [(6, 2), (2, 6)],
+        16: [(12, 5), (4, 13)],
+        32: [(24, 11), (9, 26)],
+    }
     maps = GaussianRenderer(0.1)(points, [8, 16, 32])
-    assert [m.shape[-1] for m in maps] == [8, 16, 32]
+    assert [tuple(m.shape) for m in maps] == [(1, 2, 8, 8), (1, 2, 16, 16), (1, 2, 32, 32)]
     for m in maps:
-        assert m.max() <= 1.0 and m.shape[1] == 2
+        size = m.shape[-1]
+        for k, (col, row) in enumerate(expected[size]):
+            peak = int(m[0, k].argmax())
+            assert divmod(peak, size) == (row, col), (size, k)
+            # the peak's value is the Gaussian at that pixel centre: exp(-d^2 / (2 std^2)) <= 1
+            centre = torch.tensor([(2 * col + 1) / size - 1, (2 * row + 1) / size - 1])
+            height = torch.exp(-((centre - points[0, k]) ** 2).sum() / (2 * 0.1**2))
+            assert m[0, k, row, col].item() == pytest.approx(height.item(), rel=1e-5)
+    # at the finest scale (std = 1.6 px) the map's centroid is the point itself
+    from lmcore.geometry import expected_coordinates
+
+    assert torch.allclose(expected_coordinates(maps[-1]), points, atol=0.01)
 
 
 def test_the_generator_renders_the_target_size_from_appearance_and_pose():
@@ -42,13 +61,32 @@ def test_perceptual_loss_is_zero_for_identical_images_and_grows_with_difference(
     assert 0 < small < large
 
 
+def _neighbour_correlation(weight: torch.Tensor, dim: int) -> float:
+    """Correlation between kernel taps adjacent along ``dim`` (-1: x, -2: y), over all filters."""
+    a = weight.narrow(dim, 0, weight.shape[dim] - 1).flatten().double()
+    b = weight.narrow(dim, 1, weight.shape[dim] - 1).flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()))
+
+
 def test_the_vgg_features_are_pretrained_not_random(perceptual):
-    # ImageNet conv1_1 filters have a structure random init lacks: their biases are not all ~0 and
-    # the first layer's filters sum to sizeable colour-opponent values (checked against the pinned hash
-    # by the loader); here: relu activations on a smooth image are sparse in deep layers.
-    smooth = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
-    feats = perceptual.vgg(smooth)
-    assert (feats["relu2_2"] > 0).float().mean() < 0.5
+    conv1_1 = perceptual.vgg.body[0]
+    # values of torchvision's ImageNet VGG16 (IMAGENET1K_V1) conv1_1, which the checksummed file
+    # holds: filter 0 (input channels R, G, B) and the first biases. A random init, another
+    # network or a BGR-ordered copy (channels 0 and 2 swapped) differs.
+    filter0 = torch.tensor([
+        [[-0.5537, 0.1427, 0.5290], [-0.5831, 0.3566, 0.7657], [-0.6902, -0.0480, 0.4841]],
+        [[0.1755, 0.0099, -0.0814], [0.0441, -0.0703, -0.2604], [0.1324, -0.1728, -0.1323]],
+        [[0.3130, -0.1659, -0.4275], [0.4752, -0.0827, -0.4870], [0.6320, 0.0193, -0.2775]],
+    ])
+    assert torch.allclose(conv1_1.weight[0].detach(), filter0, atol=1e-4)
+    assert torch.allclose(conv1_1.bias[:4].detach(), torch.tensor([0.4034, 0.3778, 0.4644, -0.3228]), atol=1e-4)
+    # and a property of learned first layers that no i.i.d. initialisation has: smooth filters,
+    # whose neighbouring taps are correlated (about 0.33 here; random init: 0 +- 0.07)
+    for dim in (-1, -2):
+        assert _neighbour_correlation(conv1_1.weight.detach(), dim) > 0.2
+        iid = torch.randn(64, 3, 3, 3, generator=torch.Generator().manual_seed(dim + 2))
+        assert abs(_neighbour_correlation(iid, dim)) < 0.2  # the property tells the two apart
 
 
 def test_missing_weights_name_the_data_script(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -40,12 +41,58 @@ def _cache_key(paths: Sequence[Path], size: tuple[int, int]) -> str:
     return digest.hexdigest()[:16]
 
 
+# Temp files of the cache are ``<name>-<key>.tmp<pid>.npy`` (see load_image_stack).
+_TMP_NAME = re.compile(r"\.tmp(\d+)\.npy$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a zombie counts as alive).
+
+    Outside POSIX it answers True (keep the file): ``os.kill(pid, 0)`` would end the
+    process on Windows instead of probing it.
+    """
+    if pid <= 0:
+        return False
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists but belongs to another user
+        return True
+    return True
+
+
+def remove_orphaned_temp_files(folder: Path) -> list[Path]:
+    """Delete ``*.tmp<pid>.npy`` files in ``folder`` whose writer ``pid`` is no longer alive.
+
+    A process killed while writing the cache (each temp file is ~250 MB for MTFL-80) leaves
+    its temp file behind; nothing else would ever remove it. Files of live processes are
+    kept (they may still be writing). Returns the removed paths.
+    """
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob("*.tmp*.npy"):
+        match = _TMP_NAME.search(path.name)
+        if match is None or pid_alive(int(match.group(1))):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:  # another process swept it first
+            pass
+    return removed
+
+
 def load_image_stack(paths: Sequence[Path], size: tuple[int, int], name: str) -> np.ndarray:
     """Decode ``paths`` into an ``N x 3 x H x W`` uint8 array, cached on disk.
 
     The cache file (in :func:`lmcore.paths.cache_root`) is keyed on the paths, sizes and
     modification times of the files, so a changed or replaced image invalidates it. It is
-    written atomically and memory-mapped on later loads.
+    written atomically and memory-mapped on later loads. Each call (read or write) first
+    removes temp files left by killed writers (:func:`remove_orphaned_temp_files`).
     """
     paths = [Path(p) for p in paths]
     missing = [p for p in paths if not p.exists()]
@@ -53,6 +100,7 @@ def load_image_stack(paths: Sequence[Path], size: tuple[int, int], name: str) ->
         raise CorruptDataError(f"{len(missing)} image(s) listed for '{name}' are missing, first: {missing[0]}")
     key = _cache_key(paths, size)
     cache_file = cache_root() / f"{name}-{key}.npy"
+    remove_orphaned_temp_files(cache_file.parent)
     if cache_file.exists():
         try:
             return np.load(cache_file, mmap_mode="r")
@@ -64,6 +112,14 @@ def load_image_stack(paths: Sequence[Path], size: tuple[int, int], name: str) ->
         stack[i] = read_rgb(p, size).transpose(2, 0, 1)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, stack)
-    os.replace(tmp, cache_file)
+    try:
+        np.save(tmp, stack)
+        os.replace(tmp, cache_file)
+    except FileNotFoundError:
+        # Another process took our temp file for an orphan (a writer in another pid
+        # namespace sharing this cache): the decoded stack is still right, only not cached.
+        pass
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # an error or Ctrl-C must not leave 250 MB behind
+        raise
     return stack

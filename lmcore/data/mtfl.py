@@ -2,23 +2,32 @@
 
 The folder (``../shared/data/mtfl80`` or ``$LMBOOK_DATA_ROOT/mtfl80``) holds 12,995 80x80
 faces, two label files with 5 points per face (left eye, right eye, nose, left and right
-mouth corner; pixel coordinates) and ``splits/``. The five splits are *derived here* by the
-rule of the data set's README, and a test checks them against the shipped lists:
+mouth corner; pixel coordinates) and ``splits/``. The splits are *derived here* by the
+rule of the data set's README, and :class:`MTFL80` checks them against the shipped lists:
 
 1. clean rows = training rows minus the ``net_7876`` rows whose mean y is below 25 px
    (their labels are wrong), sorted by path;
 2. ``test_mtfl`` = clean rows at positions ``i % 8 == 0``;
 3. ``regressor_train`` = the other clean rows;
 4. ``unsup_train`` = all training rows minus ``test_mtfl`` (labels unused);
-5. ``test_aflw`` = the AFLW rows of the testing file.
+5. ``test_aflw`` = the AFLW rows of the testing file;
+6. ``tune_val`` = ``regressor_train`` rows at positions ``i % 5 == 0``, ``tune_fit`` = the
+   others: for choosing settings without looking at a test set.
 
 Points are returned in the image frame where the image spans ``[0, W] x [0, H]``.
+
+Label rows are validated (see :func:`read_label_file`), and the derived splits are compared
+with ``splits/*.txt``, so a label file cut at a line boundary (which parses cleanly) is
+refused instead of training silently on fewer faces.
 """
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -29,8 +38,13 @@ from .images import load_image_stack
 
 IMAGE_SIZE = 80
 POINT_NAMES = ("left eye", "right eye", "nose", "left mouth", "right mouth")
-SPLITS = ("unsup_train", "regressor_train", "test_mtfl", "test_aflw")
+SPLITS = ("unsup_train", "regressor_train", "test_mtfl", "test_aflw", "tune_fit", "tune_val")
+LABEL_FILES = ("new_training.txt", "new_testing.txt")
 BAD_LABEL_MEAN_Y = 25.0  # net_7876 rows whose mean y is below this carry wrong labels
+# Coordinates must lie within half a frame of the 80 px image. The shipped files span
+# -7.5 .. 69.8 px (the bad net_7876 rows reach -7.5); a value past this bound is a typo or a
+# corrupt file, e.g. 1e5 or a lost decimal point.
+COORD_MIN, COORD_MAX = -0.5 * IMAGE_SIZE, 1.5 * IMAGE_SIZE
 
 
 @dataclass
@@ -38,42 +52,101 @@ class LandmarkSet:
     """Images with annotated points.
 
     images: ``N x 3 x H x W`` uint8 tensor; points: ``N x P x 2`` float tensor of (x, y)
-    pixel coordinates; names: relative paths, in order.
+    pixel coordinates; names: relative paths, in order; visible: ``N x P`` bool tensor
+    (True where the point is annotated and may be used) or None when every point is.
     """
 
     name: str
     names: list[str]
     images: torch.Tensor
     points: torch.Tensor
+    visible: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
     def subset(self, index) -> "LandmarkSet":
         index = torch.as_tensor(index, dtype=torch.long)
-        return LandmarkSet(self.name, [self.names[i] for i in index.tolist()], self.images[index], self.points[index])
+        visible = None if self.visible is None else self.visible[index]
+        return LandmarkSet(self.name, [self.names[i] for i in index.tolist()], self.images[index],
+                           self.points[index], visible)
 
     @property
     def image_size(self) -> int:
         return int(self.images.shape[-1])
 
 
-def read_label_file(path: Path) -> dict[str, np.ndarray]:
-    """Parse ``path x1..x5 y1..y5`` rows into ``{path: 5 x 2 array}``; bad rows name the line."""
+def check_number_token(token: str, path: Path | str, lineno: int,
+                       low: float = COORD_MIN, high: float = COORD_MAX) -> float:
+    """Parse one coordinate written by Python's ``repr(float)``; raise naming ``path:lineno``.
+
+    Rules, in order: it parses as a float; it is finite (no ``nan``/``inf``); it lies in
+    ``[low, high]``; it is written exactly as ``repr(float(token))``, the format of the shipped
+    files and of ``data_scripts/_common.format_row``. The last rule catches a number cut short
+    when its cut leaves a non-canonical spelling: ``21.0 -> 2`` or ``21.`` (no digit after a
+    decimal point), ``34.800000000000004 -> 34.80000`` (trailing zero), ``+1.0``, ``01.5``.
+    """
+    try:
+        value = float(token)
+    except ValueError:
+        raise CorruptDataError(f"{path}:{lineno}: {token!r} is not a number") from None
+    if not math.isfinite(value):
+        raise CorruptDataError(f"{path}:{lineno}: non-finite value {token!r}")
+    if not low <= value <= high:
+        raise CorruptDataError(f"{path}:{lineno}: value {token} is outside the sane range [{low:g}, {high:g}]")
+    if repr(value) != token:
+        raise CorruptDataError(
+            f"{path}:{lineno}: {token!r} is not written as the file's numbers are (Python float repr, "
+            f"here {repr(value)!r}): a number cut short or edited by hand")
+    return value
+
+
+def decode_text(data: bytes, path: Path | str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptDataError(f"{path}: not UTF-8 text ({exc})") from exc
+
+
+def check_line_end(text: str, path: Path | str) -> None:
+    """A non-empty file must end with a line end: every writer of these files ends each row
+    with one, so a missing one means the file was cut inside its last row."""
+    if text and not text.endswith("\n"):
+        lineno = text.count("\n") + 1
+        raise CorruptDataError(f"{path}:{lineno}: the last row has no line end: the file was cut short")
+
+
+def parse_label_text(text: str, path: Path | str) -> dict[str, np.ndarray]:
+    """Parse the text of an MTFL-80 label file (see :func:`read_label_file`)."""
     rows: dict[str, np.ndarray] = {}
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 11:
-                raise CorruptDataError(f"{path}:{lineno}: expected a path and 10 numbers, got {len(parts)} fields")
-            try:
-                values = np.array([float(v) for v in parts[1:]], dtype=np.float64)
-            except ValueError as exc:
-                raise CorruptDataError(f"{path}:{lineno}: {exc}") from exc
-            rows[parts[0].replace("\\", "/")] = np.stack([values[:5], values[5:]], axis=1)
+    first_line: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 11:
+            raise CorruptDataError(f"{path}:{lineno}: expected a path and 10 numbers, got {len(parts)} fields")
+        name = parts[0].replace("\\", "/")
+        if name in first_line:
+            raise CorruptDataError(f"{path}:{lineno}: {name} repeats line {first_line[name]}")
+        first_line[name] = lineno
+        values = np.array([check_number_token(v, path, lineno) for v in parts[1:]], dtype=np.float64)
+        rows[name] = np.stack([values[:5], values[5:]], axis=1)
+    check_line_end(text, path)
     return rows
+
+
+def read_label_file(path: Path) -> dict[str, np.ndarray]:
+    """Parse ``path x1..x5 y1..y5`` rows into ``{path: 5 x 2 array}`` (x, y per point).
+
+    Raises :class:`CorruptDataError` naming ``file:line`` for a row without 11 fields, a
+    repeated path, a value that is not finite, outside ``[COORD_MIN, COORD_MAX]`` or not
+    written as ``repr(float)`` (see :func:`check_number_token`), and a last row without a
+    line end (a file cut inside that row). A file cut *at* a line boundary parses; the split
+    check of :class:`MTFL80` catches it.
+    """
+    path = Path(path)
+    return parse_label_text(decode_text(path.read_bytes(), path), path)
 
 
 def has_bad_label(name: str, points: np.ndarray) -> bool:
@@ -97,7 +170,81 @@ def derive_splits(training: dict[str, np.ndarray], testing: dict[str, np.ndarray
         "test_mtfl": test_mtfl,
         "test_aflw": test_aflw,
         "excluded_bad_labels": excluded,
+        "tune_fit": [n for i, n in enumerate(regressor_train) if i % 5 != 0],
+        "tune_val": [n for i, n in enumerate(regressor_train) if i % 5 == 0],
     }
+
+
+# --------------------------------------------------------------------------- shipped split lists
+
+
+def read_name_list(path: Path) -> list[str]:
+    """Names of a split list, one per line (blank lines ignored, line ends stripped)."""
+    text = decode_text(Path(path).read_bytes(), path)
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def _first(names: Iterable[str]) -> str:
+    return next(iter(sorted(names)), "-")
+
+
+def check_rows_against_lists(label_file: Path, names: Iterable[str], lists: Sequence[Path]) -> None:
+    """Every row of ``label_file`` must appear in the union of ``lists`` and vice versa.
+
+    Skipped unless all ``lists`` exist. Raises CorruptDataError naming the label file with
+    its row count, the count the lists expect and the first missing and unexpected names.
+    """
+    if not lists or not all(p.is_file() for p in lists):
+        return
+    have = set(names)
+    expected: set[str] = set()
+    for p in lists:
+        expected.update(read_name_list(p))
+    if have == expected:
+        return
+    missing, extra = expected - have, have - expected
+    shown = " + ".join(f"splits/{p.name}" for p in lists)
+    raise CorruptDataError(
+        f"{label_file} has {len(have)} rows; {shown} expect {len(expected)} "
+        f"({len(missing)} missing from the file, first {_first(missing)}; "
+        f"{len(extra)} not in the lists, first {_first(extra)}): a truncated or replaced label file")
+
+
+def check_splits_against_lists(splits: Mapping[str, Sequence[str]], folder: Path,
+                               source_of: Mapping[str, Path]) -> None:
+    """Compare each derived split with ``folder/splits/NAME.txt`` where that list exists.
+
+    ``source_of`` maps a split to the label file it is derived from (named in the error).
+    Lists that are absent (an older copy without ``tune_*``) are not required.
+    """
+    problems = []
+    for split, derived in splits.items():
+        path = folder / "splits" / f"{split}.txt"
+        if not path.is_file():
+            continue
+        shipped = read_name_list(path)
+        if shipped == list(derived):
+            continue
+        missing, extra = set(shipped) - set(derived), set(derived) - set(shipped)
+        if not missing and not extra:
+            what = "the same names in another order"
+        else:
+            what = (f"{len(missing)} missing, first {_first(missing)}; "
+                    f"{len(extra)} not listed, first {_first(extra)}")
+        problems.append(f"{source_of[split]} gives {len(derived)} rows for '{split}'; "
+                        f"splits/{split}.txt expects {len(shipped)} ({what})")
+    if problems:
+        raise CorruptDataError("derived splits differ from the shipped lists: " + " | ".join(problems))
+
+
+def files_sha256(files: Mapping[str, bytes]) -> str:
+    """sha256 over named byte strings, in the mapping's order: for each, the line
+    ``name|length\\n`` then the bytes (so moving bytes between files changes the hash)."""
+    digest = hashlib.sha256()
+    for name, data in files.items():
+        digest.update(f"{name}|{len(data)}\n".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 class MTFL80:
@@ -105,16 +252,34 @@ class MTFL80:
 
     >>> data = MTFL80()                     # doctest: +SKIP
     >>> test = data.split("test_mtfl")      # LandmarkSet of 957 faces
+
+    Raises :class:`CorruptDataError` for an invalid label row (see :func:`read_label_file`)
+    and, where ``splits/`` exists, when the label files do not give the shipped lists.
     """
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else find_dataset("mtfl80", marker="new_training.txt")
-        for required in ("new_training.txt", "new_testing.txt"):
+        for required in LABEL_FILES:
             if not (self.root / required).exists():
                 raise CorruptDataError(f"{self.root} is not an MTFL-80 folder: {required} is missing")
-        self.training = read_label_file(self.root / "new_training.txt")
-        self.testing = read_label_file(self.root / "new_testing.txt")
+        # Parse and hash the same bytes, so the fingerprint names exactly what was loaded.
+        raw = {f: (self.root / f).read_bytes() for f in LABEL_FILES}
+        train_path, test_path = (self.root / f for f in LABEL_FILES)
+        self.training = parse_label_text(decode_text(raw[LABEL_FILES[0]], train_path), train_path)
+        self.testing = parse_label_text(decode_text(raw[LABEL_FILES[1]], test_path), test_path)
+        self._fingerprint = files_sha256(raw)
         self.splits = derive_splits(self.training, self.testing)
+        lists = self.root / "splits"
+        if lists.is_dir():
+            check_rows_against_lists(train_path, self.training, [lists / "unsup_train.txt", lists / "test_mtfl.txt"])
+            check_rows_against_lists(test_path, self.testing, [lists / "test_aflw.txt"])
+            source_of = {s: test_path if s == "test_aflw" else train_path for s in self.splits}
+            check_splits_against_lists(self.splits, self.root, source_of)
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the two label files' bytes as loaded (:func:`files_sha256`): the
+        data's identity for run records; any edit or truncation gives another value."""
+        return self._fingerprint
 
     @cached_property
     def _all_names(self) -> list[str]:

@@ -1,23 +1,35 @@
 """The evaluation protocol (forward / backward / consistency errors in % of IOD)."""
 from .protocol import (
     CONSISTENCY_WARPS,
+    NORMALISERS,
+    RIDGE_GRID,
+    RIDGE_SCALES,
+    TUNE_MIN_REPEATS,
     LinearMap,
     ProtocolResult,
     RegressionOptions,
     backward_error,
+    box_diagonal,
+    choose_ridge,
     consistency_error,
     detect_all,
     evaluate_detector,
     few_shot_curve,
     fit_linear_map,
     forward_error,
+    gram_scale,
     inter_ocular_distance,
     mean_shape_error,
     normalised_errors,
+    normaliser_distance,
+    regressor_count,
+    tune_positions,
 )
 
 __all__ = [
-    "CONSISTENCY_WARPS", "LinearMap", "ProtocolResult", "RegressionOptions", "backward_error",
+    "CONSISTENCY_WARPS", "NORMALISERS", "RIDGE_GRID", "RIDGE_SCALES", "TUNE_MIN_REPEATS", "LinearMap",
+    "ProtocolResult", "RegressionOptions", "backward_error", "box_diagonal", "choose_ridge",
     "consistency_error", "detect_all", "evaluate_detector", "few_shot_curve", "fit_linear_map",
-    "forward_error", "inter_ocular_distance", "mean_shape_error", "normalised_errors",
+    "forward_error", "gram_scale", "inter_ocular_distance", "mean_shape_error", "normalised_errors",
+    "normaliser_distance", "regressor_count", "tune_positions",
 ]

@@ -11,16 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..geometry import Warp
-from ..geometry.coords import pixel_centres
-
-
-def map_grid_and_unit(h: int, w: int, grid: torch.Tensor | None, device, dtype) -> tuple[torch.Tensor, float]:
-    """The map's pixel coordinates (``h x w x 2``, normalised) and the normalised length of one
-    map pixel (the unit of the losses)."""
-    if grid is None:
-        grid = pixel_centres(h, w, device, dtype)
-    unit = float(grid[0, 1, 0] - grid[0, 0, 0]) if w > 1 else 2.0 / w
-    return grid.to(device=device, dtype=dtype), unit
+from ..geometry.moments import map_grid_and_unit
 
 
 def landmark_alignment_loss(points_first: torch.Tensor, points_second: torch.Tensor, warp: Warp,

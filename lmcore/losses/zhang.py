@@ -12,27 +12,12 @@ import math
 import torch
 
 from ..geometry import Warp
-from ..geometry.coords import pixel_centres
+from ..geometry.moments import landmark_statistics  # noqa: F401  (Eq. 3; lives in geometry, kept importable here)
 
 
 def to_edge_units(points: torch.Tensor) -> torch.Tensor:
     """Normalised coordinates (image 2 wide) -> units of the image edge (image 1 wide)."""
     return points * 0.5
-
-
-def landmark_statistics(detection: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted mean coordinate (Eq. 3) and variance along each axis of each map ``D_k / zeta_k``.
-
-    detection: ``B x K x H x W`` non-negative (the landmark channels of D). Returns
-    ``(points B x K x 2, variances B x K x 2)`` in normalised coordinates.
-    """
-    b, k, h, w = detection.shape
-    grid = pixel_centres(h, w, detection.device, detection.dtype).reshape(h * w, 2)
-    weights = detection.reshape(b, k, h * w)
-    weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
-    mean = weights @ grid
-    second = weights @ (grid**2)
-    return mean, (second - mean**2).clamp_min(0.0)
 
 
 def concentration_loss(variances: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import importlib
 
-from .base import LandmarkMethod, deep_update
+from ..config import deep_update
+from .base import Budget, LandmarkMethod
 
 REGISTRY = {
     "fse": "lmcore.methods.fse:FSE",
@@ -16,7 +17,9 @@ REGISTRY = {
 def get_method(name: str) -> type[LandmarkMethod]:
     """The method class registered under ``name`` (imported on first use)."""
     if name not in REGISTRY:
-        raise KeyError(f"unknown method '{name}'; choose one of {sorted(REGISTRY)}")
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown method '{name}'; choose one of {', '.join(sorted(REGISTRY))}")
     module, cls = REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -29,4 +32,4 @@ def build_method(name: str, config: dict) -> LandmarkMethod:
     return get_method(name)(config)
 
 
-__all__ = ["LandmarkMethod", "REGISTRY", "build_method", "deep_update", "get_method"]
+__all__ = ["Budget", "LandmarkMethod", "REGISTRY", "build_method", "deep_update", "get_method"]

@@ -1,40 +1,88 @@
-"""What every method offers the training loop, the protocol and the chapters."""
+"""What every method offers the training loop, the protocol and the chapters: the method contract.
+
+A method is one module under ``lmcore/methods`` and one line in ``REGISTRY``
+(``lmcore/methods/__init__.py``); nothing under ``lmcore/training`` names a method. The training
+loop and :func:`lmcore.training.run_method` read everything they need from the class and its
+config, never by probing for attributes:
+
+==========================  =====================================================================
+contract                    where
+==========================  =====================================================================
+settings per profile        ``profiles = {"smoke": ..., "cpu": ..., "paper": ...}`` (the class
+                            attribute); :meth:`default_config` adds the ``data`` and ``parents``
+                            sections, so every run's config is complete and checkable
+chapter budgets             ``budgets``: a :class:`Budget` per profile (ablation steps, K = 30 or
+                            MNIST variants, the evaluation subsample)
+training data               ``config["data"] = {"source", "split"}`` (default: the class's
+                            ``data_source`` and ``train_split``), see :mod:`lmcore.data.sources`
+trains with labels          ``trains_with_labels``: the loop hands ``(images, points)`` batches
+frozen weights              ``frozen_prefixes``: state-dict keys that are data or a parent's
+                            weights, left out of checkpoints and restored from their source
+parent runs                 ``config["parents"] = {role: {"method", "name", "overrides"}}``: runs
+                            trained (or reused) first, whose identities are part of this run's;
+                            :meth:`adopt_parents` receives their trained models
+its own evaluation          :meth:`evaluate` (default: the face protocol of chapter 0 where the
+                            source has it) and :meth:`learning_curve` (default: forward error on
+                            test_mtfl)
+value checks                :meth:`check_config` (ranges the types cannot say)
+==========================  =====================================================================
+"""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
+from ..config import deep_update
+from ..errors import ConfigError
 from ..geometry import crop_warp, warp_image
 
+#: the history key of a learning curve's forward error on test_mtfl (viz and reporting read it)
+LEARNING_CURVE_KEY = "forward_test_mtfl"
+#: the history key of the landmarks recorded on a few test faces at each evaluation (widgets)
+SNAPSHOT_KEY = "snapshot_points"
+SNAPSHOT_IMAGES = 6
 
-def deep_update(base: dict, overrides: dict | None) -> dict:
-    """Copy of ``base`` with ``overrides`` merged in, nested dicts merged key by key."""
-    out = copy.deepcopy(base)
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_update(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a chapter trains in one profile, beside the method's profile settings.
+
+    eval_subsample: evaluations use every n-th image of each split (the smoke profile: 8).
+    ablation_steps: length of the ablation runs (None: as long as the main runs, whose run the
+        default row then reuses).
+    ablation_train: other ``train`` settings of the ablation runs (e.g. a smaller batch).
+    variants: named overrides a chapter trains besides the defaults (e.g. ``"k30"``,
+        ``"mnist"``), so that no chapter holds a profile-dependent dict of its own.
+    """
+
+    eval_subsample: int = 1
+    ablation_steps: int | None = None
+    ablation_train: dict = field(default_factory=dict)
+    variants: dict = field(default_factory=dict)
+
+    def variant(self, name: str) -> dict:
+        """The overrides of variant ``name`` (an empty dict if this profile has none)."""
+        return copy.deepcopy(self.variants.get(name, {}))
 
 
 class LandmarkMethod(nn.Module):
-    """Base class of the paper methods.
+    """Base class of the paper methods (see the module docstring for the contract).
 
-    A method is built from a config ``{"method": {...}, "train": {...}}`` (``train`` holds
+    A method is built from a config ``{"data", "method", "train", "parents"}`` (``train`` holds
     :class:`lmcore.training.TrainConfig` fields) and offers:
 
-    * ``forward(images, generator, step) -> dict`` of loss terms with the total under ``"loss"``:
-      one training step's losses, called by the training loop (images ``B x 3 x S x S`` float in
-      [0, 1] at the source resolution S of ``train.resolution``; ``generator`` for random warps
-      on the images' device);
+    * ``forward(batch, generator, step) -> dict`` of loss terms with the total under ``"loss"``:
+      one training step's losses (``batch``: images ``B x C x S x S`` float in [0, 1] at the
+      source resolution S of ``train.resolution``, or ``(images, points)`` when
+      ``trains_with_labels``; ``generator`` for random warps on the images' device);
     * ``landmarks(view_images) -> B x K x 2``: landmarks of images already in the method's *view*
       (see below), in view coordinates, with gradients;
     * ``detect(images) -> B x K x 2``: landmarks in normalised coordinates of the full image,
-      for float images in [0, 1] of any size;
-    * ``default_config(profile)``: the settings of each profile.
+      for float images in [0, 1] of any size.
 
     The *view* is what the networks see: the central ``method.view_crop`` fraction of the image,
     resampled to ``method.view_size`` pixels. A crop below 1 zooms on the face (MTFL-80's faces
@@ -43,10 +91,19 @@ class LandmarkMethod(nn.Module):
     """
 
     name = "base"
+    #: ``{profile: config}`` without the ``data`` / ``parents`` sections (added by default_config)
+    profiles: dict = {}
+    #: ``{profile: Budget}``
+    budgets: dict = {}
     #: ``method`` settings counted in training steps, rescaled by :meth:`shortened_config`
     step_settings: tuple[str, ...] = ()
-    #: the training split of MTFL-80 each method learns from (labels unused)
+    #: default training data: a source of :mod:`lmcore.data.sources` and its split
+    data_source = "mtfl80"
     train_split = "unsup_train"
+    #: the loop hands ``(images, points)`` batches (points in pixels of the source images)
+    trains_with_labels = False
+    #: state-dict key prefixes that are not checkpointed (fetched data or a parent's weights)
+    frozen_prefixes: tuple[str, ...] = ()
 
     def __init__(self, config: dict):
         super().__init__()
@@ -54,9 +111,33 @@ class LandmarkMethod(nn.Module):
         self.view_size = int(config["method"].get("view_size", 80))
         self.view_crop = float(config["method"].get("view_crop", 1.0))
 
+    # ------------------------------------------------------------------ configuration
+
     @classmethod
-    def default_config(cls, profile: str) -> dict:  # pragma: no cover - interface
-        raise NotImplementedError
+    def default_config(cls, profile: str) -> dict:
+        """The complete settings of ``profile``: ``data``, ``method``, ``train``, ``parents``."""
+        if profile not in cls.profiles:
+            raise ConfigError(f"method '{cls.name}' has no profile '{profile}'; choose one of {sorted(cls.profiles)}")
+        from ..training.loop import TrainConfig  # every training setting, so that any can be overridden
+
+        config = {"data": {"source": cls.data_source, "split": cls.train_split}, "parents": {},
+                  "train": TrainConfig().as_dict()}
+        return deep_update(config, cls.profiles[profile])
+
+    @classmethod
+    def budget(cls, profile: str) -> Budget:
+        return cls.budgets.get(profile, Budget())
+
+    @classmethod
+    def check_config(cls, config: dict) -> None:
+        """Raise :class:`ConfigError` for values no run can use (types are checked before)."""
+        m = config["method"]
+        if "num_landmarks" in m and m["num_landmarks"] < 1:
+            raise ConfigError(f"setting 'method.num_landmarks' must be at least 1, got {m['num_landmarks']}")
+        if "view_crop" in m and not 0.1 <= m["view_crop"] <= 1.0:
+            raise ConfigError(f"setting 'method.view_crop' must be in [0.1, 1], got {m['view_crop']}")
+        if "view_size" in m and m["view_size"] < 16:
+            raise ConfigError(f"setting 'method.view_size' must be at least 16 pixels, got {m['view_size']}")
 
     @classmethod
     def shortened_config(cls, config: dict, steps: int) -> dict:
@@ -67,13 +148,99 @@ class LandmarkMethod(nn.Module):
         scale = steps / out["train"]["steps"]
 
         def rescale(value):
-            return [int(round(v * scale)) for v in value] if isinstance(value, (list, tuple)) else int(round(value * scale))
+            if isinstance(value, (list, tuple)):
+                return [max(1, int(round(v * scale))) for v in value]
+            return max(1, int(round(value * scale)))
 
         out["train"]["steps"] = int(steps)
         out["train"]["lr_milestones"] = rescale(out["train"].get("lr_milestones", []))
         for key in cls.step_settings:
             out["method"][key] = rescale(out["method"][key])
         return out
+
+    @classmethod
+    def ablation_config(cls, profile: str, config: dict | None = None) -> dict:
+        """The base config of a chapter's ablation runs in ``profile``: ``config`` (default: the
+        profile's) shortened to the budget's ablation steps, with its other train settings."""
+        config = config if config is not None else cls.default_config(profile)
+        budget = cls.budget(profile)
+        if budget.ablation_steps:
+            config = cls.shortened_config(config, budget.ablation_steps)
+        return deep_update(config, {"train": budget.ablation_train})
+
+    @classmethod
+    def variant_config(cls, profile: str, name: str) -> dict:
+        """The profile's config with the budget's variant ``name`` applied; a variant that sets
+        ``train.steps`` shortens the schedule first (see :meth:`shortened_config`)."""
+        config = cls.default_config(profile)
+        overrides = cls.budget(profile).variant(name)
+        steps = overrides.get("train", {}).pop("steps", None)
+        if steps:
+            config = cls.shortened_config(config, steps)
+        return deep_update(config, overrides)
+
+    # ------------------------------------------------------------------ parents and weights
+
+    def adopt_parents(self, parents: dict[str, "LandmarkMethod"]) -> None:
+        """Take what this method needs from its trained parent runs (``{role: model}``), before
+        training starts and before a checkpoint is loaded. Methods without parents ignore it."""
+
+    def state_dict(self, *args, **kwargs):
+        state = super().state_dict(*args, **kwargs)
+        if not self.frozen_prefixes:
+            return state
+        prefix = kwargs.get("prefix", "")
+        frozen = tuple(prefix + p for p in self.frozen_prefixes)
+        return type(state)((k, v) for k, v in state.items() if not k.startswith(frozen))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if self.frozen_prefixes:  # frozen weights come from their own source, not the checkpoint
+            own = super().state_dict()
+            kept = {k: v for k, v in own.items() if k.startswith(self.frozen_prefixes)}
+            state_dict = {**state_dict, **kept}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, source, options, few_shot: dict | None = None, subsample: int = 1) -> dict:
+        """The run record's metrics. Default: the face protocol of chapter 0 (forward, backward,
+        consistency and few-shot errors) where ``source`` has it, else none."""
+        if not getattr(source, "has_face_protocol", False):
+            return {}
+        from ..evaluation import evaluate_detector
+
+        test_sets = {name: source.split(name, every=subsample) for name in ("test_mtfl", "test_aflw")}
+        few_shot = few_shot or {}
+        n_regressor = len(source.splits["regressor_train"])
+        sizes = [n for n in few_shot.get("sizes", ()) if n is None or n * subsample <= n_regressor]
+        return evaluate_detector(self.detect, source.split("regressor_train", every=subsample), test_sets, options,
+                                 consistency_limit=1000 // subsample, few_shot_sizes=sizes,
+                                 few_shot_repeats=few_shot.get("repeats", 10)).as_dict()
+
+    def learning_curve(self, source, subsample: int = 1, n_train: int = 2000) -> Callable | None:
+        """A cheap evaluation for the learning curve, called every ``train.eval_every`` steps:
+        the forward error on test_mtfl with the regressor fitted on ``n_train`` labelled faces
+        spread evenly over regressor_train (sorted by path: its first rows are all LFW faces)."""
+        if not getattr(source, "has_face_protocol", False):
+            return None
+        from ..evaluation import RegressionOptions, detect_all, forward_error
+
+        names = source.splits["regressor_train"]
+        stride = max(1, len(names) // n_train) * subsample
+        train_set = source.by_names(names[::stride][:n_train], "regressor_train (learning curve subset)")
+        test_set = source.split("test_mtfl", every=subsample)
+
+        def evaluate(method) -> dict:
+            with torch.no_grad():
+                tr = detect_all(method.detect, train_set.images)
+                te = detect_all(method.detect, test_set.images)
+            result = forward_error(tr, train_set.points, te, test_set.points, RegressionOptions(ridge=0.0))
+            snapshot = [[[round(float(c), 2) for c in p] for p in face] for face in te[:SNAPSHOT_IMAGES]]
+            return {LEARNING_CURVE_KEY: result["mean"], SNAPSHOT_KEY: snapshot}
+
+        return evaluate
+
+    # ------------------------------------------------------------------ geometry of the view
 
     @property
     def num_landmarks(self) -> int:
@@ -84,7 +251,7 @@ class LandmarkMethod(nn.Module):
         return crop_warp(batch, self.view_crop, device)
 
     def to_view(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (any size) -> the method's view, ``B x 3 x view_size x view_size``."""
+        """Images (any size) -> the method's view, ``B x C x view_size x view_size``."""
         if self.view_crop == 1.0 and images.shape[-1] == self.view_size and images.shape[-2] == self.view_size:
             return images
         return warp_image(images, self.view_warp(len(images), images.device), size=self.view_size)

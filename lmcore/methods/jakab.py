@@ -13,7 +13,8 @@ import torch
 from ..geometry import ComposedWarp, WarpSpec, random_tps, warp_image
 from ..losses.perceptual import PerceptualLoss, pixel_loss
 from ..models.conditional_generator import ConditionalGenerator
-from .base import LandmarkMethod, deep_update
+from ..config import deep_update
+from .base import Budget, LandmarkMethod
 
 # Paper profile (protocols.md): 128 px, heatmaps at 16 x 16, Gaussians of std 0.1, Adam 1e-3,
 # batch 50 (32 here), gradient clip 1.0, 10 x 10 TPS; VGG16 perceptual loss with per-layer
@@ -33,10 +34,12 @@ _PAPER = {
     "train": {"steps": 100000, "batch_size": 32, "lr": 1e-3, "grad_clip": 1.0, "lr_milestones": [70000],
               "checkpoint_every": 2000, "eval_every": 2000, "log_every": 100},
 }
+# CPU profile: 48 px view, narrow networks, the perceptual loss on the first two VGG16 blocks;
+# 1,000 steps so that the chapter fits its 11 minutes of the book's CPU budget
 _CPU = deep_update(_PAPER, {
     "method": {"view_crop": 0.75, "view_size": 48, "width": 16, "downsamples": 2, "max_width": 64,
                "vgg_layers": ["relu1_2", "relu2_2"]},
-    "train": {"steps": 2000, "batch_size": 16, "lr_milestones": [1400], "checkpoint_every": 500, "eval_every": 500,
+    "train": {"steps": 1000, "batch_size": 16, "lr_milestones": [700], "checkpoint_every": 250, "eval_every": 250,
               "log_every": 50},
 })
 _SMOKE = deep_update(_CPU, {
@@ -44,12 +47,21 @@ _SMOKE = deep_update(_CPU, {
     "train": {"steps": 16, "batch_size": 4, "lr_milestones": [], "checkpoint_every": 8, "eval_every": 8, "log_every": 4},
 })
 PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+BUDGETS = {
+    "smoke": Budget(eval_subsample=8),
+    "cpu": Budget(ablation_steps=250, ablation_train={"eval_every": 0}),  # perceptual vs pixel, 250 steps each
+    "paper": Budget(),
+}
 
 
 class Jakab(LandmarkMethod):
     """Pose encoder, Gaussian bottleneck, appearance encoder and generator, trained by perceptual loss."""
 
     name = "jakab"
+    profiles = PROFILE_CONFIGS
+    budgets = BUDGETS
+    # the ImageNet VGG16 of the perceptual loss is fetched and checksummed data, not a checkpoint's
+    frozen_prefixes = ("criterion.vgg.body.",)
 
     def __init__(self, config: dict):
         super().__init__(config)
@@ -64,10 +76,6 @@ class Jakab(LandmarkMethod):
             raise ValueError(f"unknown loss '{m['loss']}' (perceptual or pixel)")
         self.target_warp = WarpSpec(**m["target_warp"])
         self.source_warp = WarpSpec(**m["source_warp"])
-
-    @classmethod
-    def default_config(cls, profile: str) -> dict:
-        return deep_update(PROFILE_CONFIGS[profile], {})
 
     def landmarks(self, images):
         return self.model.pose(images)[0]
@@ -102,12 +110,3 @@ class Jakab(LandmarkMethod):
         out = self.model(app, pose)
         out["appearance_view"], out["pose_view"] = app, pose
         return out
-
-    def state_dict(self, *args, **kwargs):
-        # the frozen VGG16 weights are data (fetched and checksummed), not part of a checkpoint
-        state = super().state_dict(*args, **kwargs)
-        return {k: v for k, v in state.items() if ".vgg.body." not in k}
-
-    def load_state_dict(self, state_dict, strict: bool = True):
-        missing_vgg = {k: v for k, v in super().state_dict().items() if ".vgg.body." in k}
-        return super().load_state_dict({**state_dict, **missing_vgg}, strict=strict)

@@ -12,7 +12,8 @@ import torch
 from ..evaluation import RegressionOptions, consistency_error, detect_all, normalised_errors
 from ..geometry import ComposedWarp, WarpSpec, pixels_to_normalized, random_similarity, soft_argmax, warp_image
 from ..models.fse_detector import FSEDetector
-from .base import LandmarkMethod, deep_update
+from ..config import deep_update
+from .base import Budget, LandmarkMethod
 
 _PAPER = {
     "method": {"num_landmarks": 5, "view_crop": 0.7, "view_size": 80, "widths": [20, 48, 64, 80, 256],
@@ -22,28 +23,27 @@ _PAPER = {
               "checkpoint_every": 2000, "eval_every": 0, "log_every": 100},
 }
 _CPU = deep_update(_PAPER, {"method": {"view_size": 40},
-                            "train": {"steps": 2000, "batch_size": 32, "lr_milestones": [1600], "checkpoint_every": 500}})
+                            "train": {"steps": 1000, "batch_size": 32, "lr_milestones": [800], "checkpoint_every": 500}})
 _SMOKE = deep_update(_CPU, {"method": {"view_size": 32},
                             "train": {"steps": 20, "batch_size": 8, "lr_milestones": [], "checkpoint_every": 10, "log_every": 5}})
 PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+BUDGETS = {"smoke": Budget(eval_subsample=8)}
 
 
 class SupervisedRegressor(LandmarkMethod):
     """FSE-architecture detector trained with annotated points (a supervised yardstick)."""
 
     name = "supervised"
+    profiles = PROFILE_CONFIGS
+    budgets = BUDGETS
     train_split = "regressor_train"
-    supervised = True  # the training loop hands it (images, points) batches
+    trains_with_labels = True  # the training loop hands it (images, points) batches
 
     def __init__(self, config: dict):
         super().__init__(config)
         m = config["method"]
         self.detector = FSEDetector(m["num_landmarks"], tuple(m["widths"]), tuple(m["kernel_sizes"]))
         self.augment = WarpSpec(**m["augment"])
-
-    @classmethod
-    def default_config(cls, profile: str) -> dict:
-        return deep_update(PROFILE_CONFIGS[profile], {})
 
     def landmarks(self, images):
         return soft_argmax(self.detector(images))[0]
@@ -58,11 +58,13 @@ class SupervisedRegressor(LandmarkMethod):
         loss = ((self.landmarks(warped) - target) ** 2).sum(-1).mean()
         return {"loss": loss}
 
-    def evaluate(self, data, options: RegressionOptions = RegressionOptions(), subsample: int = 1) -> dict:
-        """Direct prediction errors (no regressor) and the consistency error, per test split."""
+    def evaluate(self, source, options: RegressionOptions | None = None, few_shot: dict | None = None,
+                 subsample: int = 1) -> dict:
+        """Direct prediction errors (no regressor, so ``options`` and ``few_shot`` do not apply)
+        and the consistency error, per test split."""
         metrics: dict = {"forward": {}, "backward": {}, "consistency": {}}
         for name in ("test_mtfl", "test_aflw"):
-            test = data.split(name, every=subsample)
+            test = source.split(name, every=subsample)
             predicted = detect_all(self.detect, test.images)
             errors = normalised_errors(predicted, test.points)
             metrics["forward"][name] = {"mean": float(errors.mean()), "std": 0.0,

@@ -18,7 +18,8 @@ import torch
 from ..geometry import ComposedWarp, WarpSpec, random_tps, warp_image
 from ..losses.zhang import concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
 from ..models.landmark_autoencoder import LandmarkAutoencoder
-from .base import LandmarkMethod, deep_update
+from ..config import deep_update
+from .base import Budget, LandmarkMethod
 
 # Paper profile: Table 7 (CelebA, K = 10) at 80 x 80, Adam 1e-3 decayed x0.1 twice, batch 16.
 _PAPER = {
@@ -26,7 +27,8 @@ _PAPER = {
         "num_landmarks": 10,
         "view_crop": 0.7,
         "view_size": 80,
-        "width": 32, "depth": 3, "max_width": 128,
+        "width": 32, "depth": 3, "max_width": 128, "block_convs": 2, "skip_convs": 2,
+        "image_channels": 3,
         "feature_channels": 32, "descriptor_dim": 8,
         "decoder_sigmas": [0.02, 0.05, 0.1],  # sigma_dec in image-edge units (the paper gives none)
         "with_descriptors": True,
@@ -42,16 +44,17 @@ _PAPER = {
         "landmark_control_std": 0.05,
         "landmark_control_after": 5000,  # regular grid only until the landmarks have spread
         "color_jitter": 0.1,
-        "reconstruct_warped": False,
     },
     "train": {"steps": 300000, "batch_size": 16, "lr": 1e-3, "lr_milestones": [100000, 200000],
               "checkpoint_every": 5000, "eval_every": 5000, "log_every": 200, "keep_every": 50000},
 }
+# CPU profile: 40 px view, hourglasses of one convolution per block and 16 channels, the schedule
+# compressed to 1,000 steps so that the chapter fits its 13 minutes of the book's CPU budget
 _CPU = deep_update(_PAPER, {
     "method": {"view_crop": 0.7, "view_size": 40, "width": 16, "max_width": 64, "block_convs": 1, "skip_convs": 1,
-               "recon_increase_steps": [700, 1400], "landmark_control_after": 500},
-    "train": {"steps": 2000, "batch_size": 16, "lr_milestones": [1400], "checkpoint_every": 500,
-              "eval_every": 250, "log_every": 50, "keep_every": 500},
+               "recon_increase_steps": [350, 700], "landmark_control_after": 250},
+    "train": {"steps": 1000, "batch_size": 16, "lr_milestones": [700], "checkpoint_every": 250,
+              "eval_every": 250, "log_every": 50, "keep_every": 250},
 })
 _SMOKE = deep_update(_CPU, {
     "method": {"view_size": 32, "width": 8, "max_width": 16, "recon_increase_steps": [10, 20],
@@ -63,12 +66,37 @@ PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
 
 # Table 7, K = 30: different separation and initial reconstruction weight
 K30_OVERRIDES = {"method": {"num_landmarks": 30, "sigma_sep": 0.04, "lambda_sep": 10.0, "lambda_recon": 0.1}}
+# Appendix B: seven landmarks on MNIST digits (padded 28 -> 56) without descriptors
+_MNIST = {"data": {"source": "mnist", "split": "train"},
+          "method": {"num_landmarks": 7, "image_channels": 1, "with_descriptors": False, "view_crop": 1.0,
+                     "color_jitter": 0.0, "sigma_sep": 0.08, "lambda_sep": 20.0, "lambda_recon": 0.01,
+                     "decoder_sigmas": [0.04, 0.08]},
+          "train": {"resolution": 56, "eval_every": 0}}
+
+BUDGETS = {
+    "smoke": Budget(eval_subsample=8, variants={
+        "k30": K30_OVERRIDES,
+        "mnist": deep_update(_MNIST, {"method": {"view_size": 24}, "train": {"steps": 12}}),
+        "tps_ratios": {"10:0": 0.0, "7:3": 0.3, "5:5": 0.5, "1:9": 0.9}}),
+    # K = 30's decoder costs 1.4 times K = 10's per step: batches of 8 (same steps and schedule);
+    # ablations and TPS ratios 250 steps of batch 8, without a learning curve
+    "cpu": Budget(ablation_steps=250, ablation_train={"batch_size": 8, "eval_every": 0}, variants={
+        "k30": deep_update(K30_OVERRIDES, {"train": {"batch_size": 8}}),
+        "mnist": deep_update(_MNIST, {"method": {"view_size": 32}, "train": {"steps": 300}}),
+        "tps_ratios": {"10:0": 0.0, "7:3": 0.3, "5:5": 0.5}}),
+    "paper": Budget(variants={
+        "k30": deep_update(K30_OVERRIDES, {"train": {"batch_size": 8}}),  # Table 7: batch 8 for K = 30
+        "mnist": deep_update(_MNIST, {"method": {"view_size": 56}, "train": {"steps": 30000}}),
+        "tps_ratios": {"10:0": 0.0, "7:3": 0.3, "5:5": 0.5, "1:9": 0.9}}),
+}
 
 
 class Zhang(LandmarkMethod):
     """Landmark autoencoder with concentration, separation, equivariance and reconstruction."""
 
     name = "zhang"
+    profiles = PROFILE_CONFIGS
+    budgets = BUDGETS
     step_settings = ("recon_increase_steps", "landmark_control_after")
 
     def __init__(self, config: dict):
@@ -76,13 +104,9 @@ class Zhang(LandmarkMethod):
         m = config["method"]
         self.model = LandmarkAutoencoder(
             m["num_landmarks"], m["width"], m["depth"], m["feature_channels"], m["descriptor_dim"],
-            tuple(m["decoder_sigmas"]), m["with_descriptors"], image_channels=m.get("image_channels", 3),
-            max_width=m["max_width"], skip_convs=m.get("skip_convs", 2), block_convs=m.get("block_convs", 2))
+            tuple(m["decoder_sigmas"]), m["with_descriptors"], image_channels=m["image_channels"],
+            max_width=m["max_width"], skip_convs=m["skip_convs"], block_convs=m["block_convs"])
         self.warp_spec = WarpSpec(**m["warp"])
-
-    @classmethod
-    def default_config(cls, profile: str) -> dict:
-        return deep_update(PROFILE_CONFIGS[profile], {})
 
     def landmarks(self, images):
         return self.model.landmarks(self.model.detection_maps(images))[0]

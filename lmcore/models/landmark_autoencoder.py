@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..geometry import squared_distance_maps
-from ..losses.zhang import landmark_statistics
+from ..geometry import landmark_statistics, squared_distance_maps
 from .hourglass import Hourglass
 
 

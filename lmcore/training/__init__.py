@@ -1,10 +1,20 @@
 """One training loop for every method, run records, and the run API chapters call."""
 from .loop import TrainConfig, TrainResult, distributed_context, prepare_images, train
 from .records import config_hash, describe_device, git_commit, read_record, write_json_atomic
-from .runs import evaluate_method, kept_checkpoints, load_references, load_trained, publish_reference, resolve_config, run_method
+from .run_record import RunRecord
+from .runs import (
+    PublishRefused,
+    RunBusyError,
+    load_references,
+    load_trained,
+    publish_reference,
+    resolve_config,
+    run_method,
+    run_variants,
+)
 
 __all__ = [
-    "TrainConfig", "TrainResult", "config_hash", "describe_device", "distributed_context", "evaluate_method",
-    "git_commit", "kept_checkpoints", "load_references", "load_trained", "prepare_images", "publish_reference", "read_record",
-    "resolve_config", "run_method", "train", "write_json_atomic",
+    "PublishRefused", "RunBusyError", "RunRecord", "TrainConfig", "TrainResult", "config_hash", "describe_device",
+    "distributed_context", "git_commit", "load_references", "load_trained", "prepare_images", "publish_reference",
+    "read_record", "resolve_config", "run_method", "run_variants", "train", "write_json_atomic",
 ]

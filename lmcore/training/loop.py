@@ -6,15 +6,28 @@ loop owns everything else: device, seeds, batches, the optimiser and its schedul
 clipping, checkpoints every N steps with resume from the last one, a NaN guard, tqdm progress,
 a learning curve, and PyTorch's own DDP when launched under ``torchrun``.
 
-Resuming is exact on the CPU: the checkpoint holds the model, the optimiser, the schedule and
-every random generator, so a run interrupted and resumed ends with the same weights as one that
-was not (a test checks it).
+Resuming is exact on the CPU under the same settings: the checkpoint holds the model, the
+optimiser, the schedule, every random generator and the loss sums of the current log interval, so
+a run interrupted and resumed ends with the same weights and learning curve as one that was not
+(tests check it). The checkpoint also records the thread count, device type and world size it was
+written under; a resume under other settings says so (one printed line and
+:attr:`TrainResult.resumed_with`), since the result is then not bit-identical.
+
+Files are written atomically (temp file, fsync, rename, fsync of the folder): a killed process
+leaves either the previous file or the new one, plus at worst a ``.NAME.tmp<pid>`` temp file that
+the next :func:`train` in that folder removes. A checkpoint that cannot be read is a
+:class:`~lmcore.errors.CorruptCheckpointError` naming the file.
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
+import math
 import os
+import re
 import shutil
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -24,7 +37,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import TrainingDiverged
+from ..errors import ConfigError, CorruptCheckpointError, TrainingDiverged
 from .records import config_hash
 
 
@@ -50,17 +63,53 @@ class TrainConfig:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+    def from_dict(cls, values: dict, prefix: str = "train.") -> "TrainConfig":
+        """Build and :meth:`validate` a config; errors name keys as ``prefix + key`` (``train.steps``)."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"setting '{prefix.rstrip('.')}' must be a group of settings, got {_shown(values)}")
+        known = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+                raise ConfigError(f"unknown setting '{prefix}{key}'{hint} (known: {', '.join(sorted(known))})")
+        given = values
         values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        if "lr_milestones" in values:
-            values["lr_milestones"] = tuple(values["lr_milestones"])
-        return cls(**values)
+        for key in ("betas", "lr_milestones"):  # JSON lists -> tuples (anything else is reported by validate)
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return cls(**values).validate(prefix, given)
+
+    def validate(self, prefix: str = "train.", given: dict | None = None) -> "TrainConfig":
+        """Raise :class:`ConfigError` (one line: the key, the bad value, what is allowed) for a
+        value of a wrong type or outside its range; return ``self`` otherwise. ``given``: the
+        values as the user wrote them, shown in the message (default: this config's)."""
+        def fail(key: str, allowed: str) -> None:
+            value = given[key] if given is not None and key in given else getattr(self, key)
+            raise ConfigError(f"setting '{prefix}{key}' must be {allowed}, got {_shown(value)}")
+
+        for key, low in _INT_MINIMA.items():
+            value = getattr(self, key)
+            if not _is_int(value) or value < low:
+                fail(key, f"an integer >= {low}")
+        for key in ("lr", "lr_gamma"):
+            value = getattr(self, key)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                fail(key, "a number > 0")
+        if not _is_number(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            fail("weight_decay", "a number >= 0")
+        if self.grad_clip is not None and (not _is_number(self.grad_clip) or not math.isfinite(self.grad_clip)
+                                           or self.grad_clip <= 0):
+            fail("grad_clip", "null (no clipping) or a number > 0")
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            fail("optimizer", " or ".join(repr(o) for o in OPTIMIZERS))
+        if (not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in self.betas)):
+            fail("betas", "two numbers in [0, 1)")
+        if (not isinstance(self.lr_milestones, (list, tuple))
+                or not all(_is_int(m) and 1 <= m <= self.steps for m in self.lr_milestones)):
+            fail("lr_milestones", f"a list of integer steps in [1, {self.steps}] ({prefix}steps)")
+        return self
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -69,12 +118,37 @@ class TrainConfig:
         return out
 
 
+OPTIMIZERS = ("adam", "adamw")
+_INT_MINIMA = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "eval_every": 0,
+               "keep_every": 0, "warmup_steps": 0, "resolution": 8, "seed": 0}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @dataclass
 class TrainResult:
     steps: int
     wall_time_s: float
     history: list = field(default_factory=list)
     resumed_from: int = 0
+    #: ``None`` unless a checkpoint was resumed; then ``{"step", "threads", "device", "world_size"}``
+    #: (the settings of this call), ``"written_with"`` (those the checkpoint was written under;
+    #: ``None`` for a checkpoint that did not record them), ``"segments"`` (the settings of every
+    #: stretch of the run, ``[{"from_step", "threads", "device", "world_size"}, ...]``) and
+    #: ``"same_settings"`` (whether all stretches ran under the same settings, i.e. whether the
+    #: run can be bit-identical to an uninterrupted one; ``None`` when unknown). Meant for the record.
+    resumed_with: dict | None = None
 
 
 # --------------------------------------------------------------------------- distributed
@@ -119,15 +193,170 @@ def _lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-def _save_atomic(payload: dict, path: Path) -> None:
+_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")  # .checkpoint.pt.tmp1234
+_KEPT_COPY = re.compile(r"^checkpoint-(?P<step>\d+)\.pt$")
+CHECKPOINT_ADVICE = "delete it to restart the run from step 0, or rerun with --force (LMBOOK_RETRAIN=1)"
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the OS lets a folder be opened and synced)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _atomic_writer(path: Path):
+    """A binary file handle on ``.NAME.tmp<pid>`` beside ``path``: flushed, fsynced and renamed
+    onto ``path`` on success (then the folder is fsynced), removed on any failure."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _save_atomic(payload: dict, path: Path) -> None:
+    with _atomic_writer(path) as fh:
+        torch.save(payload, fh)
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    with open(src, "rb") as source, _atomic_writer(dst) as fh:
+        shutil.copyfileobj(source, fh, 1 << 20)
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """``torch.load`` of a checkpoint (weights only); a file that cannot be read (truncated by a
+    killed process or a full disk, or not a checkpoint) raises :class:`CorruptCheckpointError`
+    naming it and saying what to do. A missing file is ``FileNotFoundError`` as usual."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError):
+        raise
+    except Exception as exc:
+        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        detail = f"{type(exc).__name__}: {detail[:160]}" if detail else type(exc).__name__
+        raise CorruptCheckpointError(
+            f"{path} is not a readable checkpoint ({detail}); it was probably cut short by a killed "
+            f"process or a full disk: {CHECKPOINT_ADVICE}") from exc
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint: {CHECKPOINT_ADVICE}")
+    return state
 
 
 def checkpoint_meta(path: Path) -> dict:
     """The ``meta`` dict stored in a checkpoint by :func:`train` (empty if it has none)."""
-    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+    return load_checkpoint(path).get("meta", {})
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (kept on the safe side: unknown counts as alive)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0 or os.name != "posix":  # os.kill on Windows would terminate the process
+        return pid > 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists under another user
+        return True
+    return True
+
+
+def remove_orphaned_temp_files(folder: Path) -> list[Path]:
+    """Remove ``.NAME.tmp<pid>`` files in ``folder`` whose process is gone (a killed run's
+    half-written checkpoint or record); those of live processes are kept. Returns the removed."""
+    removed = []
+    for path in sorted(Path(folder).glob(".*.tmp*")):
+        match = _TEMP_FILE.match(path.name)
+        if match and path.is_file() and not path.is_symlink() and not _pid_alive(int(match["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    if removed:
+        print(f"removed {len(removed)} temp file(s) left in {folder} by killed processes: "
+              + ", ".join(p.name for p in removed), flush=True)
+    return removed
+
+
+def _complete_checkpoint_file(path: Path) -> bool:
+    """Cheap test that a checkpoint file was written to its end: torch's zip archive has its
+    central directory (listing ``data.pkl``) last, so a truncated file fails it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+
+
+def _repair_kept_copies(run_dir: Path, ckpt_path: Path, resumed_step: int, keep_every: int) -> None:
+    """Remove truncated kept copies (``checkpoint-<step>.pt`` of an interrupted copy), and write
+    the kept copy of the resumed step again from ``checkpoint.pt`` when it is missing (a run
+    killed between its checkpoint and the copy)."""
+    redo_step = resumed_step if keep_every and resumed_step > 0 and resumed_step % keep_every == 0 else None
+    if redo_step is not None and not ckpt_path.exists():
+        redo_step = None
+    announced = False
+    for path in sorted(run_dir.glob("checkpoint-*.pt")):
+        match = _KEPT_COPY.match(path.name)
+        if match is None or not path.is_file() or _complete_checkpoint_file(path):
+            continue
+        step = int(match["step"])
+        path.unlink()
+        announced = announced or step == redo_step
+        print(f"removed the truncated kept checkpoint {path} (its copy was interrupted); "
+              + ("it is written again from checkpoint.pt" if step == redo_step else
+                 f"step {step} cannot be re-created without training again"), flush=True)
+    if redo_step is not None:
+        kept = run_dir / f"checkpoint-{redo_step:07d}.pt"
+        if not kept.exists():
+            _copy_atomic(ckpt_path, kept)
+            if not announced:
+                print(f"wrote the missing kept checkpoint {kept} from checkpoint.pt (step {redo_step})", flush=True)
+
+
+_STATE_KEYS = ("step", "model", "optimizer", "schedule", "sampler", "warp_rng", "torch_rng", "elapsed_s", "history")
+
+
+def _settings(device: torch.device, world: int) -> dict:
+    """What decides whether a resumed run is bit-identical to an uninterrupted one."""
+    return {"threads": torch.get_num_threads(), "device": device.type, "world_size": world}
+
+
+def _same_settings(segments: list[dict]) -> bool | None:
+    """Whether every stretch of a run ran under the same settings (``None``: not all recorded)."""
+    if not segments or segments[0].get("from_step") != 0:
+        return None
+    first = {k: v for k, v in segments[0].items() if k != "from_step"}
+    return all({k: v for k, v in s.items() if k != "from_step"} == first for s in segments)
+
+
+def _describe_settings(settings: dict, other: dict) -> str:
+    text = f"{settings.get('threads')} thread(s)"
+    if settings.get("device") != other.get("device"):
+        text += f" on {settings.get('device')}"
+    if settings.get("world_size") != other.get("world_size"):
+        text += f" in {settings.get('world_size')} process(es)"
+    return text
 
 
 def _params_finite(module: torch.nn.Module) -> bool:
@@ -146,12 +375,14 @@ def train(
     stop_after: int | None = None,
     targets: torch.Tensor | None = None,
     meta: dict | None = None,
+    name: str = "train",
 ) -> TrainResult:
     """Train ``method`` on ``images`` (uint8 ``N x 3 x H x W``) for ``cfg.steps`` steps.
 
     With ``targets`` (``N x ...``, e.g. annotated points of a supervised baseline) the method's
     forward receives ``(images, targets)`` batches instead of images alone. ``meta`` (e.g. the git
-    commit) is stored in every checkpoint (:func:`checkpoint_meta` reads it back).
+    commit) is stored in every checkpoint (:func:`checkpoint_meta` reads it back). ``name`` labels
+    the progress bar and the error messages (e.g. ``fse/k10``).
 
     Checkpoints go to ``run_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and at the
     end; if that file exists and was written for the same ``identity`` (the full run config),
@@ -160,8 +391,14 @@ def train(
     steps *of this call* (checkpointing first), which is how tests simulate an interruption.
 
     Raises :class:`TrainingDiverged` if the loss becomes NaN or infinite; the checkpoint on disk
-    is then the last good one.
+    is then the last good one. Raises :class:`~lmcore.errors.CorruptCheckpointError` if
+    ``checkpoint.pt`` cannot be read, :class:`~lmcore.errors.ConfigError` for invalid ``cfg``.
+
+    On rank 0 it first removes temp files of killed processes from ``run_dir`` and kept copies
+    (``checkpoint-<step>.pt``) that an interrupted copy left truncated. A resumed run reports the
+    settings it was resumed under in :attr:`TrainResult.resumed_with`.
     """
+    cfg.validate()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
@@ -170,6 +407,8 @@ def train(
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    if rank == 0:
+        remove_orphaned_temp_files(run_dir)
 
     torch.manual_seed(cfg.seed)
     method.to(device)
@@ -181,9 +420,18 @@ def train(
     sampler = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     warp_rng = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank + 1)
     step, elapsed, history = 0, 0.0, []
+    interval: dict[str, float] = {}  # loss sums since the last log point (checkpointed)
+    interval_steps = 0
+    settings = _settings(device, world)
+    segments = [{"from_step": 0, **settings}]  # the settings each stretch of the run ran under
+    resumed_with = None
 
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(ckpt_path)
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise CorruptCheckpointError(f"{ckpt_path} is not a checkpoint of this training loop (it lacks "
+                                         f"{', '.join(missing)}): {CHECKPOINT_ADVICE}")
         if state.get("identity") != identity_hash:
             raise RuntimeError(
                 f"{ckpt_path} was written by a run with another configuration; "
@@ -195,7 +443,22 @@ def train(
         warp_rng.set_state(state["warp_rng"])
         torch.set_rng_state(state["torch_rng"])
         step, elapsed, history = state["step"], state["elapsed_s"], state["history"]
+        interval, interval_steps = dict(state.get("interval", {})), int(state.get("interval_steps", 0))
+        written = state.get("settings")
+        segments = [dict(s) for s in state.get("segments", [])] or (
+            [{"from_step": 0, **written}] if written else [])
+        if step < cfg.steps and (not segments or {k: segments[-1].get(k) for k in settings} != settings):
+            segments.append({"from_step": step, **settings})
+        resumed_with = {"step": step, **settings, "written_with": dict(written) if written else None,
+                        "segments": segments, "same_settings": _same_settings(segments)}
+        if step < cfg.steps and written != settings and rank == 0:
+            then = (f"it was written with {_describe_settings(written, settings)}" if written
+                    else "its checkpoint does not record the settings it was written with")
+            print(f"resuming step {step} of {run_dir} with {_describe_settings(settings, written or {})}; {then}: "
+                  f"the result {'will' if written else 'may'} not be bit-identical to an uninterrupted run", flush=True)
     resumed_from = step
+    if rank == 0:
+        _repair_kept_copies(run_dir, ckpt_path, step, cfg.keep_every)
 
     def checkpoint() -> None:
         if rank != 0:
@@ -207,20 +470,20 @@ def train(
             "schedule": schedule.state_dict(), "sampler": sampler.get_state(), "warp_rng": warp_rng.get_state(),
             "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed + (time.perf_counter() - t0),
             "history": history, "identity": identity_hash, "meta": meta or {},
+            "interval": dict(interval), "interval_steps": interval_steps,
+            "settings": settings, "segments": segments,
         }, ckpt_path)
 
     if step >= cfg.steps:
-        return TrainResult(step, elapsed, history, resumed_from)
+        return TrainResult(step, elapsed, history, resumed_from, resumed_with)
 
     data = prepare_images(images, cfg.resolution, device)
     target_data = targets.to(device) if targets is not None else None
     n = len(data)
     t0 = time.perf_counter()
     method.train()
-    interval: dict[str, float] = {}
-    interval_steps = 0
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, mininterval=10.0,
-               desc=getattr(method, "name", "train"), leave=False)
+               desc=name, leave=False)
     steps_this_call = 0
     while step < cfg.steps:
         index = torch.randint(n, (cfg.batch_size,), generator=sampler)
@@ -229,10 +492,10 @@ def train(
         terms = model(batch, warp_rng, step)
         loss = terms["loss"]
         if not torch.isfinite(loss.detach()).all():
-            last = torch.load(ckpt_path, map_location="cpu", weights_only=True)["step"] if ckpt_path.exists() else None
+            last = load_checkpoint(ckpt_path)["step"] if ckpt_path.exists() else None
             where = f"the last good checkpoint (step {last}) is kept at {ckpt_path}" if last is not None else "no checkpoint had been written yet"
             raise TrainingDiverged(
-                f"{getattr(method, 'name', 'training')}: the loss became {loss.item()} at step {step}; "
+                f"{name}: the loss became {loss.item()} at step {step}; "
                 f"{where}. Lower the learning rate or check the input data.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -262,11 +525,11 @@ def train(
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or (cfg.keep_every and step % cfg.keep_every == 0):
             checkpoint()
             if cfg.keep_every and step % cfg.keep_every == 0 and rank == 0:
-                shutil.copy2(ckpt_path, run_dir / f"checkpoint-{step:07d}.pt")
+                _copy_atomic(ckpt_path, run_dir / f"checkpoint-{step:07d}.pt")
         if stop_after is not None and steps_this_call >= stop_after and step < cfg.steps:
             checkpoint()
             break
     bar.close()
     method.eval()
     total = elapsed + (time.perf_counter() - t0)
-    return TrainResult(step, total, history, resumed_from)
+    return TrainResult(step, total, history, resumed_from, resumed_with)

@@ -6,6 +6,9 @@ A run record is a JSON file written atomically next to the run's checkpoint::
 
 ``metrics`` holds ``forward``, ``backward`` and ``consistency`` errors per test split. Extra keys
 (``history``: the learning curve; ``created``; ``run_name``; ``status``) travel alongside.
+
+What code made a number: :func:`git_commit` (``HEAD``, ``+dirty``), and, where git cannot tell,
+:func:`code_fingerprint` (a hash of the ``lmcore`` sources) and :func:`lmcore_is_dirty`.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CorruptRecordError
 from ..paths import PROJECT_ROOT
 
 REQUIRED_KEYS = ("method", "profile", "config", "git_commit", "device", "wall_time_s", "data", "metrics")
@@ -33,6 +37,47 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def code_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """First 16 hex digits of a sha256 over every ``*.py`` file under ``root/lmcore`` (sorted
+    relative paths and bytes; ``__pycache__`` ignored): equal exactly when the package's sources
+    are, with or without git."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    package = root / "lmcore"
+    files = sorted((p.relative_to(root).as_posix(), p) for p in package.rglob("*.py")
+                   if "__pycache__" not in p.relative_to(root).parts and p.is_file())
+    for rel, path in files:
+        data = path.read_bytes()
+        digest.update(f"{rel}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()[:16]
+
+
+def lmcore_is_dirty(root: Path = PROJECT_ROOT) -> bool | None:
+    """Whether a ``.py`` file under ``root/lmcore`` differs from ``HEAD`` (modified, staged, deleted,
+    renamed, or untracked and not ignored); ``None`` when git cannot tell (no git, not a repository)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", "lmcore"],
+                             cwd=root, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    entries = out.decode("utf-8", "surrogateescape").split("\0")
+    index = 0
+    while index < len(entries):
+        entry = entries[index]
+        index += 1
+        if len(entry) < 4:
+            continue
+        status, path = entry[:2], entry[3:]
+        paths = [path]
+        if "R" in status or "C" in status:  # a rename or copy is followed by its original path
+            paths.append(entries[index] if index < len(entries) else "")
+            index += 1
+        if any(p.endswith(".py") for p in paths):
+            return True
+    return False
 
 
 def _cpu_name() -> str:
@@ -64,22 +109,52 @@ def config_hash(config: dict) -> str:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``.NAME.tmp<pid>``, fsync it, rename it onto ``path``, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=False, default=float)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(payload, fh, indent=1, sort_keys=False, default=float)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    if os.name == "posix":
+        try:
+            fd = os.open(path.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+RECORD_ADVICE = "delete it, or rerun with --force (LMBOOK_RETRAIN=1) to make the run again"
 
 
 def read_record(path: Path) -> dict:
-    with open(path) as fh:
-        record = json.load(fh)
+    """A run record; one that is not valid JSON (cut short, edited by hand) or lacks a required
+    key raises :class:`CorruptRecordError` naming the file (a ``ValueError`` too)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"{path} is not a readable run record ({type(exc).__name__}: {exc}); "
+                                 f"it was probably cut short or edited by hand: {RECORD_ADVICE}") from exc
+    if not isinstance(record, dict):
+        raise CorruptRecordError(f"{path} holds a JSON {type(record).__name__}, not a run record: {RECORD_ADVICE}")
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
-        raise ValueError(f"{path} is not a run record: missing {missing}")
+        raise CorruptRecordError(f"{path} is not a run record: missing {missing}; {RECORD_ADVICE}")
     record["_path"] = str(path)
     return record
 

@@ -1,156 +1,223 @@
-"""Runs: train a method in a profile, evaluate it by the protocol, record everything.
+"""Runs: train a method in a profile, evaluate it, record everything; reuse what is unchanged.
 
-:func:`run_method` is what chapters call. A run lives in
+:func:`run_method` is what chapters and the command line call. A run lives in
 ``runs/<profile>/<method>/<name>-<config hash>/`` with ``checkpoint.pt`` and ``record.json``.
-Calling it again returns the finished record when it was made by the same code (same git
-commit) and configuration, resumes from the checkpoint when the run was interrupted, and
-trains from scratch otherwise (or when ``force=True`` / ``$LMBOOK_RETRAIN=1``).
+
+A run is **keyed by content**: its identity is the method, the profile, the resolved config,
+the content of the code that trains it (every ``.py`` file under ``lmcore/``), the fingerprint
+of its training data, and the identities of its parent runs. Calling :func:`run_method` again
+returns the finished record while that identity is unchanged (a commit that touches only a
+chapter or the README retrains nothing), resumes from the checkpoint when the run was
+interrupted, and trains from scratch otherwise (or with ``force=True`` / ``$LMBOOK_RETRAIN=1``).
+Records still carry the git commit, and whether ``lmcore/`` differed from it; such a record
+cannot be published as a reference.
+
+A run holds a lock while it trains: a second process asking for the same run stops with a
+message instead of overwriting it (or deleting it under ``force``).
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from ..data import MTFL80
-from ..evaluation import RegressionOptions, evaluate_detector, forward_error, detect_all
-from ..methods import build_method, deep_update, get_method
+from ..config import check_overrides, deep_update, normalise_numbers
+from ..data.sources import get_source
+from ..errors import ConfigError, LmbookError
+from ..evaluation import RegressionOptions
+from ..methods import build_method, get_method
 from ..paths import RESULTS_DIR, runs_root
 from ..profiles import resolve_profile, select_device
-from .loop import TrainConfig, checkpoint_meta, train
-from .records import config_hash, describe_device, git_commit, now_iso, read_record, write_json_atomic
+from .loop import TrainConfig, load_checkpoint, train
+from .records import (code_fingerprint, config_hash, describe_device, git_commit, lmcore_is_dirty, now_iso,
+                      write_json_atomic)
+from .run_record import RunRecord
 
-TEST_SPLITS = ("test_mtfl", "test_aflw")
-# The smoke profile evaluates on every 8th image of each split: its numbers only prove the code path.
-EVAL_SUBSAMPLE = {"smoke": 8}
-
-
-def run_identity(method: str, profile: str, config: dict, dataset: str) -> dict:
-    identity = {"method": method, "profile": profile, "config": config}
-    if dataset != "mtfl80":  # keeps the hashes of MTFL-80 runs as they were
-        identity["dataset"] = dataset
-    return identity
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
-def run_directory(method: str, profile: str, name: str, config: dict, dataset: str = "mtfl80") -> Path:
-    return runs_root() / profile / method / f"{name}-{config_hash(run_identity(method, profile, config, dataset))}"
+class RunBusyError(LmbookError):
+    """Another process is training the same run."""
 
 
-def mnist_training_images(pad: int = 14) -> torch.Tensor:
-    """MNIST digits as ``N x 1 x (28 + 2 pad)^2`` uint8, zero-padded so warps keep the digit in
-    frame (Zhang et al. App. G.1 pad 28 to 56)."""
-    from ..data.registry_sets import load_mnist
+class PublishRefused(LmbookError):
+    """A record that cannot be a reference (uncommitted or unknown code, or no git commit)."""
 
-    images, _ = load_mnist()
-    return torch.nn.functional.pad(images[:, None], (pad, pad, pad, pad))
+
+# --------------------------------------------------------------------------- configuration
 
 
 def resolve_config(method: str, profile: str, overrides: dict | None = None) -> dict:
+    """The method's ``profile`` defaults with ``overrides`` merged in, after checking that every
+    key exists and every value has the right type and range (:class:`ConfigError` otherwise)."""
     cls = get_method(method)
-    return deep_update(cls.default_config(profile), overrides)
+    defaults = cls.default_config(profile)
+    check_overrides(defaults, overrides)
+    config = normalise_numbers(defaults, deep_update(defaults, overrides))
+    TrainConfig.from_dict(config["train"])  # ranges of the training settings
+    cls.check_config(config)
+    for role, parent in config["parents"].items():
+        missing = {"method", "name"} - set(parent)
+        if missing:
+            raise ConfigError(f"parent run 'parents.{role}' needs {sorted(missing)}")
+    return config
 
 
-SNAPSHOT_IMAGES = 6  # test_mtfl faces whose landmarks the learning curve also records (for widgets)
+def check_run_name(name: str) -> str:
+    """A run name is a folder name under ``runs/``: letters, digits, '.', '_' and '-' only."""
+    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+        raise ConfigError(f"run name '{name}' must be letters, digits, '.', '_' or '-' (at most 81, no '..'), "
+                          "so that the run stays inside the runs folder")
+    return name
 
 
-def learning_curve_evaluator(data: MTFL80, n_train: int = 2000, subsample: int = 1):
-    """Cheap forward error on test_mtfl for the learning curve: the regressor is fitted on
-    ``n_train`` labelled images spread evenly over ``regressor_train`` (which is sorted by path,
-    so its first rows would all be LFW faces)."""
-    names = data.splits["regressor_train"]
-    stride = max(1, len(names) // n_train) * subsample
-    train_set = data.by_names(names[::stride][:n_train], "regressor_train (learning curve subset)")
-    test_set = data.split("test_mtfl", every=subsample)
+def parent_records(config: dict, profile: str, progress: bool | None = None) -> dict[str, RunRecord]:
+    """The parent runs of ``config``, each trained or reused first (``{role: record}``)."""
+    return {role: run_method(p["method"], profile, p["name"], p.get("overrides") or {}, progress=progress)
+            for role, p in config["parents"].items()}
 
-    def evaluate(method) -> dict:
-        with torch.no_grad():
-            tr = detect_all(method.detect, train_set.images)
-            te = detect_all(method.detect, test_set.images)
-        result = forward_error(tr, train_set.points, te, test_set.points)
-        snapshot = [[[round(float(c), 2) for c in p] for p in face] for face in te[:SNAPSHOT_IMAGES]]
-        return {"forward_test_mtfl": result["mean"], "snapshot_points": snapshot}
 
-    return evaluate
+def run_identity(method: str, profile: str, config: dict, parents: dict[str, RunRecord] | None = None) -> dict:
+    """What a run's result depends on: equal identities give equal runs (up to thread counts)."""
+    source = get_source(config["data"]["source"])
+    return {
+        "method": method, "profile": profile, "config": config,
+        "code": code_fingerprint(),
+        "data": source.fingerprint(),
+        "parents": {role: r["identity"] for role, r in (parents or {}).items()},
+    }
+
+
+def run_directory(method: str, profile: str, name: str, config: dict) -> Path:
+    """The run's folder: by name and config, so a run retrained after a code change reuses it."""
+    check_run_name(name)
+    return runs_root() / profile / method / f"{name}-{config_hash({'method': method, 'profile': profile, 'config': config})}"
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``<run folder>.lock`` while a run trains; another holder means another process."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = run_dir.with_name(f".{run_dir.name}.lock")
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunBusyError(f"run {run_dir} is in use by {holder}; wait for it to finish, or choose another --name")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _saved_identity(checkpoint: Path) -> str | None:
+    return load_checkpoint(checkpoint).get("identity")
+
+
+# --------------------------------------------------------------------------- training
 
 
 def run_method(method: str, profile: str | None = None, name: str = "default", overrides: dict | None = None,
-               data: MTFL80 | None = None, force: bool | None = None, progress: bool | None = None,
-               options: RegressionOptions = RegressionOptions(), few_shot: dict | None = None,
-               dataset: str = "mtfl80") -> dict:
-    """Train (or reuse) a run and return its record (a dict, see :mod:`lmcore.training.records`).
+               force: bool | None = None, progress: bool | None = None,
+               options: RegressionOptions = RegressionOptions(), few_shot: dict | None = None) -> RunRecord:
+    """Train (or reuse) a run and return its record.
 
-    ``overrides`` are merged into the profile's config (e.g. ``{"method": {"num_landmarks": 30}}``).
+    ``overrides`` are merged into the profile's config (e.g. ``{"method": {"num_landmarks": 30}}``)
+    and checked (:class:`ConfigError` for an unknown key, a wrong type or an impossible value).
     ``few_shot`` (``{"sizes": [1, 5, None], "repeats": 10}``) adds few-shot forward errors to the
-    metrics; a finished run asked for another evaluation is re-evaluated from its checkpoint, not
-    retrained. The record's ``_run_dir`` says where its checkpoint is (:func:`load_trained`).
-    ``dataset="mnist"`` trains on MNIST digits (no annotated points: the record has no metrics).
+    metrics; a finished run asked for another evaluation is re-evaluated from its checkpoint,
+    not retrained (and refused with a message when its checkpoint is gone). Under ``torchrun``
+    the ranks other than 0 train and return an empty record.
     """
-    if dataset not in ("mtfl80", "mnist"):
-        raise ValueError(f"unknown dataset '{dataset}' (mtfl80 or mnist)")
     profile = resolve_profile(profile)
     config = resolve_config(method, profile, overrides)
-    run_dir = run_directory(method, profile, name, config, dataset)
-    record_path = run_dir / "record.json"
-    commit = git_commit()
+    run_dir = run_directory(method, profile, name, config)
     if force is None:
         force = os.environ.get("LMBOOK_RETRAIN", "") not in ("", "0")
     if progress is None:  # executed notebooks (papermill) set LMBOOK_PROGRESS=0: no progress widgets saved
         progress = os.environ.get("LMBOOK_PROGRESS", "1") != "0"
-    evaluation = {"options": options.as_dict(), "few_shot": few_shot or {}}
-    if record_path.exists() and not force:
-        record = read_record(record_path)
-        if record.get("git_commit") == commit:
-            record["_run_dir"] = str(run_dir)
-            if dataset == "mtfl80" and record.get("evaluation") != evaluation and (run_dir / "checkpoint.pt").exists():
-                record["metrics"] = evaluate_method(load_trained(record), data or MTFL80(), options, few_shot,
-                                                    EVAL_SUBSAMPLE.get(profile, 1))
-                record["evaluation"] = evaluation
-                write_json_atomic(record_path, {k: v for k, v in record.items() if not k.startswith("_")})
-            return record
-    # A finished record from other code, or a checkpoint written by other code, is stale: its
-    # weights must not be labelled with this commit. Only an interrupted run of this code resumes.
-    stale = force or record_path.exists()
-    if not stale and (run_dir / "checkpoint.pt").exists():
-        stale = checkpoint_meta(run_dir / "checkpoint.pt").get("git_commit") != commit
-    if stale and run_dir.exists():
-        shutil.rmtree(run_dir)
+    parents = parent_records(config, profile, progress)
+    identity = run_identity(method, profile, config, parents)
+    identity_hash = config_hash(identity)
+    # as it reads back from the record's JSON, so that an unchanged request compares equal
+    evaluation = json.loads(json.dumps({"options": options.as_dict(), "few_shot": few_shot or {}}))
+    rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:  # torchrun: rank 0 alone decides, writes and evaluates
+        _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot, evaluation)
+        return RunRecord({})
+    with run_lock(run_dir):
+        record_path = run_dir / "record.json"
+        if record_path.exists() and not force:
+            record = RunRecord.from_file(record_path, run_dir=run_dir)
+            if record.get("identity") == identity_hash:
+                if record.get("lmcore_dirty") and lmcore_is_dirty() is False:
+                    # trained from uncommitted code whose content has since been committed unchanged
+                    record["git_commit"], record["lmcore_dirty"] = git_commit(), False
+                    write_json_atomic(record_path, dict(record))
+                if record.get("evaluation") != evaluation:
+                    record = _reevaluate(record, options, few_shot, evaluation)
+                return record
+        # A finished record of another identity, or a checkpoint of one, is stale: its weights
+        # come from other code, data or parents. Only an interrupted run of this identity resumes.
+        stale = force or record_path.exists()
+        if not stale and (run_dir / "checkpoint.pt").exists():
+            stale = _saved_identity(run_dir / "checkpoint.pt") != identity_hash
+        if stale and run_dir.exists():
+            shutil.rmtree(run_dir)
+        return _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot,
+                      evaluation)
 
+
+def _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot, evaluation):
     cls = get_method(method)
     model = build_method(method, config)
+    if parents:
+        model.adopt_parents({role: load_trained(r) for role, r in parents.items()})
     device = select_device()
     cfg = TrainConfig.from_dict(config["train"])
-    if dataset == "mtfl80":
-        data = data or MTFL80()
-        train_set = data.split(cls.train_split)
-        train_images = train_set.images
-        targets = train_set.points if getattr(cls, "supervised", False) else None
-        subsample = EVAL_SUBSAMPLE.get(profile, 1)
-        evaluate = learning_curve_evaluator(data, subsample=subsample) if cfg.eval_every else None
-        data_info = {"dataset": "mtfl80", "root": str(data.root), "train_split": cls.train_split,
-                     "n_train": len(train_images), "regressor_split": "regressor_train", "test_splits": list(TEST_SPLITS),
-                     "eval_subsample": subsample}
-    else:
-        train_images, targets, evaluate = mnist_training_images(), None, None
-        data_info = {"dataset": "mnist", "n_train": len(train_images), "note": "no annotated points: no protocol metrics"}
+    source = get_source(config["data"]["source"])
+    subsample = cls.budget(profile).eval_subsample
+    train_set = source.split(config["data"]["split"])
+    targets = train_set.points if cls.trains_with_labels else None
+    evaluate = model.learning_curve(source, subsample) if cfg.eval_every else None
+    commit, dirty = git_commit(), lmcore_is_dirty()
     started = time.perf_counter()
-    result = train(model, train_images, cfg, run_dir, device, evaluate=evaluate,
-                   identity=run_identity(method, profile, config, dataset), progress=progress, targets=targets,
-                   meta={"git_commit": commit})
+    result = train(model, train_set.images, cfg, run_dir, device, evaluate=evaluate, identity=identity,
+                   progress=progress, targets=targets, meta={"git_commit": commit}, name=f"{method}/{name}")
     if int(os.environ.get("RANK", "0")) != 0:
-        return {}
+        return RunRecord({})
     eval_start = time.perf_counter()
-    metrics = evaluate_method(model, data, options, few_shot, subsample) if dataset == "mtfl80" else {}
+    metrics = model.evaluate(source, options, few_shot, subsample)
     record = {
         "method": method,
         "profile": profile,
         "config": config,
         "git_commit": commit,
+        "lmcore_dirty": dirty,
+        "code_fingerprint": identity["code"],
+        "identity": config_hash(identity),
+        "parents": {role: {"method": r.method, "run_name": r.run_name, "identity": r["identity"],
+                           "run_dir": str(r.run_dir)} for role, r in parents.items()},
         "device": describe_device(device),
         "wall_time_s": round(result.wall_time_s, 1),
-        "data": data_info,
+        "data": {"source": config["data"]["source"], "split": config["data"]["split"], "n_train": len(train_set),
+                 "fingerprint": identity["data"], "root": str(source.root),
+                 "eval_subsample": subsample},
         "metrics": metrics,
         "evaluation": evaluation,
         "history": result.history,
@@ -159,64 +226,97 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
         "eval_time_s": round(time.perf_counter() - eval_start, 1),
         "session_time_s": round(time.perf_counter() - started, 1),
         "resumed_from_step": result.resumed_from,
+        "resumed_with": result.resumed_with,
         "steps": result.steps,
     }
-    write_json_atomic(record_path, record)
-    record["_run_dir"] = str(run_dir)
+    write_json_atomic(run_dir / "record.json", record)
+    return RunRecord(record, run_dir=run_dir)
+
+
+def _reevaluate(record: RunRecord, options: RegressionOptions, few_shot: dict | None, evaluation: dict) -> RunRecord:
+    """The record's metrics recomputed from its checkpoint with other evaluation settings."""
+    if record.checkpoint is None:
+        raise LmbookError(f"{record.path} was evaluated with other settings ({record.get('evaluation')}) and its "
+                          f"checkpoint is gone, so it cannot be re-evaluated; rerun with --force (or "
+                          f"LMBOOK_RETRAIN=1) to train it again")
+    cls = get_method(record.method)
+    model = load_trained(record)
+    source = get_source(record.config["data"]["source"])
+    record["metrics"] = model.evaluate(source, options, few_shot, cls.budget(record.profile).eval_subsample)
+    record["evaluation"] = evaluation
+    write_json_atomic(record.run_dir / "record.json", dict(record))
     return record
 
 
-def evaluate_method(model, data: MTFL80, options: RegressionOptions = RegressionOptions(),
-                    few_shot: dict | None = None, subsample: int = 1) -> dict:
-    """The protocol's metrics for a trained method (its own ``evaluate`` if it defines one), on
-    every ``subsample``-th image of each split (1: all; the smoke profile uses 8)."""
-    if hasattr(model, "evaluate"):
-        return model.evaluate(data, options, subsample)
-    test_sets = {name: data.split(name, every=subsample) for name in TEST_SPLITS}
-    few_shot = few_shot or {}
-    sizes = [n for n in few_shot.get("sizes", ()) if n is None or n * subsample <= len(data.splits["regressor_train"])]
-    return evaluate_detector(model.detect, data.split("regressor_train", every=subsample), test_sets, options,
-                             consistency_limit=1000 // subsample, few_shot_sizes=sizes,
-                             few_shot_repeats=few_shot.get("repeats", 10)).as_dict()
+def run_variants(method: str, profile: str | None, variants: dict[str, dict], base: dict | None = None,
+                 prefix: str = "variant", reuse: list[RunRecord] = (), **kwargs) -> dict[str, RunRecord]:
+    """Train (or reuse) one run per labelled variant: ``{label: overrides}`` merged over ``base``.
+
+    A variant whose resolved config equals that of a record in ``reuse`` (e.g. a chapter's main
+    run) is that record, not a second run. Run names are ``<prefix>-<label as a slug>``.
+    """
+    profile = resolve_profile(profile)
+    out = {}
+    for label, change in variants.items():
+        overrides = deep_update(base or {}, change)
+        config = resolve_config(method, profile, overrides)
+        same = [r for r in reuse if r.method == method and r.config == config]
+        if same:
+            out[label] = same[0]
+            continue
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "default"
+        out[label] = run_method(method, profile, f"{prefix}-{slug}"[:80], overrides, **kwargs)
+    return out
 
 
-def kept_checkpoints(record: dict) -> list[tuple[int, Path]]:
-    """(step, path) of the checkpoint copies a run kept (``train.keep_every``), in step order."""
-    run_dir = Path(record["_run_dir"])
-    return sorted((int(p.stem.split("-")[1]), p) for p in run_dir.glob("checkpoint-*.pt"))
+# --------------------------------------------------------------------------- trained models and references
 
 
-def load_trained(record: dict, device: torch.device | None = None, step: int | None = None):
+def load_trained(record: RunRecord, device: torch.device | None = None, step: int | None = None):
     """Rebuild the method of a run record and load its final checkpoint (or the kept copy at
-    ``step``), in eval mode."""
-    run_dir = Path(record["_run_dir"])
-    ckpt = run_dir / ("checkpoint.pt" if step is None else f"checkpoint-{step:07d}.pt")
+    ``step``), in eval mode; parent runs are loaded first where the method adopts them."""
+    if record.run_dir is None:
+        raise LmbookError(f"run {record.method}/{record.run_name} is a committed reference: it carries no weights; "
+                          "train it with lmcore.training.run_method or python -m lmcore.train")
+    ckpt = record.run_dir / ("checkpoint.pt" if step is None else f"checkpoint-{step:07d}.pt")
     if not ckpt.exists():
-        raise FileNotFoundError(f"{ckpt} is missing: committed reference records carry no weights; "
-                                f"rerun the experiment with lmcore.training.run_method")
-    model = build_method(record["method"], record["config"])
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        raise LmbookError(f"{ckpt} is missing; rerun the experiment with --force (or LMBOOK_RETRAIN=1)")
+    model = build_method(record.method, record.config)
+    parents = record.get("parents") or {}
+    if parents:
+        model.adopt_parents({role: load_trained(RunRecord.from_file(Path(p["run_dir"]) / "record.json",
+                                                                    run_dir=p["run_dir"]))
+                             for role, p in parents.items()})
+    state = load_checkpoint(ckpt)
     model.load_state_dict(state["model"])
     model.to(device or select_device())
     model.eval()
     return model
 
 
-def checkpoint_history(record: dict) -> list[dict]:
-    return record.get("history", [])
-
-
-def load_references(method: str, root: Path = RESULTS_DIR) -> list[dict]:
+def load_references(method: str, root: Path = RESULTS_DIR) -> list[RunRecord]:
     """The committed reference run records of ``method`` (``results/<method>/*.json``), sorted by name."""
     folder = root / method
     if not folder.is_dir():
         return []
-    return [read_record(p) for p in sorted(folder.glob("*.json"))]
+    return [RunRecord.from_file(p) for p in sorted(folder.glob("*.json"))]
 
 
-def publish_reference(record: dict, root: Path = RESULTS_DIR) -> Path:
-    """Copy a run record (no checkpoint) into ``results/<method>/<run name>.json``."""
-    clean = {k: v for k, v in record.items() if not k.startswith("_")}
-    path = root / record["method"] / f"{record['run_name']}.json"
-    write_json_atomic(path, clean)
+def publish_reference(record: RunRecord, root: Path = RESULTS_DIR) -> Path:
+    """Copy a run record (no checkpoint) into ``results/<method>/<run name>.json``.
+
+    Refuses (:class:`PublishRefused`) a record made from ``lmcore`` code that differed from its
+    git commit, or with no known commit: a reference must name the code that made it.
+    """
+    commit = record.get("git_commit") or "unknown"
+    # older records have no lmcore_dirty field: then any uncommitted change counts
+    dirty = record.get("lmcore_dirty", commit.endswith("+dirty"))
+    if commit == "unknown" or dirty is None:
+        raise PublishRefused(f"run {record.method}/{record.run_name} has no known git commit; train it in a git "
+                             "checkout of lmbook, then publish")
+    if dirty:
+        raise PublishRefused(f"run {record.method}/{record.run_name} was trained from uncommitted lmcore code "
+                             f"(commit {commit}); commit, retrain (the run is reused if nothing changed), then publish")
+    path = root / record.method / f"{record.run_name}.json"
+    write_json_atomic(path, dict(record))
     return path

@@ -11,7 +11,8 @@ import torch
 from ..evaluation import detect_all, fit_linear_map
 from ..geometry import WarpSpec, random_tps, warp_image
 from ..geometry.coords import normalized_to_pixels
-from . import POINT_COLOURS, figure_png, landmark_colours, show_landmarks, slider_stack
+from ..methods.base import LEARNING_CURVE_KEY, SNAPSHOT_KEY
+from .basics import POINT_COLOURS, figure_png, landmark_colours, show_landmarks, slider_stack
 
 
 def landmarks_under_warps(detect: Callable, image: torch.Tensor, spec: WarpSpec, count: int = 5, seed: int = 0,
@@ -108,11 +109,11 @@ def learning_curves(records: Sequence[dict], label: Callable[[dict], str] | None
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.4))
     for record in records:
-        history = [h for h in record.get("history", []) if "forward_test_mtfl" in h]
+        history = [h for h in record.get("history", []) if LEARNING_CURVE_KEY in h]
         if not history:
             continue
         minutes = [h["wall_time_s"] / 60 for h in history]
-        ax.plot(minutes, [h["forward_test_mtfl"] for h in history], marker="o", ms=3,
+        ax.plot(minutes, [h[LEARNING_CURVE_KEY] for h in history], marker="o", ms=3,
                 label=(label(record) if label else record.get("run_name")) + f" [{record['profile']}]")
     if reference_line is not None:
         ax.axhline(reference_line, color="0.5", ls="--", lw=1, label=reference_label)
@@ -145,12 +146,12 @@ def few_shot_plot(curves: dict[str, list], paper: dict | None = None, paper_labe
 def checkpoint_scrubber(record: dict, images: torch.Tensor, width: str = "640px"):
     """A slider through the run's training checkpoints: the landmarks that each evaluation step
     recorded on a few test faces (``images``: the first test_mtfl faces, uint8)."""
-    history = [h for h in record.get("history", []) if "snapshot_points" in h]
+    history = [h for h in record.get("history", []) if SNAPSHOT_KEY in h]
     if not history:
         raise ValueError("the record carries no landmark snapshots (trained without a learning curve)")
     pngs, labels = [], []
     for entry in history:
-        points = np.asarray(entry["snapshot_points"])
+        points = np.asarray(entry[SNAPSHOT_KEY])
         n = min(len(points), len(images))
         fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 1.8))
         colours = landmark_colours(points.shape[1])
@@ -159,5 +160,5 @@ def checkpoint_scrubber(record: dict, images: torch.Tensor, width: str = "640px"
         fig.tight_layout(pad=0.1)
         pngs.append(figure_png(fig, dpi=70))
         labels.append(f"step {entry['step']} ({entry['wall_time_s'] / 60:.1f} min): forward error "
-                      f"{entry['forward_test_mtfl']:.1f} % IOD [{record['profile']} profile]")
+                      f"{entry[LEARNING_CURVE_KEY]:.1f} % IOD [{record['profile']} profile]")
     return slider_stack(pngs, labels, description="checkpoint", width=width)

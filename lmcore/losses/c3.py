@@ -1,0 +1,74 @@
+"""Losses of the cross-image flow of C3 (Xu et al. 2020, §3.2) and its pre-training.
+
+Notation (see :mod:`lmcore.models.flow`): ``T_ab`` (``B x Ha x Wa x 2``) holds, for each
+position of image A, its correspondent in B (normalised coordinates); ``T_ba`` the reverse.
+In the paper's notation ``T_ab = T^{j->i}`` and ``T_ba = T^{i->j}`` with ``(i, j) = (a, b)``.
+
+The paper writes ``||.||_2`` and gives no reduction; here each term is a mean of squared
+differences (per map value, or per landmark), so that the loss does not grow with K or the
+map size and its weight transfers between settings.
+
+Whether L_equiv also trains the flow module (through ``T``) the paper does not say. Passing
+``T.detach()`` trains only the pose branch; without it the flow can move towards the
+landmarks as much as the landmarks towards the flow.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..models.flow import transfer_points, warp_maps
+
+
+def equivariance_loss(pose_a: torch.Tensor, pose_b: torch.Tensor, T_ab: torch.Tensor,
+                      T_ba: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: ``L_equiv = ||p_i - T^{j->i} o p_j||_2 + ||p_j - T^{i->j} o p_i||_2``.
+
+    pose_a, pose_b: ``B x K x h x w`` pose maps of A and B (the Gaussian maps rendered at the
+    landmarks, or the probability maps); ``T_ab``: ``B x Ha x Wa x 2``, ``T_ba``:
+    ``B x Hb x Wb x 2`` (resampled to ``h x w`` when the sizes differ). ``o`` is warping by
+    inverse sampling: ``(T_ab o p_b)(u) = p_b(T_ab(u))`` lies on A's grid. Where the
+    correspondent falls outside the other image the warped map is 0. Returns a scalar: the
+    sum over the two directions of the mean squared difference.
+    """
+    into_a = warp_maps(pose_b, T_ab)
+    into_b = warp_maps(pose_a, T_ba)
+    return ((pose_a - into_a) ** 2).mean() + ((pose_b - into_b) ** 2).mean()
+
+
+def landmark_equivariance_loss(points_a: torch.Tensor, points_b: torch.Tensor, T_ab: torch.Tensor,
+                               T_ba: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 on landmark coordinates: ``|l_b - T_ab(l_a)|^2 + |l_a - T_ba(l_b)|^2``.
+
+    points_a, points_b: ``B x K x 2`` landmarks (normalised); ``T_ab``, ``T_ba`` as in
+    :func:`equivariance_loss`. Points are carried by bilinear sampling of T
+    (:func:`~lmcore.models.flow.transfer_points`). Returns the mean over landmarks and batch of
+    the summed squared distances, in normalised units squared (the image is 2 wide).
+    """
+    to_b = transfer_points(T_ab, points_a)
+    to_a = transfer_points(T_ba, points_b)
+    return ((points_b - to_b) ** 2).sum(-1).mean() + ((points_a - to_a) ** 2).sum(-1).mean()
+
+
+def flow_supervision_loss(T_pred: torch.Tensor, T_true: torch.Tensor,
+                          valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Pre-training of the flow module on synthetic pairs whose flow is known (not in the paper).
+
+    The paper pre-trains the flow module "following NC-Net", whose weak supervision raises the
+    mean best-match score on matching image pairs and lowers it on non-matching ones. The book
+    departs from it: on a synthetic pair ``B = A o g`` the true flow is known
+    (:func:`~lmcore.models.flow.flow_of_warp`), so T is supervised directly by its mean
+    end-point error ``|T_pred(u) - T_true(u)|``.
+
+    T_pred, T_true: ``B x H x W x 2`` (one direction; add the loss of the other). ``valid``:
+    ``B x H x W`` bool, by default the positions whose true correspondent lies inside the other
+    image (``|T_true| <= 1``); positions without one have no target. Returns a scalar in
+    normalised units (one cell of a 16-wide map is 0.125).
+    """
+    if valid is None:
+        valid = (T_true.abs() <= 1).all(-1)
+    error = (T_pred - T_true).norm(dim=-1)
+    weight = valid.to(error.dtype)
+    return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+__all__ = ["equivariance_loss", "flow_supervision_loss", "landmark_equivariance_loss"]

@@ -1,0 +1,73 @@
+"""The command line refuses a user's mistakes with one line and a non-zero exit, no traceback."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--set", "method.num_landmarks=4", "--set", "method.widths=[4,6,8,8,8]", "--set", "method.view_size=16",
+        "--set", "method.padding=same", "--set", "train.resolution=16", "--set", "train.batch_size=4",
+        "--set", "train.steps=2", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=0"]
+
+
+def _train(*args, runs: Path, env_extra=None):
+    env = dict(os.environ, LMBOOK_RUNS=str(runs), LMBOOK_PROGRESS="0", OMP_NUM_THREADS="1", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "lmcore.train", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fse", "--profile", "smoke", "--set", "method.num_landmark=30"], "did you mean 'method.num_landmarks'"),
+    (["fse", "--profile", "smoke", "--set", "trian.steps=2"], "unknown setting 'trian'"),
+    (["fse", "--profile", "smoke", "--set", "train.steps=abc"], "'train.steps' must be an integer, got 'abc'"),
+    (["fse", "--profile", "smoke", "--set", "train.batch_size=2.5"], "must be an integer, got 2.5"),
+    (["fse", "--profile", "smoke", "--set", "train.steps=0"], "train.steps"),
+    (["fse", "--profile", "smoke", "--set", "method.num_landmarks=0"], "method.num_landmarks"),
+    (["fse", "--profile", "smoke", "--set", "train.steps"], "expected KEY=VALUE"),
+    (["fse", "--profile", "smoke", "--name", "../../x"], "run name '../../x'"),
+    (["fse", "--profile", "laptop"], "invalid choice: 'laptop'"),
+    (["fsee"], "invalid choice: 'fsee'"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, message, tmp_path):
+    done = _train(*args, runs=tmp_path / "runs")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert message in lines[0] and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("record.json"))
+
+
+def test_a_bad_profile_in_the_environment_is_one_line(tmp_path):
+    done = _train("fse", runs=tmp_path / "runs", env_extra={"LMBOOK_PROFILE": "fast"})
+    assert done.returncode == 2 and "unknown profile 'fast'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_data_root_names_itself(tmp_path):
+    done = _train("fse", "--profile", "smoke", *TINY, runs=tmp_path / "runs",
+                  env_extra={"LMBOOK_DATA_ROOT": str(tmp_path / "nowhere")})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "LMBOOK_DATA_ROOT" in done.stderr and "nowhere is not a folder" in done.stderr
+
+
+def test_show_prints_the_resolved_config(tmp_path):
+    done = _train("fse", "--profile", "smoke", "--set", "method.num_landmarks=7", "--show", runs=tmp_path / "runs")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    assert config["method"]["num_landmarks"] == 7 and config["data"]["source"] == "mtfl80"
+
+
+def test_a_truncated_record_is_named_with_the_way_forward(tmp_path):
+    runs = tmp_path / "runs"
+    done = _train("fse", "--profile", "smoke", "--name", "tiny", *TINY, runs=runs)
+    assert done.returncode == 0, done.stderr
+    record = next(runs.rglob("record.json"))
+    record.write_text(record.read_text()[:200])
+    again = _train("fse", "--profile", "smoke", "--name", "tiny", *TINY, runs=runs)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert str(record) in again.stderr and "--force" in again.stderr
+    forced = _train("fse", "--profile", "smoke", "--name", "tiny", "--force", *TINY, runs=runs)
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(record.read_text())["steps"] == 2

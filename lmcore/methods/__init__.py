@@ -11,6 +11,8 @@ REGISTRY = {
     "zhang": "lmcore.methods.zhang:Zhang",
     "jakab": "lmcore.methods.jakab:Jakab",
     "supervised": "lmcore.methods.supervised:SupervisedRegressor",
+    "pose": "lmcore.methods.pose:PoseCore",
+    "sanchez": "lmcore.methods.sanchez:Sanchez",
 }
 
 

@@ -15,7 +15,8 @@ chapter budgets             ``budgets``: a :class:`Budget` per profile (ablation
                             MNIST variants, the evaluation subsample)
 training data               ``config["data"] = {"source", "split"}`` (default: the class's
                             ``data_source`` and ``train_split``), see :mod:`lmcore.data.sources`
-trains with labels          ``trains_with_labels``: the loop hands ``(images, points)`` batches
+trains with labels          ``trains_with_labels``: the loop hands ``(images, targets)`` batches,
+                            targets from :meth:`training_targets` (default: the points)
 frozen weights              ``frozen_prefixes``: state-dict keys that are data or a parent's
                             weights, left out of checkpoints and restored from their source
 parent runs                 ``config["parents"] = {role: {"method", "name", "overrides"}}``: runs
@@ -178,6 +179,13 @@ class LandmarkMethod(nn.Module):
         if steps:
             config = cls.shortened_config(config, steps)
         return deep_update(config, overrides)
+
+    @classmethod
+    def training_targets(cls, train_set) -> torch.Tensor | None:
+        """What the loop hands ``forward`` beside the images (``(images, targets)`` batches), or
+        None for a method that learns from images alone. Default: the annotated points (pixels)
+        when :attr:`trains_with_labels`."""
+        return train_set.points if cls.trains_with_labels else None
 
     # ------------------------------------------------------------------ parents and weights
 

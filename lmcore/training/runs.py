@@ -193,7 +193,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     source = get_source(config["data"]["source"])
     subsample = cls.budget(profile).eval_subsample
     train_set = source.split(config["data"]["split"])
-    targets = train_set.points if cls.trains_with_labels else None
+    targets = cls.training_targets(train_set)
     evaluate = model.learning_curve(source, subsample) if cfg.eval_every else None
     commit, dirty = git_commit(), lmcore_is_dirty()
     started = time.perf_counter()

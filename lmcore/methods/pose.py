@@ -1,0 +1,129 @@
+"""A supervised human-pose detector: the *core* that Sanchez & Tzimiropoulos 2019 adapt.
+
+The FAN-style hourglass of §4.1 (:class:`lmcore.models.fan.FAN`) trained *with labels* on another
+object category than the target: here LSPET-128's 14 joints (the paper: MPII's 16). Loss: mean
+squared error between the heatmap logits and Gaussian targets ``exp(-d^2 / 0.5)`` on the map grid
+(§4.1), over visible joints only. Augmentation: random similarities with rotations drawn from
+N(0, 30 deg) (the code clips them at 40 deg; not here) and no flips. Its evaluation is PCK@0.2 of the torso on LSPET's val
+split, as the data set's README defines it.
+
+No face label reaches this network: it only ever sees people.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..config import deep_update
+from ..geometry import ComposedWarp, WarpSpec, pixels_to_normalized, random_similarity, warp_image
+from ..geometry.coords import normalized_to_pixels
+from ..models.fan import FAN, gaussian_targets
+from .base import Budget, LandmarkMethod
+
+PCK_KEY = "pck_val"  # the learning curve's and the record's PCK@0.2 on LSPET val
+
+# Paper profile: §4.1's core (width 256, depth 4, 128 px in, 32 x 32 maps), Adam 1e-3 decayed x0.1
+# at 60% and 85% of the schedule, batch 32.
+_PAPER = {
+    "method": {
+        "num_landmarks": 14,
+        "view_crop": 1.0,  # LSPET-128's crops are already centred on the person
+        "view_size": 128,
+        "width": 256, "depth": 4, "temperature": 0.1, "sigma": 0.5,
+        "augment": {"rotation_deg": 30.0, "log2_scale": 0.25, "translation": 0.05, "distribution": "normal"},
+    },
+    "train": {"steps": 60000, "batch_size": 32, "lr": 1e-3, "lr_milestones": [36000, 51000], "resolution": 128,
+              "checkpoint_every": 2000, "eval_every": 2000, "log_every": 100, "keep_every": 10000},
+}
+# CPU profile: a 64 px view (16 x 16 maps) and 64 channels; its checkpoints are kept so that the
+# Sanchez chapter can adapt cores of several qualities (its Tables 4-5)
+_CPU = deep_update(_PAPER, {
+    "method": {"view_size": 64, "width": 64},
+    "train": {"steps": 4000, "batch_size": 16, "lr_milestones": [2800], "checkpoint_every": 500, "eval_every": 500,
+              "log_every": 50, "keep_every": 1000},
+})
+_SMOKE = deep_update(_CPU, {
+    "method": {"width": 16},
+    "train": {"steps": 12, "batch_size": 4, "lr_milestones": [], "checkpoint_every": 6, "eval_every": 6,
+              "log_every": 3, "keep_every": 6},
+})
+PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+BUDGETS = {"smoke": Budget(eval_subsample=8)}
+
+
+class PoseCore(LandmarkMethod):
+    """FAN trained by heatmap regression on LSPET-128's joints (a parent run of ``sanchez``)."""
+
+    name = "pose"
+    profiles = PROFILE_CONFIGS
+    budgets = BUDGETS
+    data_source = "lspet128"
+    train_split = "train"
+    trains_with_labels = True
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        m = config["method"]
+        self.core = FAN(m["num_landmarks"], m["width"], m["depth"], m["temperature"])
+        self.augment = WarpSpec(**m["augment"])
+
+    @classmethod
+    def check_config(cls, config: dict) -> None:
+        super().check_config(config)
+        from ..errors import ConfigError
+
+        m = config["method"]
+        unit = 4 * 2 ** m["depth"]
+        if m["view_size"] % unit:
+            raise ConfigError(f"setting 'method.view_size' must be a multiple of {unit} for a FAN of depth "
+                              f"{m['depth']}, got {m['view_size']}")
+        if m["width"] % 8:
+            raise ConfigError(f"setting 'method.width' must be a multiple of 8, got {m['width']}")
+
+    @classmethod
+    def training_targets(cls, train_set) -> torch.Tensor:
+        """``N x J x 3``: the joints' (x, y) pixels and their visibility (1 or 0)."""
+        return torch.cat([train_set.points, train_set.visible[..., None].float()], -1)
+
+    def landmarks(self, images):
+        return self.core.landmarks(images)
+
+    def forward(self, batch, generator, step):
+        images, targets = batch
+        size = images.shape[-1]
+        points, visible = pixels_to_normalized(targets[..., :2], size), targets[..., 2]
+        jitter = random_similarity(self.augment, len(images), generator, images.device)
+        view = self.view_warp(len(images), images.device)
+        warped = warp_image(images, ComposedWarp(jitter, view), size=self.view_size)
+        target_points = view.transport(jitter.transport(points))
+        logits = self.core(warped)
+        target = gaussian_targets(target_points, logits.shape[-2], logits.shape[-1], self.config["method"]["sigma"])
+        per_joint = ((logits - target) ** 2).mean((-2, -1))  # B x J
+        loss = (per_joint * visible).sum() / visible.sum().clamp(min=1)
+        return {"loss": loss}
+
+    def pck(self, split, threshold: float = 0.2) -> dict:
+        """PCK@``threshold`` (of the torso) of this detector on a LandmarkSet with visibility."""
+        from ..evaluation import detect_all
+        from ..evaluation.pose import pck
+
+        predicted = detect_all(self.detect, split.images)
+        return pck(predicted, split.points, split.visible, threshold)
+
+    def evaluate(self, source, options=None, few_shot=None, subsample: int = 1) -> dict:
+        """PCK@0.2 on LSPET's val split (the face protocol does not apply to people)."""
+        return {PCK_KEY: self.pck(source.split("val", every=subsample))}
+
+    def learning_curve(self, source, subsample: int = 1, n_train: int = 0):
+        val = source.split("val", every=2 * subsample)  # 500 people: a cheap, stable estimate
+
+        def evaluate(method) -> dict:
+            return {PCK_KEY: method.pck(val)["pck"]}
+
+        return evaluate
+
+    @torch.no_grad()
+    def predict_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """Joints ``B x J x 2`` in pixels of ``images`` (uint8 or float)."""
+        size = images.shape[-1]
+        images = images.float() / 255 if images.dtype == torch.uint8 else images
+        return normalized_to_pixels(self.detect(images).cpu(), size)

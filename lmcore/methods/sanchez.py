@@ -1,0 +1,126 @@
+"""Sanchez & Tzimiropoulos 2019: object landmark discovery through unsupervised adaptation.
+
+A landmark detector trained *with labels* on another category (the ``pose`` parent run, people)
+is adapted to faces *without labels*, through Jakab et al.'s conditional image generation (§3):
+the generator must render a mildly warped view of a face from the appearance of a more warped
+view and the landmarks of the first, and the detector learns whatever landmarks make that
+possible. Three modes, as the paper compares them:
+
+* ``proposed``: every convolution of the frozen core carries a learnt C_out x C_out projection,
+  initialised to the identity (:func:`lmcore.models.projected.make_adaptable`); the projections,
+  batch norm and a new K-channel head are trained (~9% of the parameters at the paper's width);
+* ``finetune``: the core's weights, all trainable, with a new head;
+* ``scratch``: the same network randomly initialised (the core run is then unused).
+
+The generator, the Gaussian bottleneck and the perceptual loss are those of :mod:`.jakab` (the
+code's generator is an image-to-image network with residual blocks; this book reuses Jakab's so
+that the three methods differ only in the detector). The frozen core comes from the parent run
+named in ``config["parents"]["core"]``, trained (or reused) before this run.
+"""
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from ..config import deep_update
+from ..errors import ConfigError
+from ..models.fan import FAN
+from ..models.projected import fold_projections, make_adaptable
+from .base import Budget
+from .jakab import PROFILE_CONFIGS as JAKAB_PROFILES
+from .jakab import Jakab
+
+MODES = ("proposed", "finetune", "scratch")
+
+
+def _profile(jakab: dict, view_size: int, core_width: int, core_overrides: dict) -> dict:
+    return deep_update(jakab, {
+        "method": {"mode": "proposed", "projected": "all", "view_size": view_size, "core_width": core_width,
+                   "core_depth": 4, "core_landmarks": 14, "temperature": 0.1},
+        "parents": {"core": {"method": "pose", "name": "core", "overrides": core_overrides}},
+    })
+
+
+# Paper profile: 128 px, the paper's core width 256 and its adaptation optimiser (Adam, betas
+# (0, 0.9), lr 1e-3, weight decay 5e-4, gradient clip 1).
+_PAPER = deep_update(_profile(JAKAB_PROFILES["paper"], 128, 256, {}), {
+    "train": {"betas": [0.0, 0.9], "weight_decay": 5e-4, "steps": 100000, "lr_milestones": [60000]},
+})
+# CPU and smoke: the Jakab chapter's generator at a 64 px view (a FAN of depth 4 needs multiples of
+# 64) and the core of the pose run's profile
+_CPU = deep_update(_profile(JAKAB_PROFILES["cpu"], 64, 64, {}), {"train": {"betas": [0.0, 0.9]}})
+_SMOKE = deep_update(_profile(JAKAB_PROFILES["smoke"], 64, 16, {}), {"train": {"betas": [0.0, 0.9]}})
+PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+BUDGETS = {"smoke": Budget(eval_subsample=8)}
+
+
+class FANPose(nn.Module):
+    """The detector as Jakab's generator expects its pose encoder: images -> (points, logits)."""
+
+    def __init__(self, detector: nn.Module, temperature: float):
+        super().__init__()
+        self.detector = detector
+        self.temperature = temperature
+
+    def forward(self, images):
+        from ..geometry import soft_argmax
+
+        logits = self.detector(images)
+        return soft_argmax(logits, self.temperature)[0], logits
+
+
+class Sanchez(Jakab):
+    """Jakab's conditional generator with a FAN detector adapted from a supervised core."""
+
+    name = "sanchez"
+    profiles = PROFILE_CONFIGS
+    budgets = BUDGETS
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        m = config["method"]
+        # the structure of each mode, so that a checkpoint loads before (or without) the parent
+        core = FAN(m["core_landmarks"], m["core_width"], m["core_depth"], m["temperature"])
+        self.model.pose = FANPose(self._adapt(core), m["temperature"])
+
+    @classmethod
+    def check_config(cls, config: dict) -> None:
+        super().check_config(config)
+        m = config["method"]
+        if m["mode"] not in MODES:
+            raise ConfigError(f"setting 'method.mode' must be one of {', '.join(MODES)}, got '{m['mode']}'")
+        if m["view_size"] % (4 * 2 ** m["core_depth"]):
+            raise ConfigError(f"setting 'method.view_size' must be a multiple of {4 * 2 ** m['core_depth']} for the "
+                              f"FAN core, got {m['view_size']}")
+
+    def _adapt(self, core: FAN) -> nn.Module:
+        m = self.config["method"]
+        if m["mode"] == "proposed":
+            return make_adaptable(core, m["num_landmarks"], projected=m["projected"])
+        detector = copy.deepcopy(core)
+        detector.replace_head(m["num_landmarks"])
+        if m["mode"] == "scratch":  # the same network, randomly initialised
+            detector = FAN(m["num_landmarks"], m["core_width"], m["core_depth"], m["temperature"])
+        return detector
+
+    def adopt_parents(self, parents: dict) -> None:
+        """Build the detector from the trained core (``parents["core"]``, a ``pose`` run)."""
+        core = parents["core"].core
+        m = self.config["method"]
+        if (core.width, core.depth, core.num_landmarks) != (m["core_width"], m["core_depth"], m["core_landmarks"]):
+            raise ConfigError(f"the core run has width {core.width}, depth {core.depth}, {core.num_landmarks} maps; "
+                              f"method.core_width/core_depth/core_landmarks say {m['core_width']}, {m['core_depth']}, "
+                              f"{m['core_landmarks']}")
+        if m["mode"] != "scratch":
+            device = next(self.parameters()).device
+            self.model.pose = FANPose(self._adapt(copy.deepcopy(core).cpu()), m["temperature"]).to(device)
+
+    @property
+    def detector(self) -> nn.Module:
+        return self.model.pose.detector
+
+    def folded_detector(self) -> nn.Module:
+        """The detector with its projections folded into plain convolutions (same output; the
+        evaluation then costs what the core costs)."""
+        return fold_projections(self.detector) if self.config["method"]["mode"] == "proposed" else self.detector

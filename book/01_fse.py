@@ -145,6 +145,10 @@ print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", paper
 #
 # The longest runs available, committed under `results/fse/` as records (no weights), with where
 # and how long they trained. Their learning curves follow.
+#
+# The references so far were scored by the book's earlier protocol, with an intercept and plain least
+# squares; this execution's runs use the current one (no intercept, ridge chosen on `tune_val`). The
+# provenance table's `regressor` column says which protocol each row used.
 
 # %%
 references = load_references("fse")

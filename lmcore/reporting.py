@@ -10,6 +10,20 @@ def short_commit(commit: str) -> str:
     return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
+def regressor_label(record: dict) -> str:
+    """How the record's forward errors were fitted: the book's protocol changed on 2026-11-23 from
+    a fit with an intercept to one without and with a ridge chosen on tune_val (chapter 0), and
+    older committed references keep the protocol they were scored with."""
+    options = next(iter(record.get("metrics", {}).get("forward", {}).values()), {}).get("options", {})
+    if options.get("direct"):
+        return "direct (no regressor)"
+    if not options:
+        return "-"
+    ridge = options.get("ridge_choice") and "ridge tuned on tune_val" or (
+        f"ridge {options['ridge']:g}" if options.get("ridge") else "least squares")
+    return ("intercept, " if options.get("intercept") else "no intercept, ") + ridge
+
+
 def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | None = None) -> pd.DataFrame:
     """Where each number came from: profile, device, code version, training time."""
     rows = []
@@ -21,6 +35,7 @@ def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | Non
             "device": r["device"].get("name", r["device"].get("type")),
             "git commit": short_commit(r["git_commit"]),
             "steps": r.get("steps"),
+            "regressor": regressor_label(r),
             "training (min)": round(r["wall_time_s"] / 60, 1),
             "created (UTC)": r.get("created", "")[:16].replace("T", " "),
         })

@@ -331,3 +331,25 @@ def test_consistency_error_is_small_for_an_equivariant_detector_and_large_for_a_
     assert good["mean"] < 2.0  # % of IOD: resampling noise only
     assert bad["mean"] > 10 * good["mean"]
     assert bad["sorted"] == sorted(bad["per_landmark"])
+
+
+@pytest.mark.parametrize("intercept", [False, True])
+@pytest.mark.parametrize("ridge", [0.0, 1e-3, 1e-1])
+def test_closed_form_fits_agree_with_scikit_learn(intercept, ridge):
+    """The protocol's numpy fits are checked against scikit-learn's solvers (the reference)."""
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    from lmcore.evaluation.protocol import fit_linear_map, gram_scale
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 10, 2)) * 5 + 40
+    y = rng.normal(size=(60, 5, 2)) * 3 + 40
+    fit = fit_linear_map(x, y, intercept=intercept, ridge=ridge)
+    flat_x, flat_y = x.reshape(60, -1), y.reshape(60, -1)
+    if ridge:
+        alpha = ridge * gram_scale(flat_x, intercept, "max_eigenvalue")
+        reference = Ridge(alpha=alpha, fit_intercept=intercept, solver="svd").fit(flat_x, flat_y)
+    else:
+        reference = LinearRegression(fit_intercept=intercept).fit(flat_x, flat_y)
+    expected = reference.predict(flat_x).reshape(60, 5, 2)
+    assert np.allclose(fit.predict(x), expected, atol=1e-6)

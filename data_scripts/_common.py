@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from lmcore.errors import LmbookError  # noqa: E402
+from lmcore.files import pid_alive  # noqa: E402
 from lmcore.paths import data_root  # noqa: E402
 
 IMAGE_SIZE = 80
@@ -161,21 +162,6 @@ _PROCESS_STARTED = time.time()
 _LEFTOVER = re.compile(r"^(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.(?P<kind>tmp|old)$")
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (unknown counts as alive)."""
-    if pid == os.getpid():
-        return True
-    if pid <= 0 or os.name != "posix":  # os.kill on Windows would terminate the process
-        return pid > 0
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: alive, under another user
-        return True
-    return True
-
-
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 
@@ -196,7 +182,7 @@ def stale_leftovers(path: Path) -> list[Path]:
         if match is None:
             continue
         if match["pid"] is not None:
-            stale = not _pid_alive(int(match["pid"]))
+            stale = not pid_alive(int(match["pid"]))
         else:
             try:
                 stale = entry.lstat().st_mtime < _PROCESS_STARTED

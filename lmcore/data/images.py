@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import CorruptDataError
+from ..files import pid_alive
 from ..paths import cache_root
 
 
@@ -43,25 +44,6 @@ def _cache_key(paths: Sequence[Path], size: tuple[int, int]) -> str:
 
 # Temp files of the cache are ``<name>-<key>.tmp<pid>.npy`` (see load_image_stack).
 _TMP_NAME = re.compile(r"\.tmp(\d+)\.npy$")
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (a zombie counts as alive).
-
-    Outside POSIX it answers True (keep the file): ``os.kill(pid, 0)`` would end the
-    process on Windows instead of probing it.
-    """
-    if pid <= 0:
-        return False
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists but belongs to another user
-        return True
-    return True
 
 
 def remove_orphaned_temp_files(folder: Path) -> list[Path]:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, CorruptCheckpointError, TrainingDiverged
+from ..files import fsync_dir, pid_alive
 from .records import config_hash
 
 
@@ -198,22 +199,6 @@ _KEPT_COPY = re.compile(r"^checkpoint-(?P<step>\d+)\.pt$")
 CHECKPOINT_ADVICE = "delete it to restart the run from step 0, or rerun with --force (LMBOOK_RETRAIN=1)"
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (where the OS lets a folder be opened and synced)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _atomic_writer(path: Path):
     """A binary file handle on ``.NAME.tmp<pid>`` beside ``path``: flushed, fsynced and renamed
@@ -229,7 +214,7 @@ def _atomic_writer(path: Path):
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _save_atomic(payload: dict, path: Path) -> None:
@@ -267,28 +252,13 @@ def checkpoint_meta(path: Path) -> dict:
     return load_checkpoint(path).get("meta", {})
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (kept on the safe side: unknown counts as alive)."""
-    if pid == os.getpid():
-        return True
-    if pid <= 0 or os.name != "posix":  # os.kill on Windows would terminate the process
-        return pid > 0
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists under another user
-        return True
-    return True
-
-
 def remove_orphaned_temp_files(folder: Path) -> list[Path]:
     """Remove ``.NAME.tmp<pid>`` files in ``folder`` whose process is gone (a killed run's
     half-written checkpoint or record); those of live processes are kept. Returns the removed."""
     removed = []
     for path in sorted(Path(folder).glob(".*.tmp*")):
         match = _TEMP_FILE.match(path.name)
-        if match and path.is_file() and not path.is_symlink() and not _pid_alive(int(match["pid"])):
+        if match and path.is_file() and not path.is_symlink() and not pid_alive(int(match["pid"])):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed.append(path)

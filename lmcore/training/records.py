@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CorruptRecordError
+from ..files import fsync_dir
 from ..paths import PROJECT_ROOT
 
 REQUIRED_KEYS = ("method", "profile", "config", "git_commit", "device", "wall_time_s", "data", "metrics")
@@ -125,17 +126,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         except OSError:
             pass
         raise
-    if os.name == "posix":
-        try:
-            fd = os.open(path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    fsync_dir(path.parent)
 
 
 RECORD_ADVICE = "delete it, or rerun with --force (LMBOOK_RETRAIN=1) to make the run again"

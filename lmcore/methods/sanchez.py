@@ -98,10 +98,10 @@ class Sanchez(Jakab):
         m = self.config["method"]
         if m["mode"] == "proposed":
             return make_adaptable(core, m["num_landmarks"], projected=m["projected"])
+        if m["mode"] == "scratch":  # the same network, randomly initialised
+            return FAN(m["num_landmarks"], m["core_width"], m["core_depth"], m["temperature"])
         detector = copy.deepcopy(core)
         detector.replace_head(m["num_landmarks"])
-        if m["mode"] == "scratch":  # the same network, randomly initialised
-            detector = FAN(m["num_landmarks"], m["core_width"], m["core_depth"], m["temperature"])
         return detector
 
     def adopt_parents(self, parents: dict) -> None:

@@ -25,9 +25,10 @@ from .protocol import (
     regressor_count,
     tune_positions,
 )
+from .rescore import Detections
 
 __all__ = [
-    "CONSISTENCY_WARPS", "NORMALISERS", "RIDGE_GRID", "RIDGE_SCALES", "TUNE_MIN_REPEATS", "LinearMap",
+    "CONSISTENCY_WARPS", "Detections", "NORMALISERS", "RIDGE_GRID", "RIDGE_SCALES", "TUNE_MIN_REPEATS", "LinearMap",
     "ProtocolResult", "RegressionOptions", "backward_error", "box_diagonal", "choose_ridge",
     "consistency_error", "detect_all", "evaluate_detector", "few_shot_curve", "fit_linear_map",
     "forward_error", "gram_scale", "inter_ocular_distance", "mean_shape_error", "normalised_errors",

@@ -12,6 +12,7 @@ REGISTRY = {
     "jakab": "lmcore.methods.jakab:Jakab",
     "supervised": "lmcore.methods.supervised:SupervisedRegressor",
     "pose": "lmcore.methods.pose:PoseCore",
+    "face_core": "lmcore.methods.pose:FaceCore",
     "sanchez": "lmcore.methods.sanchez:Sanchez",
 }
 

@@ -38,7 +38,8 @@ def _profile(jakab: dict, view_size: int, core_width: int, core_overrides: dict)
     return deep_update(jakab, {
         "method": {"mode": "proposed", "projected": "all", "view_size": view_size, "core_width": core_width,
                    "core_depth": 4, "core_landmarks": 14, "temperature": 0.1},
-        "parents": {"core": {"method": "pose", "name": "core", "overrides": core_overrides}},
+        # step: adopt the core at one of its kept checkpoints (None: its final weights; Tables 4-5)
+        "parents": {"core": {"method": "pose", "name": "core", "overrides": core_overrides, "step": None}},
     })
 
 
@@ -47,12 +48,43 @@ def _profile(jakab: dict, view_size: int, core_width: int, core_overrides: dict)
 _PAPER = deep_update(_profile(JAKAB_PROFILES["paper"], 128, 256, {}), {
     "train": {"betas": [0.0, 0.9], "weight_decay": 5e-4, "steps": 100000, "lr_milestones": [60000]},
 })
-# CPU and smoke: the Jakab chapter's generator at a 64 px view (a FAN of depth 4 needs multiples of
-# 64) and the core of the pose run's profile
-_CPU = deep_update(_profile(JAKAB_PROFILES["cpu"], 64, 64, {}), {"train": {"betas": [0.0, 0.9]}})
+# CPU: the Jakab chapter's generator at a 64 px view (a FAN of depth 4 needs multiples of 64), the
+# core of the pose run's cpu profile (width 64); batches of 8 (a step of 16 costs 0.9 s on the 2-core
+# machine: more, smaller steps learn more per CPU second) and 500 steps, so that the chapter's three
+# modes, its core-quality runs and the shoes fit its 12 minutes
+_CPU = deep_update(_profile(JAKAB_PROFILES["cpu"], 64, 64, {}), {
+    "train": {"betas": [0.0, 0.9], "steps": 500, "batch_size": 8, "lr_milestones": [350], "checkpoint_every": 250,
+              "eval_every": 250},
+})
 _SMOKE = deep_update(_profile(JAKAB_PROFILES["smoke"], 64, 16, {}), {"train": {"betas": [0.0, 0.9]}})
 PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
-BUDGETS = {"smoke": Budget(eval_subsample=8)}
+
+
+def _generalisation(steps: int) -> dict:
+    """§4.4 the other way round: a core trained with MTFL-80's face labels (``face_core``) adapted,
+    without labels, to Fashion-MNIST footwear (grey, padded 28 -> 56 px; no landmark labels, so
+    the chapter shows it qualitatively)."""
+    return {"data": {"source": "fashion_footwear", "split": "train"},
+            "method": {"view_crop": 1.0, "core_landmarks": 5},
+            "parents": {"core": {"method": "face_core", "name": "face-core"}},
+            "train": {"steps": steps, "eval_every": 0}}
+
+
+# Variants: "core_steps", the kept checkpoints of the core run adapted in Tables 4-5 (each for the
+# ablation length); "generalisation", the shoes run.
+BUDGETS = {
+    "smoke": Budget(eval_subsample=8, ablation_steps=8, variants={"core_steps": [6], "generalisation": _generalisation(8)}),
+    "cpu": Budget(ablation_steps=150, ablation_train={"eval_every": 0},
+                  variants={"core_steps": [1000, 3000], "generalisation": _generalisation(150)}),
+    "paper": Budget(ablation_steps=20000, ablation_train={"eval_every": 0},
+                    variants={"core_steps": [2000, 10000, 20000], "generalisation": _generalisation(20000)}),
+}
+
+
+def _rgb(images):
+    """Grey images (Fashion-MNIST footwear, the generalisation case) as three equal channels: the
+    core, the generator and the VGG16 of the perceptual loss all read RGB."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
 class FANPose(nn.Module):
@@ -103,6 +135,12 @@ class Sanchez(Jakab):
         detector = copy.deepcopy(core)
         detector.replace_head(m["num_landmarks"])
         return detector
+
+    def views(self, images, generator):
+        return super().views(_rgb(images), generator)
+
+    def to_view(self, images):
+        return super().to_view(_rgb(images))
 
     def adopt_parents(self, parents: dict) -> None:
         """Build the detector from the trained core (``parents["core"]``, a ``pose`` run)."""

@@ -67,6 +67,10 @@ def resolve_config(method: str, profile: str, overrides: dict | None = None) -> 
         missing = {"method", "name"} - set(parent)
         if missing:
             raise ConfigError(f"parent run 'parents.{role}' needs {sorted(missing)}")
+        step = parent.get("step")
+        if step is not None and (not isinstance(step, int) or step <= 0):
+            raise ConfigError(f"setting 'parents.{role}.step' must be a positive step of a kept checkpoint or null, "
+                              f"got {step!r}")
     return config
 
 
@@ -79,9 +83,27 @@ def check_run_name(name: str) -> str:
 
 
 def parent_records(config: dict, profile: str, progress: bool | None = None) -> dict[str, RunRecord]:
-    """The parent runs of ``config``, each trained or reused first (``{role: record}``)."""
-    return {role: run_method(p["method"], profile, p["name"], p.get("overrides") or {}, progress=progress)
-            for role, p in config["parents"].items()}
+    """The parent runs of ``config``, each trained or reused first (``{role: record}``). A parent
+    with a ``step`` is adopted at that kept checkpoint (an early core, Sanchez's Tables 4-5): the
+    step must be one the parent run keeps (its ``train.keep_every``)."""
+    records = {}
+    for role, p in config["parents"].items():
+        record = run_method(p["method"], profile, p["name"], p.get("overrides") or {}, progress=progress)
+        step = p.get("step")
+        if step is not None and step != record.steps:
+            kept = [s for s, _ in record.kept_checkpoints()]
+            if step not in kept:
+                raise ConfigError(f"parent run 'parents.{role}' ({p['method']}/{p['name']}) keeps checkpoints at steps "
+                                  f"{kept or 'none'} and ends at {record.steps}; 'parents.{role}.step' = {step} is none "
+                                  "of them")
+        records[role] = record
+    return records
+
+
+def _parent_step(config: dict, role: str, record: RunRecord) -> int | None:
+    """The kept checkpoint of a parent to adopt (None: its final weights)."""
+    step = (config.get("parents", {}).get(role) or {}).get("step")
+    return None if step is None or step == record.steps else step
 
 
 def run_identity(method: str, profile: str, config: dict, parents: dict[str, RunRecord] | None = None) -> dict:
@@ -91,7 +113,7 @@ def run_identity(method: str, profile: str, config: dict, parents: dict[str, Run
         "method": method, "profile": profile, "config": config,
         "code": code_fingerprint(),
         "data": source.fingerprint(),
-        "parents": {role: r["identity"] for role, r in (parents or {}).items()},
+        "parents": {role: r["identity"] for role, r in (parents or {}).items()},  # (the step is in config)
     }
 
 
@@ -187,7 +209,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     cls = get_method(method)
     model = build_method(method, config)
     if parents:
-        model.adopt_parents({role: load_trained(r) for role, r in parents.items()})
+        model.adopt_parents({role: load_trained(r, step=_parent_step(config, role, r)) for role, r in parents.items()})
     device = select_device()
     cfg = TrainConfig.from_dict(config["train"])
     source = get_source(config["data"]["source"])
@@ -212,7 +234,8 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
         "code_fingerprint": identity["code"],
         "identity": config_hash(identity),
         "parents": {role: {"method": r.method, "run_name": r.run_name, "identity": r["identity"],
-                           "run_dir": str(r.run_dir)} for role, r in parents.items()},
+                           "run_dir": str(r.run_dir), "step": _parent_step(config, role, r)}
+                    for role, r in parents.items()},
         "device": describe_device(device),
         "wall_time_s": round(result.wall_time_s, 1),
         "data": {"source": config["data"]["source"], "split": config["data"]["split"], "n_train": len(train_set),
@@ -285,7 +308,7 @@ def load_trained(record: RunRecord, device: torch.device | None = None, step: in
     parents = record.get("parents") or {}
     if parents:
         model.adopt_parents({role: load_trained(RunRecord.from_file(Path(p["run_dir"]) / "record.json",
-                                                                    run_dir=p["run_dir"]))
+                                                                    run_dir=p["run_dir"]), step=p.get("step"))
                              for role, p in parents.items()})
     state = load_checkpoint(ckpt)
     model.load_state_dict(state["model"])

@@ -1,0 +1,111 @@
+"""What one training step costs: time, and the memory it needs, measured the way the loop trains.
+
+:func:`step_cost` runs a method's real training step (its ``forward`` on a batch of the run's
+data, backward, the optimiser's update) a few times after a warm-up and reports
+
+* ``step_ms``: median wall time of one step, and ``images_per_s`` (batch / step time);
+* ``saved_for_backward_mb``: the activations autograd keeps between the forward and the backward
+  pass (unique storages, weights excluded), counted with ``saved_tensors_hooks``; it does not
+  depend on the device, so a CPU measurement says what the step needs on a GPU too;
+* ``parameters`` / ``trainable``: the method's parameter counts (frozen buffers excluded), and
+  ``optimiser_state_mb``: trainable weights, their gradients and Adam's two moments;
+* ``peak_cuda_mb``: on a GPU, the allocator's peak over the measured steps.
+
+Compare methods by ratios measured in one process (one machine, one load): absolute times move
+with the machine (this project's 2-core machine has varied by 2x between days).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from .loop import TrainConfig, _make_optimizer, prepare_images
+
+
+def _storage_key(tensor: torch.Tensor):
+    return tensor.untyped_storage().data_ptr()
+
+
+def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, device: torch.device | None = None,
+              steps: int = 5, warmup: int = 2, targets: torch.Tensor | None = None) -> dict:
+    """Time and memory of ``method``'s training step at ``cfg``'s batch size and resolution.
+
+    images: uint8 ``N x C x H x W`` training images (a few batches' worth is enough); targets:
+    what the loop would hand the method beside them (supervised methods), else None. The method
+    is trained for ``warmup + steps`` steps: pass a copy if its weights matter.
+    """
+    device = device or torch.device("cpu")
+    method.to(device).train()
+    trainable = [p for p in method.parameters() if p.requires_grad]
+    optimizer = _make_optimizer(trainable, cfg)
+    data = prepare_images(images, cfg.resolution, device)
+    target_data = None if targets is None else targets.to(device)
+    sampler = torch.Generator().manual_seed(0)
+    warp_rng = torch.Generator(device=device).manual_seed(1)
+    weights = {_storage_key(t) for t in list(method.parameters()) + list(method.buffers())}
+    times, saved_bytes = [], []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for step in range(warmup + steps):
+        index = torch.randint(len(data), (cfg.batch_size,), generator=sampler).to(device)
+        batch = data[index] if target_data is None else (data[index], target_data[index])
+        seen: dict = {}
+
+        def pack(tensor):
+            key = _storage_key(tensor)
+            if key not in weights and key not in seen:
+                seen[key] = tensor.untyped_storage().nbytes()
+            return tensor
+
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss = method(batch, warp_rng, step)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+            saved_bytes.append(sum(seen.values()))
+    step_s = statistics.median(times)
+    n_trainable = sum(p.numel() for p in trainable)
+    result = {
+        "step_ms": round(1000 * step_s, 1),
+        "images_per_s": round(cfg.batch_size / step_s, 1),
+        "batch_size": cfg.batch_size,
+        "saved_for_backward_mb": round(max(saved_bytes) / 2 ** 20, 1),
+        "parameters": sum(p.numel() for p in method.parameters()),
+        "trainable": n_trainable,
+        "optimiser_state_mb": round(4 * 4 * n_trainable / 2 ** 20, 1),  # fp32 weights, grads, 2 Adam moments
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+    return result
+
+
+def run_step_cost(method: str, profile: str, overrides: dict | None = None, steps: int = 5, warmup: int = 2,
+                  n_images: int = 256, device: torch.device | None = None) -> dict:
+    """:func:`step_cost` of a run's config (its parents trained or reused first, as
+    :func:`~lmcore.training.run_method` would), on the first ``n_images`` of its training data."""
+    from ..data.sources import get_source
+    from ..methods import build_method, get_method
+    from .runs import _parent_step, load_trained, parent_records, resolve_config
+
+    config = resolve_config(method, profile, overrides)
+    model = build_method(method, config)
+    parents = parent_records(config, profile, progress=False)
+    if parents:
+        model.adopt_parents({role: load_trained(r, step=_parent_step(config, role, r)) for role, r in parents.items()})
+    train_set = get_source(config["data"]["source"]).split(config["data"]["split"])
+    subset = train_set.subset(range(min(n_images, len(train_set))))
+    targets = get_method(method).training_targets(subset)
+    return step_cost(model, subset.images, TrainConfig.from_dict(config["train"]), device, steps, warmup, targets)

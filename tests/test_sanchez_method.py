@@ -37,12 +37,12 @@ def _sanchez(mode, core):
 def test_the_pose_loss_counts_visible_joints_only():
     core = build_method("pose", get_method("pose").default_config("smoke"))
     images = torch.rand(2, 3, 128, 128)
-    joints = torch.rand(2, 14, 2) * 100 + 14
+    joints = torch.rand(2, 14, 2) * 1.6 - 0.8  # normalised, as PoseCore.training_targets gives them
     visible = torch.ones(2, 14, 1)
     generator = torch.Generator().manual_seed(0)
     loss = core((images, torch.cat([joints, visible], -1)), generator, 0)["loss"]
     moved = joints.clone()
-    moved[:, 3] = 0.0  # a joint far away, but invisible: the loss must not see it
+    moved[:, 3] = -0.95  # a joint moved far away, but invisible: the loss must not see it
     hidden = visible.clone()
     hidden[:, 3] = 0
     generator = torch.Generator().manual_seed(0)

@@ -119,6 +119,9 @@ def test_the_face_core_trains_on_all_five_labelled_points():
     faces = _faces(4, 0)
     targets = cls.training_targets(faces)
     assert targets.shape == (4, 5, 3) and torch.equal(targets[..., 2], torch.ones(4, 5))
+    # normalised, not pixels: the loop resizes the 80 px faces to train.resolution, the targets must not move
+    assert torch.allclose(targets[..., :2], pixels_to_normalized(faces.points, 80))
+    assert cls.default_config("cpu")["train"]["resolution"] == 80
     assert cls.default_config("cpu")["data"] == {"source": "mtfl80", "split": "regressor_train"}
 
 
@@ -129,3 +132,11 @@ def test_grey_images_reach_the_adapted_detector_as_three_equal_channels():
     assert view.shape == (2, 3, 64, 64)
     assert torch.equal(view[:, 0], view[:, 1]) and torch.equal(view[:, 1], view[:, 2])
     assert model.detect(grey).shape == (2, 10, 2)
+
+
+def test_pose_targets_are_normalised_with_the_visibility_beside_them():
+    people = _faces(3, 4)
+    people.visible = torch.tensor([[True, False, True, True, True]] * 3)
+    targets = get_method("pose").training_targets(people)
+    assert torch.allclose(targets[..., :2], pixels_to_normalized(people.points, 80))
+    assert targets[0, :, 2].tolist() == [1.0, 0.0, 1.0, 1.0, 1.0]

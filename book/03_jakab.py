@@ -128,11 +128,7 @@ if references:
     ax.axhline(mean_shape / 2, color="C3", ls=":", lw=1, label="target: half the mean shape")
     ax.legend(fontsize=7)
     plt.show()
-    for record in references:  # the shortfall, if any, against the target of half the mean shape
-        error = record.forward("test_mtfl")
-        verdict = "meets" if error < chapter.target else f"misses by {error - chapter.target:.2f} points"
-        print(f"{record.run_name} [{record.profile}, {record.config['train']['steps']} steps]: "
-              f"{error:.2f} % on test_mtfl, {verdict} the target of {mean_shape / 2:.2f} %")
+    print("\n".join(reporting.target_verdicts(references, chapter.target)))  # the shortfall, if any
 else:
     print("no committed reference runs under results/jakab/")
 

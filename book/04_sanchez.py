@@ -437,10 +437,6 @@ references = load_references("sanchez")
 if references:
     display(reporting.provenance_table(references))
     display(reporting.protocol_table(references))
-    for record in references:
-        error = record.forward("test_mtfl")
-        verdict = "meets" if error < chapter.target else f"misses by {error - chapter.target:.2f} points"
-        print(f"{record.run_name} [{record.profile}, {record.steps} steps]: {error:.2f} % on test_mtfl, {verdict} "
-              f"the target of {chapter.target:.2f} %")
+    print("\n".join(reporting.target_verdicts(references, chapter.target)))
 else:
     print("no committed reference runs under results/sanchez/")

@@ -68,3 +68,15 @@ def protocol_table(records: Sequence[dict], splits: Sequence[str] = ("test_mtfl"
         rows.append(row)
     frame = pd.DataFrame(rows).set_index("run")
     return frame
+
+
+def target_verdicts(records: Sequence[dict], target: float, split: str = "test_mtfl") -> list[str]:
+    """One line per record: its forward error on ``split`` and whether it is below ``target`` (the
+    book's bar for a K = 10 reference: half the mean shape's error), or by how much it misses."""
+    lines = []
+    for r in records:
+        error = r["metrics"]["forward"][split]["mean"]
+        verdict = "meets" if error < target else f"misses by {error - target:.2f} points"
+        lines.append(f"{r.get('run_name', '?')} [{r['profile']}, {r.get('steps')} steps]: {error:.2f} % on {split}, "
+                     f"{verdict} the target of {target:.2f} %")
+    return lines

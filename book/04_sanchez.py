@@ -133,6 +133,15 @@ display(pd.DataFrame({"PCK@0.2 (%)": {name: round(100 * v, 1) for name, v in
                                       zip(JOINT_NAMES, core_pck["per_joint"])}}).T)
 
 # %% [markdown]
+# The committed reference core (`results/pose/`), from the longest core run made for this book:
+
+# %%
+for record in load_references("pose"):
+    print(f"{record.run_name} [{record.profile}, {record.steps} steps, {record['wall_time_s'] / 60:.1f} min, "
+          f"commit {record['git_commit'][:10]}, {record['device'].get('name')}]: PCK@0.2 on LSPET-128 val "
+          f"{100 * record['metrics'][PCK_KEY]['pck']:.1f} %")
+
+# %% [markdown]
 # The core must visibly work before anything is adapted from it: its joints on people of the val
 # split, and its PCK along its training (the checkpoints it keeps are the "early cores" of Tables
 # 4–5 below).

@@ -23,3 +23,16 @@ def isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("LMBOOK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("LMBOOK_PROGRESS", "0")
     return tmp_path / "runs"
+
+
+@pytest.fixture()
+def one_thread():
+    """Tiny tensors: on the project's shared 2-core machine a second intra-op thread mostly waits
+    for the other processes (a module took 33-62 s with 2 threads under load, 11 s with one).
+    The thread count is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -188,14 +188,6 @@ def test_transfer_points_is_exact_for_an_affine_flow():
     assert torch.allclose(transfer_points(t_ba, points), warp.map(points), atol=1e-5)
 
 
-@pytest.fixture()
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation, and on the project's shared
-    2-core machine it waits for the other processes (10x slower measured). Restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_supervised_flow_loss_trains_the_filter(one_thread):

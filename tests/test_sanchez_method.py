@@ -8,12 +8,7 @@ from lmcore.methods import build_method, get_method
 from lmcore.models.projected import ProjectedConv2d
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread
 
 
 def _core():

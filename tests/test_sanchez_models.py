@@ -32,14 +32,7 @@ def trained_like(core: FAN, seed: int = 0) -> FAN:
     return core.eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: on a shared 2-core machine a second intra-op thread mostly waits
-    (the module took 33-62 s with 2 threads under load, 11 s with one). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread
 
 
 @pytest.fixture(scope="module")

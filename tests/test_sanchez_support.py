@@ -14,12 +14,7 @@ from lmcore.training.bench import step_cost
 from lmcore.training.loop import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread
 
 
 def _core_weights(model):

@@ -29,13 +29,6 @@ def _smoke_method(augment=None, seed=0):
     return SupervisedRegressor(config), config
 
 
-@pytest.fixture()
-def one_thread():
-    # two shared cores: one thread per process is several times faster than two competing ones
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_two_dozen_steps_reduce_the_supervised_loss(one_thread):

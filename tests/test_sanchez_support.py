@@ -135,3 +135,12 @@ def test_pose_targets_are_normalised_with_the_visibility_beside_them():
     targets = get_method("pose").training_targets(people)
     assert torch.allclose(targets[..., :2], pixels_to_normalized(people.points, 80))
     assert targets[0, :, 2].tolist() == [1.0, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_every_source_reads_only_the_first_rows_a_limit_asks_for():
+    from lmcore.data.sources import get_source
+
+    shoes = get_source("fashion_footwear")
+    first = shoes.split("train", limit=10)
+    assert len(first) == 10 and torch.equal(first.images, shoes.split("train").images[:10])
+    assert torch.equal(shoes.split("train", every=2, limit=10).images, first.images[::2])

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import CorruptDataError
 from ..paths import find_dataset
-from .images import load_image_stack
+from .images import load_image_tensor
 from .mtfl import LandmarkSet, check_line_end, check_number_token, decode_text, files_sha256
 
 IMAGE_SIZE = 80  # data_scripts/_common.IMAGE_SIZE
@@ -162,12 +162,10 @@ class LandmarkFolder:
         names = self.splits[name][:limit] if limit else list(self.splits[name])
         names = names[::every]
         idx = np.array([self._index[n] for n in names], dtype=np.int64)
-        images = load_image_stack([self.root / n for n in names], (IMAGE_SIZE, IMAGE_SIZE), f"{self.name}-{name}")
-        if not images.flags.writeable:  # a read-only memory map of the cache: torch needs a copy
-            images = np.array(images)
+        images = load_image_tensor([self.root / n for n in names], (IMAGE_SIZE, IMAGE_SIZE), f"{self.name}-{name}")
         points = self._points[idx].reshape(len(idx), self.num_points, 2)
         visible = torch.from_numpy(~np.isnan(points).any(-1)) if self.has_labels else None
-        return LandmarkSet(f"{self.name}/{name}", names, torch.from_numpy(images),
+        return LandmarkSet(f"{self.name}/{name}", names, images,
                            torch.from_numpy(points).float(), visible)
 
     def describe(self) -> dict:

@@ -105,3 +105,12 @@ def load_image_stack(paths: Sequence[Path], size: tuple[int, int], name: str) ->
         tmp.unlink(missing_ok=True)  # an error or Ctrl-C must not leave 250 MB behind
         raise
     return stack
+
+
+def load_image_tensor(paths: Sequence[Path], size: tuple[int, int], name: str) -> "torch.Tensor":
+    """:func:`load_image_stack` as a writable ``N x 3 x H x W`` uint8 tensor (a memory-mapped cache
+    is read-only, and torch needs a copy of it)."""
+    import torch
+
+    images = load_image_stack(paths, size, name)
+    return torch.from_numpy(images if images.flags.writeable else np.array(images))

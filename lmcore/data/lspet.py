@@ -23,7 +23,7 @@ import torch
 
 from ..errors import CorruptDataError
 from ..paths import find_dataset
-from .images import load_image_stack
+from .images import load_image_tensor
 from .mtfl import (
     LandmarkSet,
     check_line_end,
@@ -183,12 +183,10 @@ class LSPET128:
         names = self.splits[name][:limit] if limit else list(self.splits[name])
         names = names[::every]
         idx = np.array([self._index[n] for n in names], dtype=np.int64)
-        images = load_image_stack([self.root / n for n in names], (IMAGE_SIZE, IMAGE_SIZE), f"{NAME}-{name}")
-        if not images.flags.writeable:  # a read-only memory map of the cache: torch needs a copy
-            images = np.array(images)
+        images = load_image_tensor([self.root / n for n in names], (IMAGE_SIZE, IMAGE_SIZE), f"{NAME}-{name}")
         return LandmarkSet(
             f"{NAME}/{name}", names,
-            torch.from_numpy(images),
+            images,
             torch.from_numpy(self._points[idx]).float(),
             torch.from_numpy(self._visible[idx]),
         )

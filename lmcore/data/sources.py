@@ -65,10 +65,12 @@ class ArraySource:
         if not self.splits["test"]:
             del self.splits["test"]
 
-    def split(self, name: str, every: int = 1) -> LandmarkSet:
+    def split(self, name: str, every: int = 1, *, limit: int | None = None) -> LandmarkSet:
+        """The images of one split (``limit`` keeps its first rows, then every ``every``-th)."""
         if name not in self.splits:
             raise ConfigError(f"data source '{self.name}' has no split '{name}'; choose one of {sorted(self.splits)}")
-        index = torch.as_tensor(self.splits[name][::every], dtype=torch.long)
+        rows = self.splits[name][:limit] if limit else self.splits[name]
+        index = torch.as_tensor(rows[::every], dtype=torch.long)
         images = self.images[index]
         return LandmarkSet(f"{self.name}/{name}", [f"{self.name}/{i}" for i in index.tolist()], images,
                            torch.zeros(len(images), 0, 2))

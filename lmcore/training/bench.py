@@ -97,15 +97,11 @@ def run_step_cost(method: str, profile: str, overrides: dict | None = None, step
     """:func:`step_cost` of a run's config (its parents trained or reused first, as
     :func:`~lmcore.training.run_method` would), on the first ``n_images`` of its training data."""
     from ..data.sources import get_source
-    from ..methods import build_method, get_method
-    from .runs import _parent_step, load_trained, parent_records, resolve_config
+    from ..methods import get_method
+    from .runs import build_with_parents, parent_records, resolve_config
 
     config = resolve_config(method, profile, overrides)
-    model = build_method(method, config)
-    parents = parent_records(config, profile, progress=False)
-    if parents:
-        model.adopt_parents({role: load_trained(r, step=_parent_step(config, role, r)) for role, r in parents.items()})
-    train_set = get_source(config["data"]["source"]).split(config["data"]["split"])
-    subset = train_set.subset(range(min(n_images, len(train_set))))
+    model = build_with_parents(method, config, parent_records(config, profile, progress=False))
+    subset = get_source(config["data"]["source"]).split(config["data"]["split"], limit=n_images)
     targets = get_method(method).training_targets(subset)
     return step_cost(model, subset.images, TrainConfig.from_dict(config["train"]), device, steps, warmup, targets)

@@ -106,6 +106,15 @@ def _parent_step(config: dict, role: str, record: RunRecord) -> int | None:
     return None if step is None or step == record.steps else step
 
 
+def build_with_parents(method: str, config: dict, parents: dict[str, RunRecord]):
+    """The method of ``config``, freshly initialised, with its trained parents adopted (each at
+    the kept checkpoint its ``step`` names)."""
+    model = build_method(method, config)
+    if parents:
+        model.adopt_parents({role: load_trained(r, step=_parent_step(config, role, r)) for role, r in parents.items()})
+    return model
+
+
 def run_identity(method: str, profile: str, config: dict, parents: dict[str, RunRecord] | None = None) -> dict:
     """What a run's result depends on: equal identities give equal runs (up to thread counts)."""
     source = get_source(config["data"]["source"])
@@ -207,9 +216,7 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
 
 def _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot, evaluation):
     cls = get_method(method)
-    model = build_method(method, config)
-    if parents:
-        model.adopt_parents({role: load_trained(r, step=_parent_step(config, role, r)) for role, r in parents.items()})
+    model = build_with_parents(method, config, parents)
     device = select_device()
     cfg = TrainConfig.from_dict(config["train"])
     source = get_source(config["data"]["source"])

@@ -23,6 +23,7 @@ from .protocol import (
     normalised_errors,
     normaliser_distance,
     regressor_count,
+    tune_forward_error,
     tune_positions,
 )
 from .rescore import Detections
@@ -32,5 +33,5 @@ __all__ = [
     "ProtocolResult", "RegressionOptions", "backward_error", "box_diagonal", "choose_ridge",
     "consistency_error", "detect_all", "evaluate_detector", "few_shot_curve", "fit_linear_map",
     "forward_error", "gram_scale", "inter_ocular_distance", "mean_shape_error", "normalised_errors",
-    "normaliser_distance", "regressor_count", "tune_positions",
+    "normaliser_distance", "regressor_count", "tune_forward_error", "tune_positions",
 ]

@@ -531,3 +531,11 @@ def evaluate_detector(detect: DetectFn, train_set, test_sets: dict, options: Reg
                                                    few_shot_sizes, few_shot_repeats, "forward", options,
                                                    tune_split=tune_split, ridge_choices=choices)
     return result
+
+
+def tune_forward_error(detect: DetectFn, source, subsample: int = 1) -> float:
+    """The score that *chooses settings*: forward error (% of IOD) with the regressor fitted on
+    ``tune_fit`` and scored on ``tune_val`` (MTFL-80's README), never on a test set."""
+    fit, val = source.split("tune_fit", every=subsample), source.split("tune_val", every=subsample)
+    return forward_error(detect_all(detect, fit.images), fit.points, detect_all(detect, val.images), val.points,
+                         RegressionOptions(ridge=0.0))["mean"]

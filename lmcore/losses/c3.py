@@ -1,4 +1,5 @@
-"""Losses of the cross-image flow of C3 (Xu et al. 2020, §3.2) and its pre-training.
+"""Losses of C3 (Xu et al. 2020): the cross-image cycle (§3.1, Eqs. 1-2), the cross-image flow's
+equivariance (§3.2, Eq. 4) and the flow's pre-training.
 
 Notation (see :mod:`lmcore.models.flow`): ``T_ab`` (``B x Ha x Wa x 2``) holds, for each
 position of image A, its correspondent in B (normalised coordinates); ``T_ba`` the reverse.
@@ -17,6 +18,28 @@ from __future__ import annotations
 import torch
 
 from ..models.flow import transfer_points, warp_maps
+
+
+def cross_image_cycle_loss(criterion, originals: tuple[torch.Tensor, torch.Tensor],
+                           reconstructions: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Eq. 1: ``L_cycle = P(I_i, I'_i) + P(I_j, I'_j)``.
+
+    criterion: the perceptual loss ``P(generated, target)`` (e.g.
+    :class:`~lmcore.losses.perceptual.PerceptualLoss`); originals ``(I_i, I_j)`` and
+    reconstructions ``(I'_i, I'_j)``: ``B x 3 x S x S`` each, ``I'`` rendered after two swaps.
+    """
+    return criterion(reconstructions[0], originals[0]) + criterion(reconstructions[1], originals[1])
+
+
+def pose_invariance_loss(poses: tuple[torch.Tensor, torch.Tensor],
+                         poses_again: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Eq. 2: ``L_inv = ||p'_i - p_i||_2 + ||p'_j - p_j||_2``.
+
+    poses ``(p_i, p_j)``: ``B x K x h x w`` pose maps of the two images (the Gaussian maps rendered
+    at their landmarks); poses_again ``(p'_i, p'_j)``: those of the swapped images ``I_{j,i}`` and
+    ``I_{i,j}``, which carry the poses of i and j. Each term is a mean of squared differences.
+    """
+    return ((poses_again[0] - poses[0]) ** 2).mean() + ((poses_again[1] - poses[1]) ** 2).mean()
 
 
 def equivariance_loss(pose_a: torch.Tensor, pose_b: torch.Tensor, T_ab: torch.Tensor,
@@ -71,4 +94,5 @@ def flow_supervision_loss(T_pred: torch.Tensor, T_true: torch.Tensor,
     return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-__all__ = ["equivariance_loss", "flow_supervision_loss", "landmark_equivariance_loss"]
+__all__ = ["cross_image_cycle_loss", "equivariance_loss", "flow_supervision_loss", "landmark_equivariance_loss",
+           "pose_invariance_loss"]

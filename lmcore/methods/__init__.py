@@ -14,6 +14,8 @@ REGISTRY = {
     "pose": "lmcore.methods.pose:PoseCore",
     "face_core": "lmcore.methods.pose:FaceCore",
     "sanchez": "lmcore.methods.sanchez:Sanchez",
+    "c3_flow": "lmcore.methods.c3:C3Flow",
+    "c3": "lmcore.methods.c3:C3",
 }
 
 

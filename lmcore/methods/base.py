@@ -17,6 +17,8 @@ training data               ``config["data"] = {"source", "split"}`` (default: t
                             ``data_source`` and ``train_split``), see :mod:`lmcore.data.sources`
 trains with labels          ``trains_with_labels``: the loop hands ``(images, targets)`` batches,
                             targets from :meth:`training_targets` (default: the points)
+pairs of different images   ``trains_on_pairs``: the loop hands ``(images_a, images_b)`` batches,
+                            two different images of the training split per example (C3)
 frozen weights              ``frozen_prefixes``: state-dict keys that are data or a parent's
                             weights, left out of checkpoints and restored from their source
 parent runs                 ``config["parents"] = {role: {"method", "name", "overrides"}}``: runs
@@ -103,6 +105,8 @@ class LandmarkMethod(nn.Module):
     train_split = "unsup_train"
     #: the loop hands ``(images, points)`` batches (points in pixels of the source images)
     trains_with_labels = False
+    #: the loop hands ``(images_a, images_b)`` batches of different images (unpaired data)
+    trains_on_pairs = False
     #: state-dict key prefixes that are not checkpointed (fetched data or a parent's weights)
     frozen_prefixes: tuple[str, ...] = ()
 

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from .loop import TrainConfig, _make_optimizer, prepare_images
+from .loop import TrainConfig, _draw_batch, _make_optimizer, prepare_images
 
 
 def _storage_key(tensor: torch.Tensor):
@@ -29,11 +29,12 @@ def _storage_key(tensor: torch.Tensor):
 
 
 def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, device: torch.device | None = None,
-              steps: int = 5, warmup: int = 2, targets: torch.Tensor | None = None) -> dict:
+              steps: int = 5, warmup: int = 2, targets: torch.Tensor | None = None, pairs: bool = False) -> dict:
     """Time and memory of ``method``'s training step at ``cfg``'s batch size and resolution.
 
     images: uint8 ``N x C x H x W`` training images (a few batches' worth is enough); targets:
-    what the loop would hand the method beside them (supervised methods), else None. The method
+    what the loop would hand the method beside them (supervised methods), else None; ``pairs``:
+    the method trains on pairs of different images (as the loop draws them). The method
     is trained for ``warmup + steps`` steps: pass a copy if its weights matter.
     """
     device = device or torch.device("cpu")
@@ -49,8 +50,7 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for step in range(warmup + steps):
-        index = torch.randint(len(data), (cfg.batch_size,), generator=sampler).to(device)
-        batch = data[index] if target_data is None else (data[index], target_data[index])
+        batch = _draw_batch(data, target_data, len(data), cfg.batch_size, sampler, device, pairs)
         seen: dict = {}
 
         def pack(tensor):
@@ -103,5 +103,61 @@ def run_step_cost(method: str, profile: str, overrides: dict | None = None, step
     config = resolve_config(method, profile, overrides)
     model = build_with_parents(method, config, parent_records(config, profile, progress=False))
     subset = get_source(config["data"]["source"]).split(config["data"]["split"], limit=n_images)
-    targets = get_method(method).training_targets(subset)
-    return step_cost(model, subset.images, TrainConfig.from_dict(config["train"]), device, steps, warmup, targets)
+    cls = get_method(method)
+    return step_cost(model, subset.images, TrainConfig.from_dict(config["train"]), device, steps, warmup,
+                     cls.training_targets(subset), pairs=cls.trains_on_pairs)
+
+
+def correlation_cost(side: int, channels: int = 256, pairs: int = 8, filter_channels=(10, 10, 1),
+                     filter_kernels=(3, 3, 3), steps: int = 3, warmup: int = 1,
+                     device: torch.device | None = None) -> dict:
+    """Time and memory per pair of C3's cross-image flow (:class:`~lmcore.models.flow.CrossImageFlow`)
+    on ``side x side`` feature maps of ``channels`` channels: the 4D correlation is quadratic in the
+    map's area, so this is what decides the feature resolution.
+
+    Returns ``{"side", "forward_ms_per_pair"`` (no gradient, as the frozen flow runs inside a C3
+    step), ``"train_ms_per_pair"`` (forward and backward, as in the flow's pre-training),
+    ``"correlation_mb_per_pair"`` (one ``side^4`` float32 tensor), ``"saved_for_backward_mb_per_pair"``}.
+    """
+    from ..models.flow import CrossImageFlow, correlation_memory_bytes
+
+    device = device or torch.device("cpu")
+    flow = CrossImageFlow(tuple(filter_channels), tuple(filter_kernels)).to(device)
+    fa = torch.randn(pairs, channels, side, side, device=device)
+    fb = torch.randn(pairs, channels, side, side, device=device)
+    weights = {_storage_key(p) for p in flow.parameters()}
+
+    def timed(train: bool) -> tuple[float, int]:
+        times, saved = [], 0
+        for step in range(warmup + steps):
+            seen: dict = {}
+
+            def pack(tensor):
+                key = _storage_key(tensor)
+                if key not in weights and key not in seen:
+                    seen[key] = tensor.untyped_storage().nbytes()
+                return tensor
+
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            if train:
+                with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                    out = flow(fa, fb)
+                (out["T_ab"].sum() + out["T_ba"].sum()).backward()
+            else:
+                with torch.no_grad():
+                    flow(fa, fb)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if step >= warmup:
+                times.append(time.perf_counter() - start)
+                saved = max(saved, sum(seen.values()))
+        return statistics.median(times), saved
+
+    forward_s, _ = timed(False)
+    train_s, saved = timed(True)
+    return {"side": side, "forward_ms_per_pair": round(1000 * forward_s / pairs, 2),
+            "train_ms_per_pair": round(1000 * train_s / pairs, 2),
+            "correlation_mb_per_pair": round(correlation_memory_bytes(side) / 2 ** 20, 3),
+            "saved_for_backward_mb_per_pair": round(saved / pairs / 2 ** 20, 2), "device": str(device)}

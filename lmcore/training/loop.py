@@ -333,6 +333,25 @@ def _params_finite(module: torch.nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in module.parameters())
 
 
+def sample_pairs(n: int, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of ``batch_size`` pairs of different images among ``n`` (uniform over ordered pairs
+    ``i != j``): the partner is ``i`` shifted by 1 to ``n - 1`` places, modulo ``n``."""
+    if n < 2:
+        raise ValueError(f"pairs of different images need at least 2 images, got {n}")
+    first = torch.randint(n, (batch_size,), generator=generator)
+    shift = torch.randint(1, n, (batch_size,), generator=generator)
+    return first, (first + shift) % n
+
+
+def _draw_batch(data, target_data, n: int, batch_size: int, sampler: torch.Generator, device, pairs: bool):
+    """One batch as the method receives it: images, ``(images, targets)`` or ``(images_a, images_b)``."""
+    if pairs:
+        first, second = sample_pairs(n, batch_size, sampler)
+        return data[first.to(device)], data[second.to(device)]
+    index = torch.randint(n, (batch_size,), generator=sampler).to(device)
+    return data[index] if target_data is None else (data[index], target_data[index])
+
+
 def train(
     method: torch.nn.Module,
     images: torch.Tensor,
@@ -346,11 +365,15 @@ def train(
     targets: torch.Tensor | None = None,
     meta: dict | None = None,
     name: str = "train",
+    pairs: bool = False,
 ) -> TrainResult:
     """Train ``method`` on ``images`` (uint8 ``N x 3 x H x W``) for ``cfg.steps`` steps.
 
     With ``targets`` (``N x ...``, e.g. annotated points of a supervised baseline) the method's
-    forward receives ``(images, targets)`` batches instead of images alone. ``meta`` (e.g. the git
+    forward receives ``(images, targets)`` batches instead of images alone. With ``pairs`` it
+    receives ``(images_a, images_b)``: two batches of *different* images (unpaired data, C3),
+    drawn by :func:`sample_pairs` from the same sampler, so a resumed run draws the same pairs.
+    ``meta`` (e.g. the git
     commit) is stored in every checkpoint (:func:`checkpoint_meta` reads it back). ``name`` labels
     the progress bar and the error messages (e.g. ``fse/k10``).
 
@@ -369,6 +392,8 @@ def train(
     settings it was resumed under in :attr:`TrainResult.resumed_with`.
     """
     cfg.validate()
+    if pairs and targets is not None:
+        raise ValueError("a method trains on labelled images or on pairs of images, not both")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
@@ -456,9 +481,7 @@ def train(
                desc=name, leave=False)
     steps_this_call = 0
     while step < cfg.steps:
-        index = torch.randint(n, (cfg.batch_size,), generator=sampler)
-        index = index.to(device)
-        batch = data[index] if target_data is None else (data[index], target_data[index])
+        batch = _draw_batch(data, target_data, n, cfg.batch_size, sampler, device, pairs)
         terms = model(batch, warp_rng, step)
         loss = terms["loss"]
         if not torch.isfinite(loss.detach()).all():

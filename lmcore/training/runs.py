@@ -88,7 +88,9 @@ def parent_records(config: dict, profile: str, progress: bool | None = None) -> 
     step must be one the parent run keeps (its ``train.keep_every``)."""
     records = {}
     for role, p in config["parents"].items():
-        record = run_method(p["method"], profile, p["name"], p.get("overrides") or {}, progress=progress)
+        # a parent is reused as it was evaluated: its metrics are not what the child needs
+        record = run_method(p["method"], profile, p["name"], p.get("overrides") or {}, progress=progress,
+                            reevaluate=False)
         step = p.get("step")
         if step is not None and step != record.steps:
             kept = [s for s, _ in record.kept_checkpoints()]
@@ -165,14 +167,16 @@ def _saved_identity(checkpoint: Path) -> str | None:
 
 def run_method(method: str, profile: str | None = None, name: str = "default", overrides: dict | None = None,
                force: bool | None = None, progress: bool | None = None,
-               options: RegressionOptions = RegressionOptions(), few_shot: dict | None = None) -> RunRecord:
+               options: RegressionOptions = RegressionOptions(), few_shot: dict | None = None,
+               reevaluate: bool = True) -> RunRecord:
     """Train (or reuse) a run and return its record.
 
     ``overrides`` are merged into the profile's config (e.g. ``{"method": {"num_landmarks": 30}}``)
     and checked (:class:`ConfigError` for an unknown key, a wrong type or an impossible value).
     ``few_shot`` (``{"sizes": [1, 5, None], "repeats": 10}``) adds few-shot forward errors to the
     metrics; a finished run asked for another evaluation is re-evaluated from its checkpoint,
-    not retrained (and refused with a message when its checkpoint is gone). Under ``torchrun``
+    not retrained (and refused with a message when its checkpoint is gone; ``reevaluate=False``
+    returns it as it was evaluated, as parent runs are). Under ``torchrun``
     the ranks other than 0 train and return an empty record.
     """
     profile = resolve_profile(profile)
@@ -200,7 +204,7 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
                     # trained from uncommitted code whose content has since been committed unchanged
                     record["git_commit"], record["lmcore_dirty"] = git_commit(), False
                     write_json_atomic(record_path, dict(record))
-                if record.get("evaluation") != evaluation:
+                if reevaluate and record.get("evaluation") != evaluation:
                     record = _reevaluate(record, options, few_shot, evaluation)
                 return record
         # A finished record of another identity, or a checkpoint of one, is stale: its weights
@@ -227,7 +231,8 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     commit, dirty = git_commit(), lmcore_is_dirty()
     started = time.perf_counter()
     result = train(model, train_set.images, cfg, run_dir, device, evaluate=evaluate, identity=identity,
-                   progress=progress, targets=targets, meta={"git_commit": commit}, name=f"{method}/{name}")
+                   progress=progress, targets=targets, meta={"git_commit": commit}, name=f"{method}/{name}",
+                   pairs=cls.trains_on_pairs)
     if int(os.environ.get("RANK", "0")) != 0:
         return RunRecord({})
     eval_start = time.perf_counter()

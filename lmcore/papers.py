@@ -93,3 +93,12 @@ SANCHEZ = {
     "core_quality": {1: (22.95, 9.68, 33.72, 15.09), 5: (55.03, 7.76, 32.86, 14.32), 10: (57.67, 6.93, 13.58, 5.30),
                      110: (79.0, 6.69, 9.19, 2.52)},
 }
+
+C3 = {
+    "source": "Xu et al. 2020, Table 1a (MAFL and AFLW test, CelebA training at 128 px)",
+    "rows": {10: {"MAFL": 3.11, "AFLW": 6.75}, 30: {"MAFL": 2.54, "AFLW": 6.26}},
+    "ablation_source": "Xu et al. 2020, Table 2 (MAFL; the number of landmarks is not stated)",
+    "ablation": {"neither (paired baseline)": 3.31, "cycle": 3.18, "flow": 3.30, "cycle + flow": 3.11},
+    "alignment_source": "Xu et al. 2020, Table 3 (PF-PASCAL, PCK@0.1 of the object box)",
+    "alignment": {"NC-Net": 78.9, "flow module": 78.5, "flow module with landmarks": 80.1},
+}

@@ -341,6 +341,10 @@ def test_code_fingerprint_follows_the_lmcore_sources_only(tmp_path):
     (root / "lmcore" / "__pycache__").mkdir(exist_ok=True)
     (root / "lmcore" / "__pycache__" / "stray.py").write_text("x = 1\n")
     assert code_fingerprint(root) == base
+    for presentation in ("papers.py", "reporting.py", "viz/basics.py"):  # they never train
+        path = root / "lmcore" / presentation
+        path.write_bytes(path.read_bytes() + b"\n# quoted numbers and figures\n")
+    assert code_fingerprint(root) == base
     errors = root / "lmcore" / "errors.py"
     original = errors.read_bytes()
     errors.write_bytes(original + b"\n")
@@ -376,6 +380,10 @@ def test_lmcore_is_dirty_sees_python_changes_under_lmcore_only(tmp_path, monkeyp
     (repo / "README.md").write_text("changed\n")  # outside lmcore/
     (repo / "other.py").write_text("x = 1\n")
     (repo / "lmcore" / "notes.txt").write_text("not python\n")
+    assert lmcore_is_dirty(repo) is False
+    (repo / "lmcore" / "papers.py").write_text("QUOTED = 1\n")  # presentation only: cannot change a run
+    (repo / "lmcore" / "viz").mkdir()
+    (repo / "lmcore" / "viz" / "plots.py").write_text("x = 1\n")
     assert lmcore_is_dirty(repo) is False
     (repo / "lmcore" / "sub" / "new.py").write_text("b = 2\n")  # untracked
     assert lmcore_is_dirty(repo) is True

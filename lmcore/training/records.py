@@ -40,15 +40,25 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
     return head + ("+dirty" if dirty else "")
 
 
+#: modules under lmcore/ that present results and never train (no training module imports them):
+#: editing them (a paper's quoted number, a table's layout, a figure) retrains nothing
+PRESENTATION_ONLY = ("lmcore/papers.py", "lmcore/reporting.py", "lmcore/chapter.py", "lmcore/viz/")
+
+
+def _trains(rel: str) -> bool:
+    return not any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in PRESENTATION_ONLY)
+
+
 def code_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """First 16 hex digits of a sha256 over every ``*.py`` file under ``root/lmcore`` (sorted
-    relative paths and bytes; ``__pycache__`` ignored): equal exactly when the package's sources
-    are, with or without git."""
+    """First 16 hex digits of a sha256 over every ``*.py`` file under ``root/lmcore`` that can
+    change a run (sorted relative paths and bytes; ``__pycache__`` and :data:`PRESENTATION_ONLY`
+    ignored): equal exactly when those sources are, with or without git."""
     root = Path(root)
     digest = hashlib.sha256()
     package = root / "lmcore"
     files = sorted((p.relative_to(root).as_posix(), p) for p in package.rglob("*.py")
-                   if "__pycache__" not in p.relative_to(root).parts and p.is_file())
+                   if "__pycache__" not in p.relative_to(root).parts and p.is_file()
+                   and _trains(p.relative_to(root).as_posix()))
     for rel, path in files:
         data = path.read_bytes()
         digest.update(f"{rel}\0{len(data)}\0".encode())
@@ -57,8 +67,9 @@ def code_fingerprint(root: Path = PROJECT_ROOT) -> str:
 
 
 def lmcore_is_dirty(root: Path = PROJECT_ROOT) -> bool | None:
-    """Whether a ``.py`` file under ``root/lmcore`` differs from ``HEAD`` (modified, staged, deleted,
-    renamed, or untracked and not ignored); ``None`` when git cannot tell (no git, not a repository)."""
+    """Whether a ``.py`` file under ``root/lmcore`` that can change a run (see :func:`code_fingerprint`)
+    differs from ``HEAD`` (modified, staged, deleted, renamed, or untracked and not ignored); ``None``
+    when git cannot tell (no git, not a repository)."""
     try:
         out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", "lmcore"],
                              cwd=root, capture_output=True, check=True).stdout
@@ -76,7 +87,7 @@ def lmcore_is_dirty(root: Path = PROJECT_ROOT) -> bool | None:
         if "R" in status or "C" in status:  # a rename or copy is followed by its original path
             paths.append(entries[index] if index < len(entries) else "")
             index += 1
-        if any(p.endswith(".py") for p in paths):
+        if any(p.endswith(".py") and _trains(p) for p in paths):
             return True
     return False
 

@@ -57,6 +57,7 @@ from lmcore.methods.pose import FACE_KEY, PCK_KEY
 from lmcore.methods.sanchez import MODES
 from lmcore.models.projected import ProjectedConv2d, parameter_counts, trainable_share
 from lmcore.training import load_references, load_trained, run_method, run_variants
+from lmcore.profiles import select_device
 from lmcore.training.bench import run_step_cost
 
 chapter = setup_chapter(profile)
@@ -345,7 +346,7 @@ display(pd.DataFrame({f"epoch {e}": dict(zip(("core PCKh (%)", "forward AFLW", "
 # that both give the same landmarks.
 
 # %%
-costs = {mode: run_step_cost("sanchez", profile, {"method": {"mode": mode}}) for mode in MODES}
+costs = {mode: run_step_cost("sanchez", profile, {"method": {"mode": mode}}, device=select_device()) for mode in MODES}
 costs = pd.DataFrame(costs).T
 costs["time / proposed"] = (costs["step_ms"] / costs.loc["proposed", "step_ms"]).round(2)
 display(costs[["step_ms", "time / proposed", "images_per_s", "saved_for_backward_mb", "parameters", "trainable",

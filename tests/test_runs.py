@@ -135,6 +135,19 @@ def test_parent_runs_are_trained_first_and_are_part_of_the_identity(isolated_run
     assert child2["parents"]["core"]["identity"] != core["identity"]
 
 
+def test_a_parent_evaluated_otherwise_is_reused_as_it_is(isolated_runs, monkeypatch):
+    import lmcore.training.runs as runs
+
+    core = run_method("fse", "smoke", name="core", overrides=TINY, few_shot={"sizes": [5], "repeats": 2})
+    monkeypatch.setattr(runs, "_reevaluate", lambda *a, **k: pytest.fail("a parent run was re-evaluated"))
+    parent = {"core": {"method": "fse", "name": "core", "overrides": TINY}}
+    child = run_method("fse", "smoke", name="child", overrides=deep_update(TINY, {"parents": parent}),
+                       few_shot=NO_FEW_SHOT)
+    assert child["parents"]["core"]["identity"] == core["identity"]
+    again = run_method("fse", "smoke", name="core", overrides=TINY, few_shot={"sizes": [5], "repeats": 2})
+    assert again["evaluation"] == core["evaluation"]  # its own evaluation, kept
+
+
 def test_variants_equal_to_a_given_run_reuse_it(isolated_runs):
     main = run_method("fse", "smoke", name="tiny", overrides=TINY, few_shot=NO_FEW_SHOT)
     variants = run_variants("fse", "smoke", {"same as main": {}, "no diversity": {"method": {"diversity": "none"}}},

@@ -28,6 +28,18 @@ def _storage_key(tensor: torch.Tensor):
     return tensor.untyped_storage().data_ptr()
 
 
+def _counting_saved_tensors(weights: set, seen: dict):
+    """``saved_tensors_hooks`` that record in ``seen`` the bytes of each storage autograd keeps for
+    the backward pass, once per storage, leaving out ``weights`` (storage keys of parameters)."""
+    def pack(tensor):
+        key = _storage_key(tensor)
+        if key not in weights and key not in seen:
+            seen[key] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    return torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor)
+
+
 def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, device: torch.device | None = None,
               steps: int = 5, warmup: int = 2, targets: torch.Tensor | None = None, pairs: bool = False) -> dict:
     """Time and memory of ``method``'s training step at ``cfg``'s batch size and resolution.
@@ -52,17 +64,10 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
     for step in range(warmup + steps):
         batch = _draw_batch(data, target_data, len(data), cfg.batch_size, sampler, device, pairs)
         seen: dict = {}
-
-        def pack(tensor):
-            key = _storage_key(tensor)
-            if key not in weights and key not in seen:
-                seen[key] = tensor.untyped_storage().nbytes()
-            return tensor
-
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with _counting_saved_tensors(weights, seen):
             loss = method(batch, warp_rng, step)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,18 +136,11 @@ def correlation_cost(side: int, channels: int = 256, pairs: int = 8, filter_chan
         times, saved = [], 0
         for step in range(warmup + steps):
             seen: dict = {}
-
-            def pack(tensor):
-                key = _storage_key(tensor)
-                if key not in weights and key not in seen:
-                    seen[key] = tensor.untyped_storage().nbytes()
-                return tensor
-
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             if train:
-                with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                with _counting_saved_tensors(weights, seen):
                     out = flow(fa, fb)
                 (out["T_ab"].sum() + out["T_ba"].sum()).backward()
             else:

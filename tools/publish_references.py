@@ -45,6 +45,10 @@ def main(argv=None) -> int:
             return 1
         forward = {k: round(v["mean"], 2) for k, v in record["metrics"].get("forward", {}).items()}
         print(f"{item}: {path.relative_to(ROOT)}  forward {forward}  ({record['wall_time_s'] / 60:.1f} min, {record.profile})")
+    from lmcore.leaderboard import write_leaderboard
+
+    for path in write_leaderboard():  # the leaderboard follows its records
+        print(f"rewrote {path.relative_to(ROOT)}")
     return 0
 
 

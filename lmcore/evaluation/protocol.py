@@ -29,6 +29,7 @@ import torch
 
 from ..geometry import WarpSpec, random_similarity, warp_image
 from ..geometry.coords import normalized_to_pixels, pixels_to_normalized
+from .statistics import bootstrap_interval
 
 EYES = (0, 1)  # MTFL/MAFL point order: left eye centre, right eye centre, nose, mouth corners
 
@@ -106,6 +107,28 @@ class RegressionOptions:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+PROTOCOL_VARIANTS = {
+    "book": RegressionOptions(),
+    "intercept": RegressionOptions(intercept=True),
+    "least squares": RegressionOptions(ridge=0.0),
+    "Sanchez ridge": RegressionOptions(intercept=True, ridge=1e-4, ridge_scale="max_entry"),
+    "IMM regressor set": RegressionOptions(regressor_fraction=0.9),
+    "n = 100": RegressionOptions(train_size=100, repeats=10),
+    "box normaliser": RegressionOptions(normaliser="box"),
+}
+"""The protocol details the papers disagree on, each one change from the book's protocol
+(``"book"``: no intercept, ridge tuned on tune_val, all of the regressor set, IOD):
+
+* ``intercept``: a bias in the regressor (Sanchez's code, in effect; Jakab's IMM code has none);
+* ``least squares``: no ridge (Thewlis, Zhang);
+* ``Sanchez ridge``: an intercept and lambda = 1e-4 x the largest entry of the centred Gram matrix
+  (the README of Sanchez's code; its script uses 1e-5);
+* ``IMM regressor set``: the first 90 % of the regressor list only (IMM drops MAFL-train's last 10 %);
+* ``n = 100``: the regressor fitted on 100 labelled faces (mean of 10 random draws);
+* ``box normaliser``: errors in % of the diagonal of the 5 annotated points' box, not the IOD.
+"""
 
 
 @dataclass
@@ -318,22 +341,34 @@ def choose_ridge(discovered_train, annotated_train, options: RegressionOptions =
     return _choose(x[:n_used], y[:n_used], annotated, options.train_size, options, direction, tune_split)
 
 
-def _summarise(errors_per_repeat: list[np.ndarray], options: dict) -> dict:
-    """Mean error over images and points per repeat; mean/std over repeats; per-point means."""
+def _summarise(errors_per_repeat: list[np.ndarray], options: dict, per_image: bool = False,
+               predictions: list[np.ndarray] | None = None) -> dict:
+    """Mean error over images and points per repeat; mean/std over repeats; per-point means; a
+    95 % bootstrap interval over the test faces of the mean (:func:`bootstrap_interval`, on each
+    face's error averaged over the repeats: the spread over regressor subsets is ``std``).
+    ``per_image``: also the per-face errors (``N``) and, when given, the predicted points averaged
+    over the repeats (``N x P x 2``): for re-scoring, not for records."""
     means = [float(e.mean()) for e in errors_per_repeat]
     per_point = np.mean([e.mean(0) for e in errors_per_repeat], axis=0)
-    return {
+    per_face = np.mean([e.mean(1) for e in errors_per_repeat], axis=0)
+    result = {
         "mean": float(np.mean(means)),
         "std": float(np.std(means)),
+        "ci95": bootstrap_interval(per_face),
         "per_point": [float(v) for v in per_point],
         "repeats": means,
         "options": options,
     }
+    if per_image:
+        result["per_image"] = per_face
+        if predictions is not None:
+            result["predicted"] = np.mean(predictions, axis=0)
+    return result
 
 
 def _regression_error(discovered_train, annotated_train, discovered_test, annotated_test,
                       options: RegressionOptions, direction: str, tune_split=None,
-                      ridge_choice: dict | None = None) -> dict:
+                      ridge_choice: dict | None = None, per_image: bool = False) -> dict:
     annotated_all = _as_numpy(annotated_train)
     n_used = regressor_count(len(annotated_all), options.regressor_fraction)
     x, y = _direction_arrays(discovered_train, annotated_train, direction)
@@ -351,39 +386,43 @@ def _regression_error(discovered_train, annotated_train, discovered_test, annota
         ridge = float(options.ridge)
     recorded["ridge"] = ridge
     recorded["regressor_images"] = n_used
-    errors = []
+    errors, predictions = [], []
     for subset in _subsets(n_used, options):
         fit = _fit_maps(x[subset], y[subset], options.intercept, [ridge], options.ridge_scale)[0]
-        errors.append(normalised_errors(fit.predict(x_test), y_test, normaliser_points=norm_test,
-                                        normaliser=options.normaliser))
-    return _summarise(errors, recorded)
+        predicted = fit.predict(x_test)
+        errors.append(normalised_errors(predicted, y_test, normaliser_points=norm_test, normaliser=options.normaliser))
+        if per_image:
+            predictions.append(predicted)
+    return _summarise(errors, recorded, per_image, predictions if per_image else None)
 
 
 def forward_error(discovered_train, annotated_train, discovered_test, annotated_test,
                   options: RegressionOptions = RegressionOptions(), *, tune_split=None,
-                  ridge_choice: dict | None = None) -> dict:
+                  ridge_choice: dict | None = None, per_image: bool = False) -> dict:
     """Discovered -> annotated: fit on the train sets, score the annotated points of the test set.
 
-    Returns ``{"mean", "std", "per_point" (P annotated), "repeats", "options"}`` in % of the
-    normaliser. ``options["ridge"]`` is the strength used; with ``ridge="tuned"``,
+    Returns ``{"mean", "std", "ci95", "per_point" (P annotated), "repeats", "options"}`` in % of
+    the normaliser (``ci95``: a bootstrap interval over the test faces); with ``per_image`` also
+    ``"per_image"`` (``N`` per-face errors) and ``"predicted"`` (``N x P x 2``).
+    ``options["ridge"]`` is the strength used; with ``ridge="tuned"``,
     ``options["ridge_choice"]`` says how it was chosen (:func:`choose_ridge`; only the train sets
     are used). ``ridge_choice``: a result of :func:`choose_ridge` for the same data and options,
     to reuse the tuning across test sets.
     """
     return _regression_error(discovered_train, annotated_train, discovered_test, annotated_test, options,
-                             "forward", tune_split, ridge_choice)
+                             "forward", tune_split, ridge_choice, per_image)
 
 
 def backward_error(discovered_train, annotated_train, discovered_test, annotated_test,
                    options: RegressionOptions = RegressionOptions(), *, tune_split=None,
-                   ridge_choice: dict | None = None) -> dict:
+                   ridge_choice: dict | None = None, per_image: bool = False) -> dict:
     """Annotated -> discovered (Sanchez 2019): fit the reverse map, score the discovered points.
 
     Errors are normalised by the *annotated* points of each test image; a tuned ridge is chosen
     on the backward error itself. ``per_point`` has one entry per discovered landmark.
     """
     return _regression_error(discovered_train, annotated_train, discovered_test, annotated_test, options,
-                             "backward", tune_split, ridge_choice)
+                             "backward", tune_split, ridge_choice, per_image)
 
 
 def mean_shape_error(annotated_train, annotated_test, options: RegressionOptions = RegressionOptions()) -> dict:
@@ -460,11 +499,13 @@ def consistency_error(detect: DetectFn, images: torch.Tensor, annotated: torch.T
         err = normalised_errors(normalized_to_pixels(points_warped, size), normalized_to_pixels(carried, size),
                                 normaliser_points=gt_warped)
         errors.append(err)
-    per_landmark = np.concatenate(errors).mean(0)
+    errors = np.concatenate(errors)
+    per_landmark = errors.mean(0)
     return {
         "per_landmark": [float(v) for v in per_landmark],
         "sorted": [float(v) for v in np.sort(per_landmark)],
         "mean": float(per_landmark.mean()),
+        "ci95": bootstrap_interval(errors.mean(1)),
         "warps": spec.as_dict(),
         "seed": seed,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..evaluation import RegressionOptions, consistency_error, detect_all, normalised_errors
+from ..evaluation.statistics import bootstrap_interval
 from ..geometry import ComposedWarp, WarpSpec, pixels_to_normalized, random_similarity, soft_argmax, warp_image
 from ..models.fse_detector import FSEDetector
 from ..config import deep_update
@@ -67,7 +68,7 @@ class SupervisedRegressor(LandmarkMethod):
             test = source.split(name, every=subsample)
             predicted = detect_all(self.detect, test.images)
             errors = normalised_errors(predicted, test.points)
-            metrics["forward"][name] = {"mean": float(errors.mean()), "std": 0.0,
+            metrics["forward"][name] = {"mean": float(errors.mean()), "std": 0.0, "ci95": bootstrap_interval(errors.mean(1)),
                                         "per_point": [float(v) for v in errors.mean(0)],
                                         "options": {"direct": True, "normaliser": "eyes"}}
             limit = 1000 // subsample

@@ -5,16 +5,18 @@ from .run_record import RunRecord
 from .runs import (
     PublishRefused,
     RunBusyError,
+    find_run,
     load_references,
     load_trained,
     publish_reference,
     resolve_config,
+    run_detections,
     run_method,
     run_variants,
 )
 
 __all__ = [
     "PublishRefused", "RunBusyError", "RunRecord", "TrainConfig", "TrainResult", "config_hash", "describe_device",
-    "distributed_context", "git_commit", "load_references", "load_trained", "prepare_images", "publish_reference",
-    "read_record", "resolve_config", "run_method", "run_variants", "train", "write_json_atomic",
+    "distributed_context", "find_run", "git_commit", "load_references", "load_trained", "prepare_images", "publish_reference",
+    "read_record", "resolve_config", "run_detections", "run_method", "run_variants", "train", "write_json_atomic",
 ]

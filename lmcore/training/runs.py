@@ -218,6 +218,51 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
                       evaluation)
 
 
+def find_run(method: str, profile: str | None = None, name: str = "default", overrides: dict | None = None
+             ) -> RunRecord | None:
+    """The finished run :func:`run_method` would return for these arguments, found without
+    training or evaluating anything: None when it was never trained, is unfinished, or is stale
+    (its identity, parents' included, differs from what the current code, data and config give)."""
+    profile = resolve_profile(profile)
+    config = resolve_config(method, profile, overrides)
+    parents = {}
+    for role, p in config["parents"].items():
+        parent = find_run(p["method"], profile, p["name"], p.get("overrides") or {})
+        if parent is None:
+            return None
+        parents[role] = parent
+    run_dir = run_directory(method, profile, name, config)
+    record_path = run_dir / "record.json"
+    if not record_path.exists():
+        return None
+    record = RunRecord.from_file(record_path, run_dir=run_dir)
+    return record if record.get("identity") == config_hash(run_identity(method, profile, config, parents)) else None
+
+
+def run_detections(record: RunRecord, regressor_set, test_sets: dict, cache: bool = True):
+    """A run's landmarks on a labelled regressor set and test sets (:class:`Detections`), from its
+    final checkpoint: one detection pass, kept in the run folder (``cache``) for these exact
+    faces, so re-scoring a run under other protocol options or statistics costs no network pass.
+    A supervised detector (its forward error recorded as ``direct``) gives ``kind="direct"``."""
+    from ..evaluation import Detections
+    from ..evaluation.rescore import faces_key
+
+    options = next(iter(record.get("metrics", {}).get("forward", {}).values()), {}).get("options", {})
+    kind = "direct" if options.get("direct") else "regressed"
+    key = config_hash({"identity": record.get("identity"), "regressor": faces_key(regressor_set),
+                       "tests": {n: faces_key(s) for n, s in sorted(test_sets.items())}})
+    path = None if record.run_dir is None else record.run_dir / f"detections-{key}.pt"
+    if cache and path is not None and path.exists():
+        found = Detections.load(path, regressor_set, test_sets)
+        if found is not None:
+            return found
+    model = load_trained(record)
+    detections = Detections.of(model.detect, regressor_set, test_sets, kind=kind)
+    if cache and path is not None:
+        detections.save(path)
+    return detections
+
+
 def _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot, evaluation):
     cls = get_method(method)
     model = build_with_parents(method, config, parents)

@@ -132,8 +132,8 @@ else:
 # Forward error (discovered → 5 annotated points, the field's headline number), backward error
 # (annotated → discovered: does every landmark follow the face?) and consistency error (do the
 # landmarks move with a random similarity of the image?), in % of the inter-ocular distance, with
-# the 95 % bootstrap interval of the forward error over the test faces. The provenance columns say
-# where each row comes from. The papers' columns are **the papers' numbers on MAFL / AFLW**,
+# the 95 % bootstrap interval of the forward and backward errors over the test faces. The
+# provenance columns say where each row comes from. The papers' columns are **the papers' numbers on MAFL / AFLW**,
 # trained on CelebA's ~160-200k faces; ours train on 9,043 MTFL-80 faces and test on MTFL-80's
 # splits, so the two are side by side, not comparable.
 
@@ -152,7 +152,7 @@ for name, results in scored.items():
         row[f"forward {split} [95% CI]"] = interval(results[("forward", split)])
     for split in SPLITS:
         backward = results.get(("backward", split))
-        row[f"backward {split}"] = round(backward["mean"], 2) if backward else None
+        row[f"backward {split} [95% CI]"] = interval(backward) if backward else None
     for split in SPLITS:
         value = None if record is None else record.get("metrics", {}).get("consistency", {}).get(split, {}).get("mean")
         row[f"consistency {split}"] = None if value is None else round(value, 2)

@@ -211,15 +211,17 @@ display(pd.DataFrame(pairs).set_index(["split", "against"]))
 
 # %% tags=["hide-input"]
 thresholds = np.linspace(0, 30, 121)
+colour = {name: plt.cm.tab20(i % 20) for i, name in enumerate(scored)}  # one colour per method in every figure
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 for ax, split in zip(axes, SPLITS):
     for name in sorted(scored, key=lambda n: scored[n][("forward", split)]["mean"]):
         style = "--" if name == "mean shape" else "-"
-        ax.plot(thresholds, cumulative_error_distribution(per_face(name, split), thresholds), style, label=name)
+        ax.plot(thresholds, cumulative_error_distribution(per_face(name, split), thresholds), style, label=name,
+                color=colour[name])
     ax.axvline(FAILURE_THRESHOLD, color="grey", lw=0.8)
     ax.set(title=f"{split} [{profile}]", xlabel="forward error, % of IOD", xlim=(0, 30))
 axes[0].set_ylabel("fraction of faces")
-axes[1].legend(fontsize=7, loc="lower right")
+axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
 plt.tight_layout()
 plt.show()
 
@@ -290,11 +292,11 @@ for ax, split in zip(axes, SPLITS):
         n = np.array([c["n"] for c in curve])
         mean = np.array([c["mean"] for c in curve])
         std = np.array([c["std"] for c in curve])
-        line, = ax.plot(n, mean, "o-", ms=3, label=name)
-        ax.fill_between(n, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        ax.plot(n, mean, "o-", ms=3, label=name, color=colour[name])
+        ax.fill_between(n, mean - std, mean + std, color=colour[name], alpha=0.15)
     ax.axhline(scored["mean shape"][("forward", split)]["mean"], color="grey", ls="--", lw=0.8, label="mean shape")
     ax.set(xscale="log", title=f"{split} [{profile}]", xlabel="labelled faces n", ylabel="forward error, % of IOD")
-axes[1].legend(fontsize=7)
+axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
 plt.tight_layout()
 plt.show()
 

@@ -214,3 +214,10 @@ def test_the_leaderboard_check_fails_when_a_record_changes(tmp_path):
                                                       "leaderboard.json disagrees with the run records"]
     rows = {r["run"]: r for r in json.loads(leaderboard.leaderboard_files(results)[results / "leaderboard.json"])["rows"]}
     assert rows["fse/k10"]["forward test_mtfl"] == pytest.approx(record["metrics"]["forward"]["test_mtfl"]["mean"], abs=1e-3)
+
+
+def test_the_leaderboard_tool_reports_missing_data_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("LMBOOK_DATA_ROOT", str(tmp_path / "typo"))
+    assert leaderboard.main(["--check"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lmcore.leaderboard: ") and "typo is not a folder" in err and "\n" not in err

@@ -1,4 +1,6 @@
 """Geometry: coordinate conventions, soft-argmax, map moments, heatmaps and warps (kornia-style small ops)."""
+from . import draws
+from .draws import batch_shard
 from .coords import normalized_to_pixels, pixel_centres, pixels_to_normalized
 from .heatmaps import gaussian_densities, gaussian_heatmaps, squared_distance_maps
 from .moments import landmark_statistics, map_grid_and_unit
@@ -19,7 +21,7 @@ from .warps import (
 )
 
 __all__ = [
-    "AffineWarp", "ComposedWarp", "crop_warp", "TPSWarp", "Warp", "WarpedPair", "WarpSpec",
+    "AffineWarp", "batch_shard", "ComposedWarp", "draws", "crop_warp", "TPSWarp", "Warp", "WarpedPair", "WarpSpec",
     "expected_coordinates", "gaussian_densities", "gaussian_heatmaps", "landmark_statistics",
     "map_grid_and_unit", "marginal_soft_argmax", "normalized_to_pixels", "pixel_centres",
     "pixels_to_normalized", "random_similarity", "random_tps", "regular_grid", "soft_argmax",

@@ -23,6 +23,8 @@ from dataclasses import dataclass, asdict
 import torch
 import torch.nn.functional as F
 
+from ..profiling import timed
+from . import draws
 from .coords import pixel_centres
 
 
@@ -50,6 +52,7 @@ class Warp:
         raise NotImplementedError
 
 
+@timed("warps")
 def warp_image(images: torch.Tensor, warp: Warp, padding_mode: str = "border", mode: str = "bilinear",
                size: int | None = None) -> torch.Tensor:
     """Warp images by inverse sampling: ``out(u) = images(warp.map(u))``.
@@ -240,17 +243,18 @@ def _draw(spread: float, n: int, distribution: str, generator, device) -> torch.
     if spread == 0:
         return torch.zeros(n, device=device)
     if distribution == "normal":
-        return torch.randn(n, generator=generator, device=device) * spread
+        return draws.normal((n,), generator, device) * spread
     if distribution == "uniform":
-        return (torch.rand(n, generator=generator, device=device) * 2 - 1) * spread
+        return (draws.uniform((n,), generator, device) * 2 - 1) * spread
     raise ValueError(f"unknown distribution '{distribution}' (uniform or normal)")
 
 
+@timed("warps")
 def random_similarity(spec: WarpSpec, batch: int, generator=None, device=None) -> AffineWarp:
     """A batch of random similarities drawn from ``spec`` (its TPS fields are ignored)."""
     angle = _draw(math.radians(spec.rotation_deg), batch, spec.distribution, generator, device)
     scale = torch.exp2(_draw(spec.log2_scale, batch, spec.distribution, generator, device))
-    shift = (torch.rand(batch, 2, generator=generator, device=device) * 2 - 1) * (2 * spec.translation)
+    shift = (draws.uniform((batch, 2), generator, device) * 2 - 1) * (2 * spec.translation)
     return AffineWarp.similarity(angle, scale, shift)
 
 
@@ -261,6 +265,7 @@ def regular_grid(n: int, batch: int, device=None, extent: float = 1.0) -> torch.
     return torch.stack([gx, gy], -1).reshape(1, n * n, 2).expand(batch, -1, -1).contiguous()
 
 
+@timed("warps")
 def random_tps(
     spec: WarpSpec,
     batch: int,
@@ -283,7 +288,7 @@ def random_tps(
         control = regular_grid(spec.tps_grid, batch, device)
     else:
         control = control_points.detach()
-    jitter = torch.randn(control.shape, generator=generator, device=device) * (2 * std)
+    jitter = draws.normal(control.shape, generator, device) * (2 * std)
     local = TPSWarp.fit(control, control + jitter, regularization=1e-3 if control_points is not None else 0.0)
     # map = similarity_map o local_map: fold the similarity into the TPS coefficients
     lin, t = similarity.matrix[:, :, :2], similarity.matrix[:, :, 2:]
@@ -311,6 +316,7 @@ def crop_warp(batch: int, crop: float, device=None, dtype=torch.float32) -> Affi
     return AffineWarp(matrix.expand(batch, 2, 3).clone())
 
 
+@timed("warps")
 def synthesize_pair(
     images: torch.Tensor,
     first_spec: WarpSpec,

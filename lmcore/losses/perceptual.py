@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import MissingDataError
+from ..profiling import timed
 from ..data.weights import IMAGENET_MEAN, IMAGENET_STD, load_vgg16_features_state_dict
 
 # index of each named activation inside torchvision's vgg16().features
@@ -116,6 +117,7 @@ class PerceptualLoss(nn.Module):
             values.append((feats_g[name] - feats_t[name]).abs().mean())
         return torch.stack(values)
 
+    @timed("perceptual")
     def forward(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         values = self.terms(generated, target)
         if not self.normalise:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import ComposedWarp, WarpSpec, random_tps, warp_image
+from ..geometry import ComposedWarp, WarpSpec, draws, random_tps, warp_image
 from ..losses.zhang import concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
 from ..models.landmark_autoencoder import LandmarkAutoencoder
 from ..config import deep_update
@@ -123,8 +123,8 @@ class Zhang(LandmarkMethod):
             return images
         b = images.shape[0]
         shape = (b, 1, 1, 1)
-        brightness = (torch.rand(shape, generator=generator, device=images.device) * 2 - 1) * amount
-        contrast = 1 + (torch.rand(shape, generator=generator, device=images.device) * 2 - 1) * amount
+        brightness = (draws.uniform(shape, generator, images.device) * 2 - 1) * amount
+        contrast = 1 + (draws.uniform(shape, generator, images.device) * 2 - 1) * amount
         mean = images.mean((1, 2, 3), keepdim=True)
         return ((images - mean) * contrast + mean + brightness).clamp(0, 1)
 

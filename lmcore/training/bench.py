@@ -9,19 +9,28 @@ data, backward, the optimiser's update) a few times after a warm-up and reports
   depend on the device, so a CPU measurement says what the step needs on a GPU too;
 * ``parameters`` / ``trainable``: the method's parameter counts (frozen buffers excluded), and
   ``optimiser_state_mb``: trainable weights, their gradients and Adam's two moments;
-* ``peak_cuda_mb``: on a GPU, the allocator's peak over the measured steps.
+* ``peak_cuda_mb``: on a GPU, the allocator's peak over the measured steps;
+* ``forward_ms`` and, within it, ``warps_ms`` (warps and pair synthesis, :mod:`lmcore.geometry`)
+  and ``perceptual_ms`` (the perceptual loss's VGG pass), from further steps run inside
+  :func:`lmcore.profiling.measure_sections`; ``networks_ms`` is the rest of the forward pass (the
+  networks and the other loss terms) and ``backward_update_ms`` the step minus the forward pass.
+
+The step runs as :func:`~lmcore.training.train` runs it: ``cfg``'s precision (bf16 autocast),
+memory format and ``torch.compile`` apply (:func:`~lmcore.training.loop.prepare_for_training`).
 
 Compare methods by ratios measured in one process (one machine, one load): absolute times move
 with the machine (this project's 2-core machine has varied by 2x between days).
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 
 import torch
 
-from .loop import TrainConfig, _draw_batch, _make_optimizer, prepare_images
+from ..profiling import measure_sections
+from .loop import TrainConfig, _draw_batch, _make_optimizer, forward_context, prepare_for_training, prepare_images
 
 
 def _storage_key(tensor: torch.Tensor):
@@ -50,7 +59,8 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
     is trained for ``warmup + steps`` steps: pass a copy if its weights matter.
     """
     device = device or torch.device("cpu")
-    method.to(device).train()
+    method, model = prepare_for_training(method, cfg, device)
+    method.train()
     trainable = [p for p in method.parameters() if p.requires_grad]
     optimizer = _make_optimizer(trainable, cfg)
     data = prepare_images(images, cfg.resolution, device)
@@ -58,28 +68,53 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
     sampler = torch.Generator().manual_seed(0)
     warp_rng = torch.Generator(device=device).manual_seed(1)
     weights = {_storage_key(t) for t in list(method.parameters()) + list(method.buffers())}
-    times, saved_bytes = [], []
+    times, saved_bytes, forward_times, sections = [], [], [], []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for step in range(warmup + steps):
-        batch = _draw_batch(data, target_data, len(data), cfg.batch_size, sampler, device, pairs)
-        seen: dict = {}
+
+    def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
+    def one_step(step: int, count_saved: bool) -> tuple[float, float, int]:
+        batch = _draw_batch(data, target_data, len(data), cfg.batch_size, sampler, device, pairs)
+        seen: dict = {}
+        sync()
         start = time.perf_counter()
-        with _counting_saved_tensors(weights, seen):
-            loss = method(batch, warp_rng, step)["loss"]
+        counting = _counting_saved_tensors(weights, seen) if count_saved else contextlib.nullcontext()
+        with counting, forward_context(cfg, device):
+            loss = model(batch, warp_rng, step)["loss"]
+        sync()
+        forward_s = time.perf_counter() - start
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
         optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync()
+        return time.perf_counter() - start, forward_s, sum(seen.values())
+
+    # On the CPU the sections cost nothing (no device to synchronise): one pass measures all. On a
+    # GPU the timed steps run unsynchronised, then as many more steps are cut into sections.
+    split = device.type == "cuda"
+    for step in range(warmup + steps):
+        with measure_sections(None if split else device) as totals:
+            step_s, forward_s, saved = one_step(step, count_saved=True)
         if step >= warmup:
-            times.append(time.perf_counter() - start)
-            saved_bytes.append(sum(seen.values()))
+            times.append(step_s)
+            saved_bytes.append(saved)
+            if not split:
+                forward_times.append(forward_s)
+                sections.append(dict(totals))
+    for step in range(warmup + steps, warmup + 2 * steps if split else 0):
+        with measure_sections(device) as totals:
+            _, forward_s, _ = one_step(step, count_saved=False)
+        forward_times.append(forward_s)
+        sections.append(dict(totals))
     step_s = statistics.median(times)
+    forward_s = min(statistics.median(forward_times), step_s)
+    warps_s = statistics.median(s.get("warps", 0.0) for s in sections)
+    perceptual_s = statistics.median(s.get("perceptual", 0.0) for s in sections)
     n_trainable = sum(p.numel() for p in trainable)
     result = {
         "step_ms": round(1000 * step_s, 1),
@@ -89,6 +124,12 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
         "parameters": sum(p.numel() for p in method.parameters()),
         "trainable": n_trainable,
         "optimiser_state_mb": round(4 * 4 * n_trainable / 2 ** 20, 1),  # fp32 weights, grads, 2 Adam moments
+        "forward_ms": round(1000 * forward_s, 1),
+        "warps_ms": round(1000 * warps_s, 1),
+        "perceptual_ms": round(1000 * perceptual_s, 1),
+        "networks_ms": round(1000 * max(forward_s - warps_s - perceptual_s, 0.0), 1),
+        "backward_update_ms": round(1000 * max(step_s - forward_s, 0.0), 1),
+        "precision": cfg.precision, "channels_last": cfg.channels_last, "compile": cfg.compile,
         "device": str(device),
         "threads": torch.get_num_threads(),
     }
@@ -97,16 +138,34 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
     return result
 
 
+def build_untrained(method: str, profile: str, overrides: dict | None = None):
+    """The method of a run's config with *freshly initialised* parents adopted (recursively):
+    what a step costs does not depend on the parents' training, so a benchmark trains nothing."""
+    from ..methods import build_method
+    from .runs import resolve_config
+
+    config = resolve_config(method, profile, overrides)
+    model = build_method(method, config)
+    if config["parents"]:
+        model.adopt_parents({role: build_untrained(p["method"], profile, p.get("overrides") or {})[0]
+                             for role, p in config["parents"].items()})
+    return model, config
+
+
 def run_step_cost(method: str, profile: str, overrides: dict | None = None, steps: int = 5, warmup: int = 2,
-                  n_images: int = 256, device: torch.device | None = None) -> dict:
-    """:func:`step_cost` of a run's config (its parents trained or reused first, as
-    :func:`~lmcore.training.run_method` would), on the first ``n_images`` of its training data."""
+                  n_images: int = 256, device: torch.device | None = None, trained_parents: bool = True) -> dict:
+    """:func:`step_cost` of a run's config on the first ``n_images`` of its training data, its
+    parents trained or reused first as :func:`~lmcore.training.run_method` would (or, with
+    ``trained_parents=False``, freshly initialised: :func:`build_untrained`)."""
     from ..data.sources import get_source
     from ..methods import get_method
     from .runs import build_with_parents, parent_records, resolve_config
 
-    config = resolve_config(method, profile, overrides)
-    model = build_with_parents(method, config, parent_records(config, profile, progress=False))
+    if trained_parents:
+        config = resolve_config(method, profile, overrides)
+        model = build_with_parents(method, config, parent_records(config, profile, progress=False))
+    else:
+        model, config = build_untrained(method, profile, overrides)
     subset = get_source(config["data"]["source"]).split(config["data"]["split"], limit=n_images)
     cls = get_method(method)
     return step_cost(model, subset.images, TrainConfig.from_dict(config["train"]), device, steps, warmup,

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, CorruptCheckpointError, TrainingDiverged
 from ..files import fsync_dir, pid_alive
+from ..geometry.draws import batch_shard
 from .records import config_hash
 
 
@@ -62,6 +63,10 @@ class TrainConfig:
     keep_every: int = 0  # also keep a copy of the checkpoint every N steps (checkpoint-<step>.pt); 0: none
     log_every: int = 50
     seed: int = 0
+    # GPU options (see the README's "Speed" section and python -m lmcore.bench for their measured effect)
+    precision: str = "fp32"  # fp32, or bf16: the forward pass under torch.autocast (bfloat16)
+    channels_last: bool = False  # the networks' weights in channels-last memory format
+    compile: bool = False  # torch.compile the method's forward pass
 
     @classmethod
     def from_dict(cls, values: dict, prefix: str = "train.") -> "TrainConfig":
@@ -104,6 +109,11 @@ class TrainConfig:
             fail("grad_clip", "null (no clipping) or a number > 0")
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             fail("optimizer", " or ".join(repr(o) for o in OPTIMIZERS))
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
+            fail("precision", " or ".join(repr(p) for p in PRECISIONS))
+        for key in ("channels_last", "compile"):
+            if not isinstance(getattr(self, key), bool):
+                fail(key, "true or false")
         if (not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2
                 or not all(_is_number(b) and 0 <= b < 1 for b in self.betas)):
             fail("betas", "two numbers in [0, 1)")
@@ -120,6 +130,7 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("adam", "adamw")
+PRECISIONS = ("fp32", "bf16")
 _INT_MINIMA = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "eval_every": 0,
                "keep_every": 0, "warmup_steps": 0, "resolution": 8, "seed": 0}
 
@@ -343,13 +354,50 @@ def sample_pairs(n: int, batch_size: int, generator: torch.Generator) -> tuple[t
     return first, (first + shift) % n
 
 
-def _draw_batch(data, target_data, n: int, batch_size: int, sampler: torch.Generator, device, pairs: bool):
-    """One batch as the method receives it: images, ``(images, targets)`` or ``(images_a, images_b)``."""
+def _draw_batch(data, target_data, n: int, batch_size: int, sampler: torch.Generator, device, pairs: bool,
+                shard: tuple[int, int] = (0, 1)):
+    """One batch as the method receives it: images, ``(images, targets)`` or ``(images_a, images_b)``.
+
+    ``batch_size`` is the global batch. With ``shard = (rank, world)`` (DDP) the indices of the
+    whole global batch are drawn, the same on every process (same sampler seed), and process
+    ``rank`` keeps rows ``[rank * b, (rank + 1) * b)``, ``b = batch_size / world``."""
+    rank, world = shard
+    rows = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
     if pairs:
         first, second = sample_pairs(n, batch_size, sampler)
-        return data[first.to(device)], data[second.to(device)]
-    index = torch.randint(n, (batch_size,), generator=sampler).to(device)
+        return data[first[rows].to(device)], data[second[rows].to(device)]
+    index = torch.randint(n, (batch_size,), generator=sampler)[rows].to(device)
     return data[index] if target_data is None else (data[index], target_data[index])
+
+
+def forward_context(cfg: TrainConfig, device: torch.device):
+    """The context of a training forward pass: ``torch.autocast`` to bfloat16 for
+    ``precision = "bf16"`` (the backward pass and the optimiser stay in float32), else none."""
+    if cfg.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_for_training(method: torch.nn.Module, cfg: TrainConfig, device: torch.device, world: int = 1,
+                         local_rank: int = 0):
+    """``method`` on ``device`` in the layout ``cfg`` asks for, and the callable the loop trains
+    through: DDP-wrapped under ``torchrun`` (BatchNorm made SyncBatchNorm on GPUs, so its
+    statistics are those of the global batch), then ``torch.compile``-d if asked."""
+    if world > 1 and device.type == "cuda":
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)  # children replaced in place
+    method.to(device)
+    if cfg.channels_last:
+        method.to(memory_format=torch.channels_last)
+    model = method
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(method, device_ids=[local_rank] if device.type == "cuda" else None)
+    if cfg.compile:
+        model = torch.compile(model)
+    return method, model
+
+
+def _has_batchnorm(module: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
 
 
 def train(
@@ -399,6 +447,9 @@ def train(
     ckpt_path = run_dir / "checkpoint.pt"
     identity_hash = config_hash(identity if identity is not None else cfg.as_dict())
     rank, local_rank, world = distributed_context()
+    if cfg.batch_size % world:
+        raise ConfigError(f"setting 'train.batch_size' must be a multiple of the {world} processes (each trains "
+                          f"on an equal share of the global batch), got {cfg.batch_size}")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -406,14 +457,17 @@ def train(
         remove_orphaned_temp_files(run_dir)
 
     torch.manual_seed(cfg.seed)
-    method.to(device)
-    model = method
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(method, device_ids=[local_rank] if device.type == "cuda" else None)
+    method, model = prepare_for_training(method, cfg, device, world, local_rank)
+    if world > 1 and device.type != "cuda" and _has_batchnorm(method) and rank == 0:
+        print(f"{name}: BatchNorm statistics are per process on the CPU (SyncBatchNorm needs GPUs), so this "
+              f"{world}-process run is not exactly the one-process run on the global batch", flush=True)
     optimizer = _make_optimizer([p for p in method.parameters() if p.requires_grad], cfg)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
-    sampler = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
-    warp_rng = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank + 1)
+    # The same seeds on every process: each draws the whole global batch (images and warps) and
+    # keeps its share (_draw_batch, geometry.batch_shard), so its generators stay in step with
+    # process 0's, whose checkpoint resumes them all.
+    sampler = torch.Generator().manual_seed(cfg.seed * 1000)
+    warp_rng = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + 1)
     step, elapsed, history = 0, 0.0, []
     interval: dict[str, float] = {}  # loss sums since the last log point (checkpointed)
     interval_steps = 0
@@ -481,14 +535,24 @@ def train(
                desc=name, leave=False)
     steps_this_call = 0
     while step < cfg.steps:
-        batch = _draw_batch(data, target_data, n, cfg.batch_size, sampler, device, pairs)
-        terms = model(batch, warp_rng, step)
+        batch = _draw_batch(data, target_data, n, cfg.batch_size, sampler, device, pairs, (rank, world))
+        with batch_shard(rank, world), forward_context(cfg, device):
+            terms = model(batch, warp_rng, step)
         loss = terms["loss"]
-        if not torch.isfinite(loss.detach()).all():
+        # the terms of the global batch (the mean of the processes' means), brought to the host
+        # once per step: the NaN guard and the log need them, and every process then agrees
+        names = list(terms)
+        values = torch.stack([terms[key].detach().float().reshape(()) for key in names])
+        if world > 1:
+            dist.all_reduce(values)
+            values /= world
+        values = values.cpu()
+        loss_value = float(values[names.index("loss")])
+        if not math.isfinite(loss_value):
             last = load_checkpoint(ckpt_path)["step"] if ckpt_path.exists() else None
             where = f"the last good checkpoint (step {last}) is kept at {ckpt_path}" if last is not None else "no checkpoint had been written yet"
             raise TrainingDiverged(
-                f"{name}: the loss became {loss.item()} at step {step}; "
+                f"{name}: the loss became {loss_value} at step {step}; "
                 f"{where}. Lower the learning rate or check the input data.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -499,8 +563,8 @@ def train(
         step += 1
         steps_this_call += 1
         bar.update(1)
-        for key, value in terms.items():
-            interval[key] = interval.get(key, 0.0) + float(value.detach())
+        for key, value in zip(names, values.tolist()):
+            interval[key] = interval.get(key, 0.0) + value
         interval_steps += 1
         at_log = step % cfg.log_every == 0 or step == cfg.steps
         at_eval = cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps)

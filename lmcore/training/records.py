@@ -42,7 +42,7 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
 
 #: modules under lmcore/ that present results and never train (no training module imports them):
 #: editing them (a paper's quoted number, a table's layout, a figure) retrains nothing
-PRESENTATION_ONLY = ("lmcore/papers.py", "lmcore/reporting.py", "lmcore/chapter.py", "lmcore/leaderboard.py",
+PRESENTATION_ONLY = ("lmcore/papers.py", "lmcore/reporting.py", "lmcore/chapter.py", "lmcore/leaderboard.py", "lmcore/bench.py",
                      "lmcore/viz/")
 
 

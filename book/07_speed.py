@@ -1,0 +1,221 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Appendix: what training costs, and training on several GPUs
+#
+# How long does each method's training step take, where does the time go, and how long would
+# the `paper` profile take? This page measures it on the machine that builds the book, with
+# `python -m lmcore.bench` (the same code as the command line), and shows the records measured
+# elsewhere (committed under `results/bench/`). Each record says what ran it: device, commit,
+# date, wall time. Absolute times move with the machine; **compare ratios within one record**.
+#
+# | what | `lmcore` |
+# |---|---|
+# | one real training step (forward, backward, Adam) of a run's config, timed and cut into sections | `training.bench.step_cost`, `profiling.measure_sections` |
+# | every method at its `cpu` and `paper` settings, ratios, projection of the paper profile | `python -m lmcore.bench` (`bench.run_bench`, `bench.projection`) |
+# | bf16 autocast, channels-last, `torch.compile` | `train.precision`, `train.channels_last`, `train.compile` |
+# | DDP: each process its share of the global batch, and of its random warps | `training.loop._draw_batch`, `geometry.batch_shard` |
+
+# %% tags=["parameters"]
+profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+
+# %% tags=["hide-input"]
+import inspect
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from lmcore import bench
+from lmcore.chapter import setup_chapter
+from lmcore.geometry import draws
+from lmcore.profiles import select_device
+from lmcore.reporting import short_commit
+
+started = time.perf_counter()
+chapter = setup_chapter(profile)
+profile = chapter.profile
+device = select_device()
+
+# %% [markdown]
+# ## This machine
+#
+# In the `smoke` profile a few methods are timed at their smoke settings, to prove the code
+# path (the numbers mean nothing). In the `cpu` and `paper` profiles every method is timed at its
+# `cpu` and `paper` settings, with the GPU options, once per code version and machine (the
+# record is kept beside the runs and reused by later builds).
+
+# %% tags=["hide-input"]
+record, reused = bench.book_bench(profile, device)
+print(f"{'reused' if reused else 'measured'}: {len(record['rows'])} steps timed on {record['device']['name']} "
+      f"({record['device']['threads']} threads), {record['wall_time_s']} s, code {record['code_fingerprint']}")
+
+
+def step_table(record: dict) -> pd.DataFrame:
+    rows = []
+    for r in record["rows"]:
+        rows.append({"settings": r["profile"], "method": r["case"], "options": bench.option_label(r),
+                     "batch": r["batch_size"], "px": r["resolution"], "ms / step": r["step_ms"],
+                     "steps / s": r["steps_per_s"], "images / s": r["images_per_s"],
+                     "kept for backward (MB)": r["saved_for_backward_mb"],
+                     "peak GPU (MB)": r.get("peak_cuda_mb", "-"),
+                     "trainable / all weights": f"{r['trainable'] / max(r['parameters'], 1):.0%} of {r['parameters']:,}"})
+    return pd.DataFrame(rows)
+
+
+def share_table(record: dict) -> pd.DataFrame:
+    rows = []
+    for r in record["rows"]:
+        if r["precision"] != "fp32" or r["channels_last"] or r["compile"]:
+            continue
+        total = max(r["step_ms"], 1e-9)
+        rows.append({"settings": r["profile"], "method": r["case"],
+                     "warps, pairs": r["warps_ms"] / total, "networks, losses": r["networks_ms"] / total,
+                     "perceptual loss": r["perceptual_ms"] / total,
+                     "backward + update": r["backward_update_ms"] / total})
+    return pd.DataFrame(rows)
+
+
+display(Markdown(f"**Training steps on this machine ({profile} profile of the book)**"))
+display(step_table(record))
+
+# %% [markdown]
+# ## Where a step's time goes
+#
+# The forward pass is cut into sections by the functions that do the work: the warps and pair
+# synthesis of `lmcore.geometry` (decorated `@timed("warps")`), the perceptual loss's VGG16 pass
+# (`@timed("perceptual")`); the rest of the forward pass is the networks and the other loss
+# terms; the backward pass and the update are the step's time minus the forward pass.
+
+# %% tags=["hide-input"]
+shares = share_table(record)
+colours = {"warps, pairs": "tab:orange", "networks, losses": "tab:blue", "perceptual loss": "tab:green",
+           "backward + update": "tab:gray"}
+groups = list(dict.fromkeys(shares["settings"]))
+fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 0.35 * len(shares) / len(groups) + 1.6),
+                         squeeze=False)
+for ax, settings in zip(axes[0], groups):
+    part = shares[shares["settings"] == settings].set_index("method")[list(colours)]
+    part.iloc[::-1].plot.barh(stacked=True, ax=ax, color=list(colours.values()), legend=False, width=0.75)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the training step")
+    ax.set_ylabel("")
+    ax.set_title(f"{settings} settings, {record['device']['name'][:40]}")
+handles, labels = axes[0][0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.02), frameon=False)
+fig.tight_layout(rect=(0, 0, 1, 0.93))
+plt.show()
+display(shares.style.format({c: "{:.0%}" for c in colours}).hide(axis="index"))
+
+# %% [markdown]
+# ## Ratios measured in one run
+#
+# Each method's step against FSE's at the same settings; Sanchez's projected convolutions
+# against the same FAN trained plainly; the 4D correlation of C3's flow module at two feature
+# sides (its cost grows with the fourth power of the side); and, where measured, the GPU
+# options against float32.
+
+# %% tags=["hide-input"]
+display(pd.DataFrame(record["ratios"]).rename(columns={"profile": "settings"}))
+if record["correlation"]:
+    display(pd.DataFrame(record["correlation"]))
+
+# %% [markdown]
+# ## How long the paper profile would take
+#
+# Each chapter's headline runs (the runs of `lmcore.leaderboard.BOOK_RUNS` and their parents,
+# each counted once) at their steps in the `cpu` and the `paper` profile, times the step time
+# measured above at those settings. Ablations,
+# few-shot fits and evaluations come on top. Measured on a CPU, this says why the paper profile
+# needs a GPU; measured on a GPU (a record from `python -m lmcore.bench` there), it says how far
+# one GPU is from the goal of every paper-profile table within an hour.
+
+# %% tags=["hide-input"]
+
+
+def projection_table(record: dict) -> pd.DataFrame:
+    rows = []
+    for profile_name, entries in record["projection"].items():
+        part = [{"profile": profile_name, "chapter": e["chapter"], "headline runs": e["runs"], "steps": e["steps"],
+                 "hours of training": e["hours"], "not measured": ", ".join(e["unmeasured"]) or "-"} for e in entries]
+        part.append({"profile": profile_name, "chapter": "all", "headline runs": sum(r["headline runs"] for r in part),
+                     "steps": sum(r["steps"] for r in part),
+                     "hours of training": round(sum(r["hours of training"] for r in part), 1), "not measured": "-"})
+        rows += part
+    return pd.DataFrame(rows)
+
+
+if record["projection"]:
+    display(Markdown(f"Measured on {record['device']['name']}:"))
+    display(projection_table(record))
+else:
+    print("this profile's bench times neither the cpu nor the paper settings (smoke: the code path only)")
+
+# %% [markdown]
+# ## Records measured elsewhere
+#
+# The committed bench records (`results/bench/`, written by `python -m lmcore.bench`). A GPU
+# record, when there is one, gives the paper profile's real step times.
+
+# %% tags=["hide-input"]
+committed = bench.load_bench_records()
+provenance = pd.DataFrame([{"record": r["path"], "device": r["device"]["name"], "threads": r["device"]["threads"],
+                            "torch": r["device"]["torch"], "commit": short_commit(r["commit"]),
+                            "lmcore changed since": "yes" if r.get("lmcore_dirty") else "no",
+                            "measured": r["created"][:16], "wall time (s)": r["wall_time_s"]} for r in committed])
+display(provenance if len(provenance) else Markdown("No committed bench record."))
+for r in committed:
+    display(Markdown(f"**{r['path']}** ({r['device']['name']})"))
+    display(step_table(r))
+    if r["projection"]:
+        display(projection_table(r))
+if not any(r["device"]["type"] == "cuda" for r in committed):
+    display(Markdown("No GPU record yet: no GPU has been available to this project, so the paper profile's step "
+                     "times on a GPU are not measured. `python -m lmcore.bench --options --compile` on a GPU "
+                     "writes `results/bench/cuda.json`."))
+
+# %% [markdown]
+# ## Several GPUs: `torchrun` and DDP
+#
+# ```
+# torchrun --nproc_per_node 4 -m lmcore.train zhang --profile paper
+# ```
+#
+# runs the same training loop in 4 processes under PyTorch's `DistributedDataParallel`. What
+# makes it the *same run* as one process:
+#
+# * `train.batch_size` is the **global** batch: each process trains on `batch_size / processes`
+#   images (a batch that does not divide is refused), and the learning rate is unchanged, since
+#   DDP averages the gradients of equal shares, which is the gradient of the global batch.
+# * Every process draws the whole global batch from the same seed and keeps its rows, for the
+#   images and for every random warp (below), so process *r* trains on exactly rows
+#   *[r b, (r+1) b)* of what one process would.
+# * BatchNorm becomes SyncBatchNorm on GPUs (its statistics are the global batch's). On the CPU
+#   (gloo) SyncBatchNorm is not available, and BatchNorm statistics stay per process: the loop
+#   says so when it starts.
+# * Only process 0 evaluates, checkpoints and writes the record; a checkpoint resumes every
+#   process, since their generators are in the same state.
+#
+# `tests/test_ddp.py` trains a small model (Zhang's, its BatchNorm removed) for 6 steps in one
+# process and under `torchrun --nproc_per_node 2` on the CPU, uninterrupted and stopped and
+# resumed: the learning curves agree to 1e-4 and every weight tensor to 2 % of how far training
+# moved it (measured: 1 %; Adam's first steps amplify the rounding of near-zero gradients; the
+# same model trained on half the batch differs by 145 %).
+#
+# The per-example draws that make the warps shardable:
+
+# %% tags=["hide-input"]
+print(inspect.getsource(draws._draw))
+print(f"appendix executed in {time.perf_counter() - started:.1f} s ({profile} profile)")

@@ -1,0 +1,328 @@
+"""``python -m lmcore.bench``: what every method's training step costs on this machine, at its
+``cpu`` and ``paper`` settings, and what the paper profile would therefore take.
+
+For each method (Sanchez in its three modes) and profile it runs the real training step
+(:func:`lmcore.training.bench.step_cost`: forward, backward, Adam) on that profile's data and
+settings, with freshly initialised parents (a step's cost does not depend on their training, so
+the benchmark trains nothing), and reports steps/s, images/s, the activations kept for the
+backward pass, the GPU allocator's peak, and where the step's time goes: warps and pair
+synthesis, the networks and losses, the perceptual loss, the backward pass and update. In the
+same run it measures ratios against a reference: each method's step against FSE's (same
+profile); Sanchez's projected convolutions against the same FAN trained plainly (``finetune``)
+and from scratch; the 4D correlation of C3's flow at two feature sides; with ``--options``, bf16
+autocast, channels-last and (``--compile``) ``torch.compile`` against float32.
+
+The record (``results/bench/<device type>.json`` by default) carries the device, commit, code
+fingerprint and wall time; the projection (per measured profile but smoke) multiplies each
+method's steps in that profile by its measured step time, and sums per chapter the headline runs the book trains
+(:data:`lmcore.leaderboard.BOOK_RUNS` and their parents; ablations and few-shot fits not
+included). Absolute times move with the machine: compare ratios within one record. On a CPU the
+``paper`` settings are timed over one step without warm-up (they take 1-70 s a step there) and
+the options only at the ``cpu`` settings.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import LmbookError
+from .paths import PROJECT_ROOT, RESULTS_DIR
+
+BENCH_DIR = RESULTS_DIR / "bench"
+PROFILES = ("smoke", "cpu", "paper")
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One training step to time: ``method`` with ``overrides`` (a label names it in tables)."""
+
+    label: str
+    method: str
+    overrides: dict = field(default_factory=dict)
+
+
+CASES: tuple[BenchCase, ...] = (
+    BenchCase("FSE", "fse"),
+    BenchCase("Zhang", "zhang"),
+    BenchCase("Jakab", "jakab"),
+    BenchCase("supervised (faces)", "supervised"),
+    BenchCase("pose core (LSPET)", "pose"),
+    BenchCase("face core", "face_core"),
+    BenchCase("Sanchez (proposed)", "sanchez", {"method": {"mode": "proposed"}}),
+    BenchCase("Sanchez (fine-tune)", "sanchez", {"method": {"mode": "finetune"}}),
+    BenchCase("Sanchez (scratch)", "sanchez", {"method": {"mode": "scratch"}}),
+    BenchCase("C3 flow pre-training", "c3_flow"),
+    BenchCase("C3", "c3"),
+)
+REFERENCE = "FSE"
+#: the cases whose precision / memory-format / compile variants ``--options`` measures
+OPTION_CASES = ("FSE", "Jakab")
+CORRELATION_SIDES = (8, 16)
+
+
+def _case(label: str) -> BenchCase:
+    return next(c for c in CASES if c.label == label)
+
+
+def select_bench_device(name: str) -> torch.device:
+    """``auto``: the GPU where there is one; ``cpu``; ``cuda`` (refused without a GPU)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LmbookError("--device cuda: this machine has no GPU that PyTorch can use")
+    return torch.device(name)
+
+
+def _n_images(case: BenchCase, profile: str) -> int:
+    from .training.runs import resolve_config
+
+    batch = resolve_config(case.method, profile, case.overrides)["train"]["batch_size"]
+    return max(2 * batch, 16)
+
+
+def measure_case(case: BenchCase, profile: str, device: torch.device, steps: int, warmup: int,
+                 train_overrides: dict | None = None) -> dict:
+    """One row: :func:`~lmcore.training.bench.run_step_cost` of the case in ``profile``."""
+    from .config import deep_update
+    from .training.bench import run_step_cost
+    from .training.runs import resolve_config
+
+    overrides = deep_update(case.overrides, {"train": train_overrides}) if train_overrides else case.overrides
+    config = resolve_config(case.method, profile, overrides)
+    torch.manual_seed(0)
+    cost = run_step_cost(case.method, profile, overrides, steps=steps, warmup=warmup,
+                         n_images=_n_images(case, profile), device=device, trained_parents=False)
+    step_s = cost["step_ms"] / 1000
+    steps_total = config["train"]["steps"]
+    return {"case": case.label, "method": case.method, "profile": profile, "overrides": overrides,
+            "resolution": config["train"]["resolution"], "steps": steps_total,
+            "steps_per_s": round(1 / step_s, 2), **cost,
+            "projected_run_h": round(steps_total * step_s / 3600, 2)}
+
+
+def _ratios(rows: list[dict], correlation: list[dict]) -> list[dict]:
+    out = []
+    for profile in sorted({r["profile"] for r in rows}, key=PROFILES.index):
+        by_case = {r["case"]: r for r in rows if r["profile"] == profile and r["precision"] == "fp32"
+                   and not r["channels_last"] and not r["compile"]}
+        ref = by_case.get(REFERENCE)
+        if ref:
+            for label, row in by_case.items():
+                if label != REFERENCE:
+                    out.append({"profile": profile, "what": f"{label} step / {REFERENCE} step",
+                                "ratio": round(row["step_ms"] / ref["step_ms"], 2)})
+        proposed = by_case.get("Sanchez (proposed)")
+        for other in ("Sanchez (fine-tune)", "Sanchez (scratch)"):
+            if proposed and other in by_case:
+                out.append({"profile": profile, "what": f"projected convolutions (proposed) / plain FAN ({other[9:-1]})",
+                            "ratio": round(proposed["step_ms"] / by_case[other]["step_ms"], 2)})
+        for label in OPTION_CASES:
+            base = by_case.get(label)
+            for row in rows:
+                if base and row["case"] == label and row["profile"] == profile and row is not base and (
+                        row["precision"] != "fp32" or row["channels_last"] or row["compile"]):
+                    out.append({"profile": profile, "what": f"{label}: {option_label(row)} / fp32",
+                                "ratio": round(row["step_ms"] / base["step_ms"], 2)})
+    if len(correlation) == 2:
+        small, large = correlation
+        out.append({"profile": "-", "what": f"4D correlation, train step per pair: side {large['side']} / side {small['side']}",
+                    "ratio": round(large["train_ms_per_pair"] / small["train_ms_per_pair"], 1)})
+    return out
+
+
+def option_label(row: dict) -> str:
+    parts = [row["precision"]]
+    if row["channels_last"]:
+        parts.append("channels_last")
+    if row["compile"]:
+        parts.append("compile")
+    return " + ".join(parts)
+
+
+def projection(rows: list[dict], profile: str = "paper") -> list[dict]:
+    """Hours of the ``profile`` runs each chapter trains as its headline (and their parents),
+    from the measured steps: each run's steps x its method's measured step time (a K = 30 run at
+    the K = 10 step time; a run is counted once, in the first chapter that trains it)."""
+    from . import leaderboard
+    from .config import deep_update
+    from .methods import get_method
+    from .training.runs import resolve_config
+
+    step_s = {}
+    for row in rows:
+        if row["profile"] == profile and row["precision"] == "fp32" and not row["channels_last"] and not row["compile"]:
+            step_s.setdefault(row["method"], row["step_ms"] / 1000)
+            if row["method"] == "sanchez":
+                step_s[("sanchez", row["overrides"]["method"]["mode"])] = row["step_ms"] / 1000
+    counted, chapters = set(), {}
+
+    def add(chapter: str, method: str, name: str, overrides: dict) -> None:
+        config = resolve_config(method, profile, overrides)
+        key = (method, name, repr(sorted(config["method"].items())))
+        if key in counted:
+            return
+        counted.add(key)
+        for p in config["parents"].values():
+            add(chapter, p["method"], p["name"], p.get("overrides") or {})
+        per_step = step_s.get((method, config["method"].get("mode")), step_s.get(method))
+        entry = chapters.setdefault(chapter, {"chapter": chapter, "runs": 0, "steps": 0, "hours": 0.0, "unmeasured": []})
+        entry["runs"] += 1
+        entry["steps"] += config["train"]["steps"]
+        if per_step is None:
+            entry["unmeasured"].append(method)
+        else:
+            entry["hours"] += config["train"]["steps"] * per_step / 3600
+
+    for run in leaderboard.BOOK_RUNS:
+        overrides = deep_update(get_method(run.method).budget(profile).variant(run.variant) if run.variant else {},
+                                run.overrides)
+        add(run.chapter, run.method, run.name, overrides)
+    out = [dict(e, hours=round(e["hours"], 2)) for e in chapters.values()]
+    return sorted(out, key=lambda e: e["chapter"])
+
+
+def run_bench(profiles=("cpu", "paper"), labels: list[str] | None = None, device: torch.device | None = None,
+              steps: int = 2, warmup: int = 1, options: bool = False, compile: bool = False,
+              correlation: bool = True, progress=print) -> dict:
+    """Measure and return the bench record (see the module docstring); writes nothing."""
+    from .training.bench import correlation_cost
+    from .training.records import code_fingerprint, describe_device, git_commit, lmcore_is_dirty, now_iso
+
+    device = device or torch.device("cpu")
+    cases = [c for c in CASES if labels is None or c.label in labels or c.method in labels]
+    started = time.perf_counter()
+    rows = []
+    for profile in profiles:
+        # paper settings on a CPU take 1-70 s a step: one step, no warm-up (CPU steps vary little)
+        slow = profile == "paper" and device.type == "cpu"
+        n_steps, n_warmup = (1, 0) if slow else (steps, warmup)
+        for case in cases:
+            t = time.perf_counter()
+            rows.append(dict(measure_case(case, profile, device, n_steps, n_warmup), steps_timed=n_steps,
+                             warmup=n_warmup))
+            progress(f"{profile:6s} {case.label:24s} {rows[-1]['step_ms']:9.1f} ms/step "
+                     f"({time.perf_counter() - t:.0f} s)")
+        if options and not slow:
+            variants = [{"precision": "bf16"}, {"channels_last": True}]
+            if compile:
+                variants.append({"compile": True})
+            for label in OPTION_CASES:
+                if any(c.label == label for c in cases):
+                    for change in variants:
+                        rows.append(dict(measure_case(_case(label), profile, device, steps,
+                                                      max(warmup, 3 if compile else 1), train_overrides=change),
+                                         steps_timed=steps, warmup=max(warmup, 3 if compile else 1)))
+                        progress(f"{profile:6s} {label} {option_label(rows[-1]):18s} {rows[-1]['step_ms']:9.1f} ms/step")
+    corr = [correlation_cost(side, pairs=4, steps=2, warmup=1, device=device) for side in CORRELATION_SIDES] \
+        if correlation else []
+    return {
+        "kind": "bench", "created": now_iso(), "commit": git_commit(), "code_fingerprint": code_fingerprint(),
+        "lmcore_dirty": lmcore_is_dirty(), "device": describe_device(device),
+        "profiles": list(profiles), "steps_timed": steps, "warmup": warmup,
+        "rows": rows, "correlation": corr, "ratios": _ratios(rows, corr),
+        "projection": {profile: projection(rows, profile) for profile in profiles if profile != "smoke"},
+        "wall_time_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def default_path(device: torch.device) -> Path:
+    return BENCH_DIR / f"{device.type}.json"
+
+
+def load_bench_records(folder: Path = BENCH_DIR) -> list[dict]:
+    """The committed bench records (``results/bench/*.json``), each with its ``path``."""
+    from .training.records import read_record
+
+    records = []
+    for path in sorted(Path(folder).glob("*.json")):
+        record = read_record(path)
+        record["path"] = str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+        records.append(record)
+    return records
+
+
+#: what the book's appendix measures in each profile: (profiles, cases, timed steps, warm-up, options)
+BOOK_BENCH = {
+    "smoke": (("smoke",), ["fse", "jakab", "sanchez", "c3"], 1, 0, False),
+    "cpu": (("cpu", "paper"), None, 2, 1, True),
+    "paper": (("cpu", "paper"), None, 5, 2, True),
+}
+
+
+def book_bench(profile: str, device: torch.device) -> tuple[dict, bool]:
+    """The bench record the book shows in ``profile`` on ``device``: measured once and kept as
+    ``<runs>/<profile>/bench/<device type>.json``, reused while the code fingerprint, the device's
+    name and the thread count are unchanged. Returns ``(record, reused)``."""
+    from .paths import runs_root
+    from .training.records import code_fingerprint, describe_device, read_record, write_json_atomic
+
+    path = runs_root() / profile / "bench" / f"{device.type}.json"
+    here = describe_device(device)
+    if path.exists():
+        try:
+            record = read_record(path)
+        except LmbookError:
+            record = None
+        if record and record.get("code_fingerprint") == code_fingerprint() and all(
+                record["device"].get(k) == here[k] for k in ("name", "threads")):
+            return record, True
+    profiles, labels, steps, warmup, options = BOOK_BENCH[profile]
+    record = run_bench(profiles, labels, device, steps, warmup, options, progress=lambda line: None)
+    record["book_profile"] = profile
+    write_json_atomic(path, record)
+    return record, False
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lmcore.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profiles", nargs="+", choices=PROFILES, default=["cpu", "paper"],
+                        help="settings to measure (default: cpu paper)")
+    parser.add_argument("--methods", nargs="+", metavar="NAME",
+                        help="cases to measure, by method or label (default: all): "
+                             + ", ".join(sorted({c.method for c in CASES})))
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per case (median; default 2)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--options", action="store_true", help="also bf16 autocast and channels-last for "
+                        + " and ".join(OPTION_CASES))
+    parser.add_argument("--compile", action="store_true", help="with --options: also torch.compile (slow to compile)")
+    parser.add_argument("--out", type=Path, help="record path (default: results/bench/<device type>.json)")
+    parser.add_argument("--no-write", action="store_true", help="print the tables, write no record")
+    args = parser.parse_args(argv)
+    known = {c.method for c in CASES} | {c.label for c in CASES}
+    unknown = [m for m in args.methods or [] if m not in known]
+    if unknown:
+        parser.error(f"unknown method {unknown[0]!r} (known: {', '.join(sorted({c.method for c in CASES}))})")
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be >= 1 and --warmup >= 0")
+    if args.compile and not args.options:
+        parser.error("--compile measures an option: give --options too")
+    try:
+        device = select_bench_device(args.device)
+        record = run_bench(args.profiles, args.methods, device, args.steps, args.warmup, args.options, args.compile,
+                           progress=lambda line: print(line, flush=True))
+    except LmbookError as exc:
+        print(f"lmcore.bench: {exc}", file=sys.stderr)
+        return 1
+    for ratio in record["ratios"]:
+        print(f"{ratio['profile']:6s} {ratio['what']}: {ratio['ratio']}")
+    for profile, entries in record["projection"].items():
+        for entry in entries:
+            print(f"{profile} profile, chapter {entry['chapter']}: {entry['runs']} headline runs, {entry['steps']} steps, "
+                  f"{entry['hours']} h of training on {record['device']['name']}")
+    if not args.no_write:
+        from .training.records import write_json_atomic
+
+        path = args.out or default_path(device)
+        write_json_atomic(path, record)
+        print(f"wrote {path} ({record['wall_time_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

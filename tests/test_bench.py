@@ -1,0 +1,179 @@
+"""The speed tools: timed sections, the step benchmark and its CLI, the GPU options of the loop
+(bf16 autocast, channels-last, torch.compile) and the paper-profile projection."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from lmcore import bench
+from lmcore.config import deep_update
+from lmcore.errors import ConfigError
+from lmcore.methods import build_method, get_method
+from lmcore.profiling import measure_sections, section, timed
+from lmcore.training.bench import build_untrained, step_cost
+from lmcore.training.loop import TrainConfig, forward_context, prepare_for_training, prepare_images
+
+# measured on MTFL-80 faces at the smoke settings: bf16 autocast moves the losses by <= 0.5 %
+BF16_TOLERANCE = 0.02
+
+
+def test_nested_sections_count_once_and_nothing_is_recorded_outside_a_measurement():
+    @timed("outer")
+    def work():
+        time.sleep(0.02)
+        with section("inner"):
+            time.sleep(0.02)
+
+    work()  # outside measure_sections: runs, records nothing, fails nothing
+    with measure_sections() as totals:
+        work()
+        with section("inner"):
+            time.sleep(0.01)
+    assert set(totals) == {"outer", "inner"}
+    assert totals["outer"] >= 0.04 and 0.01 <= totals["inner"] < 0.02  # the nested inner was the outer's
+
+
+def test_a_step_is_cut_into_warps_perceptual_networks_and_backward(mtfl, one_thread):
+    config = get_method("jakab").default_config("smoke")
+    config = deep_update(config, {"method": {"loss": "perceptual"}})
+    torch.manual_seed(0)
+    method = build_method("jakab", config)
+    cost = step_cost(method, mtfl.split("unsup_train", limit=16).images, TrainConfig.from_dict(config["train"]),
+                     steps=2, warmup=1)
+    assert cost["warps_ms"] > 0 and cost["perceptual_ms"] > 0 and cost["networks_ms"] > 0
+    assert cost["forward_ms"] <= cost["step_ms"]
+    parts = cost["warps_ms"] + cost["perceptual_ms"] + cost["networks_ms"]
+    assert parts == pytest.approx(cost["forward_ms"], abs=0.3)
+    fse_config = get_method("fse").default_config("smoke")
+    fse = step_cost(build_method("fse", fse_config), mtfl.split("unsup_train", limit=16).images,
+                    TrainConfig.from_dict(fse_config["train"]), steps=1, warmup=0)
+    assert fse["perceptual_ms"] == 0 and fse["warps_ms"] > 0
+
+
+@pytest.mark.parametrize("name", ["fse", "zhang", "jakab"])
+def test_the_losses_under_bf16_autocast_agree_with_float32(name, mtfl, one_thread):
+    config = get_method(name).default_config("smoke")
+    if name == "jakab":
+        config = deep_update(config, {"method": {"loss": "perceptual"}})
+    torch.manual_seed(0)
+    method = build_method(name, config).train()
+    cfg = TrainConfig.from_dict(config["train"])
+    images = prepare_images(mtfl.split("unsup_train", limit=8).images, cfg.resolution, torch.device("cpu"))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        cfg.precision = precision
+        with torch.no_grad(), forward_context(cfg, torch.device("cpu")):
+            terms = method(images, torch.Generator().manual_seed(1), 0)
+        losses[precision] = float(terms["loss"])
+        if precision == "bf16":  # the autocast did run: some term was computed in bfloat16
+            assert any(t.dtype == torch.bfloat16 for t in _tensors_of_a_forward(method, images, cfg))
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=BF16_TOLERANCE)
+    assert losses["bf16"] != losses["fp32"]
+
+
+def _tensors_of_a_forward(method, images, cfg):
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(out) if torch.is_tensor(out) else None)
+             for m in method.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad(), forward_context(cfg, torch.device("cpu")):
+        method(images, torch.Generator().manual_seed(1), 0)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_channels_last_changes_the_layout_not_the_loss(mtfl, one_thread):
+    config = get_method("fse").default_config("smoke")
+    images = mtfl.split("unsup_train", limit=8).images
+    losses = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        cfg = TrainConfig.from_dict(deep_update(config["train"], {"channels_last": channels_last}))
+        method, model = prepare_for_training(build_method("fse", config), cfg, torch.device("cpu"))
+        conv = next(m for m in method.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        data = prepare_images(images, cfg.resolution, torch.device("cpu"))
+        with torch.no_grad():
+            losses.append(float(model.train()(data, torch.Generator().manual_seed(1), 0)["loss"]))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
+def test_compile_wraps_the_forward_and_keeps_the_checkpointed_module():
+    config = get_method("fse").default_config("smoke")
+    cfg = TrainConfig.from_dict(deep_update(config["train"], {"compile": True}))
+    plain = build_method("fse", config)
+    method, model = prepare_for_training(plain, cfg, torch.device("cpu"))
+    assert method is plain and model is not plain and getattr(model, "_orig_mod", None) is plain
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("precision", "fp16", "'train.precision' must be 'fp32' or 'bf16', got 'fp16'"),
+    ("channels_last", "yes", "'train.channels_last' must be true or false, got 'yes'"),
+    ("compile", 1, "'train.compile' must be true or false, got 1"),
+])
+def test_a_bad_speed_option_is_one_clear_error(key, value, message):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict({key: value})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_untrained_parents_are_adopted_without_training(isolated_runs):
+    model, config = build_untrained("c3", "smoke")
+    assert model.flow_run is not None and set(config["parents"]) == {"pairs", "flow"}
+    assert not list(isolated_runs.glob("**/record.json"))  # nothing was trained
+
+
+def _rows(step_ms: dict[str, float]) -> list[dict]:
+    return [{"case": label, "method": method, "profile": "paper", "overrides": overrides, "step_ms": step_ms[method],
+             "precision": "fp32", "channels_last": False, "compile": False}
+            for label, method, overrides in [(c.label, c.method, c.overrides) for c in bench.CASES]]
+
+
+def test_the_projection_multiplies_each_chapters_steps_by_the_measured_step_time():
+    from lmcore.training.runs import resolve_config
+
+    times = {c.method: 100.0 for c in bench.CASES}
+    times["fse"] = 360.0
+    chapters = {e["chapter"]: e for e in bench.projection(_rows(times), "paper")}
+    fse_steps = resolve_config("fse", "paper", {})["train"]["steps"]
+    assert chapters["01_fse"]["runs"] == 2  # K = 10 and K = 30
+    assert chapters["01_fse"]["hours"] == pytest.approx(2 * fse_steps * 0.360 / 3600, rel=1e-3)
+    # the Sanchez chapter pays for its core (a pose run) once, and C3 reuses chapter 3's Jakab runs
+    assert chapters["04_sanchez"]["runs"] == 4
+    c3 = chapters["05_c3"]
+    assert c3["runs"] == 3 and not c3["unmeasured"]  # k10, k30, the flow: the Jakab parents were counted in 03
+
+
+def test_the_cli_writes_a_record_of_steps_and_ratios(tmp_path, isolated_runs, capsys, one_thread):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--profiles", "smoke", "--methods", "fse", "zhang", "--steps", "1", "--warmup", "0",
+                       "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert [r["case"] for r in record["rows"]] == ["FSE", "Zhang"]
+    assert record["device"]["type"] == "cpu" and record["commit"] and record["wall_time_s"] > 0
+    ratio = next(r for r in record["ratios"] if r["what"] == "Zhang step / FSE step")
+    rows = {r["case"]: r for r in record["rows"]}
+    assert ratio["ratio"] == pytest.approx(rows["Zhang"]["step_ms"] / rows["FSE"]["step_ms"], abs=0.01)
+    assert "4D correlation" in record["ratios"][-1]["what"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "fsee"], "unknown method 'fsee'"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--compile"], "give --options too"),
+])
+def test_a_bad_bench_command_is_one_line_and_a_nonzero_exit(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "".join(err)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_that_is_not_there_is_one_line(capsys):
+    assert bench.main(["--device", "cuda", "--no-write"]) == 1
+    assert capsys.readouterr().err.strip() == "lmcore.bench: --device cuda: this machine has no GPU that PyTorch can use"

@@ -234,13 +234,30 @@ def default_path(device: torch.device) -> Path:
     return BENCH_DIR / f"{device.type}.json"
 
 
+BENCH_KEYS = ("kind", "created", "commit", "device", "rows", "ratios", "correlation", "projection", "wall_time_s")
+
+
+def read_bench_record(path: Path) -> dict:
+    """A bench record; a file that is not one raises :class:`LmbookError` naming it."""
+    import json
+
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise LmbookError(f"{path} is not a readable bench record ({type(exc).__name__}); delete it or write it "
+                          "again with: python -m lmcore.bench") from exc
+    missing = [key for key in BENCH_KEYS if not isinstance(record, dict) or key not in record]
+    if missing or record.get("kind") != "bench":
+        raise LmbookError(f"{path} is not a bench record (missing {', '.join(missing) or 'kind: bench'}); delete it "
+                          "or write it again with: python -m lmcore.bench")
+    return record
+
+
 def load_bench_records(folder: Path = BENCH_DIR) -> list[dict]:
     """The committed bench records (``results/bench/*.json``), each with its ``path``."""
-    from .training.records import read_record
-
     records = []
     for path in sorted(Path(folder).glob("*.json")):
-        record = read_record(path)
+        record = read_bench_record(path)
         record["path"] = str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
         records.append(record)
     return records
@@ -259,14 +276,14 @@ def book_bench(profile: str, device: torch.device) -> tuple[dict, bool]:
     ``<runs>/<profile>/bench/<device type>.json``, reused while the code fingerprint, the device's
     name and the thread count are unchanged. Returns ``(record, reused)``."""
     from .paths import runs_root
-    from .training.records import code_fingerprint, describe_device, read_record, write_json_atomic
+    from .training.records import code_fingerprint, describe_device, write_json_atomic
 
     path = runs_root() / profile / "bench" / f"{device.type}.json"
     here = describe_device(device)
     if path.exists():
         try:
-            record = read_record(path)
-        except LmbookError:
+            record = read_bench_record(path)
+        except LmbookError:  # a cut-short cache: measure again
             record = None
         if record and record.get("code_fingerprint") == code_fingerprint() and all(
                 record["device"].get(k) == here[k] for k in ("name", "threads")):

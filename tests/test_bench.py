@@ -10,7 +10,7 @@ import torch
 
 from lmcore import bench
 from lmcore.config import deep_update
-from lmcore.errors import ConfigError
+from lmcore.errors import ConfigError, LmbookError
 from lmcore.methods import build_method, get_method
 from lmcore.profiling import measure_sections, section, timed
 from lmcore.training.bench import build_untrained, step_cost
@@ -177,3 +177,33 @@ def test_a_bad_bench_command_is_one_line_and_a_nonzero_exit(argv, message, capsy
 def test_asking_for_a_gpu_that_is_not_there_is_one_line(capsys):
     assert bench.main(["--device", "cuda", "--no-write"]) == 1
     assert capsys.readouterr().err.strip() == "lmcore.bench: --device cuda: this machine has no GPU that PyTorch can use"
+
+
+def test_the_committed_bench_records_are_read_and_a_broken_one_is_named(tmp_path):
+    committed = bench.load_bench_records()
+    assert committed and all(r["kind"] == "bench" and r["rows"] for r in committed)
+    (tmp_path / "cuda.json").write_text('{"kind": "bench"')
+    with pytest.raises(LmbookError, match="cuda.json is not a readable bench record"):
+        bench.load_bench_records(tmp_path)
+    (tmp_path / "cuda.json").write_text('{"method": "fse"}')
+    with pytest.raises(LmbookError, match="cuda.json is not a bench record"):
+        bench.load_bench_records(tmp_path)
+
+
+def test_the_books_bench_is_measured_once_and_reused(isolated_runs, monkeypatch):
+    calls = []
+
+    def fake_run(*args, **kwargs):  # the measurement itself is tested above; here only the caching
+        calls.append(args)
+        from lmcore.training.records import code_fingerprint, describe_device
+
+        return {"kind": "bench", "created": "now", "commit": "c", "device": describe_device(torch.device("cpu")),
+                "rows": [], "ratios": [], "correlation": [], "projection": {}, "wall_time_s": 0.0,
+                "code_fingerprint": code_fingerprint()}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run)
+    first, reused_first = bench.book_bench("smoke", torch.device("cpu"))
+    second, reused_second = bench.book_bench("smoke", torch.device("cpu"))
+    assert (reused_first, reused_second) == (False, True) and len(calls) == 1
+    (isolated_runs / "smoke" / "bench" / "cpu.json").write_text("{")  # cut short: measured again
+    assert bench.book_bench("smoke", torch.device("cpu"))[1] is False and len(calls) == 2

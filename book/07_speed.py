@@ -78,7 +78,7 @@ def step_table(record: dict) -> pd.DataFrame:
 def share_table(record: dict) -> pd.DataFrame:
     rows = []
     for r in record["rows"]:
-        if r["precision"] != "fp32" or r["channels_last"] or r["compile"]:
+        if not bench.is_plain(r):
             continue
         total = max(r["step_ms"], 1e-9)
         rows.append({"settings": r["profile"], "method": r["case"],

@@ -105,11 +105,15 @@ def measure_case(case: BenchCase, profile: str, device: torch.device, steps: int
             "projected_run_h": round(steps_total * step_s / 3600, 2)}
 
 
+def is_plain(row: dict) -> bool:
+    """A row timed with the default options (float32, standard layout, not compiled)."""
+    return row["precision"] == "fp32" and not row["channels_last"] and not row["compile"]
+
+
 def _ratios(rows: list[dict], correlation: list[dict]) -> list[dict]:
     out = []
     for profile in sorted({r["profile"] for r in rows}, key=PROFILES.index):
-        by_case = {r["case"]: r for r in rows if r["profile"] == profile and r["precision"] == "fp32"
-                   and not r["channels_last"] and not r["compile"]}
+        by_case = {r["case"]: r for r in rows if r["profile"] == profile and is_plain(r)}
         ref = by_case.get(REFERENCE)
         if ref:
             for label, row in by_case.items():
@@ -124,8 +128,7 @@ def _ratios(rows: list[dict], correlation: list[dict]) -> list[dict]:
         for label in OPTION_CASES:
             base = by_case.get(label)
             for row in rows:
-                if base and row["case"] == label and row["profile"] == profile and row is not base and (
-                        row["precision"] != "fp32" or row["channels_last"] or row["compile"]):
+                if base and row["case"] == label and row["profile"] == profile and not is_plain(row):
                     out.append({"profile": profile, "what": f"{label}: {option_label(row)} / fp32",
                                 "ratio": round(row["step_ms"] / base["step_ms"], 2)})
     if len(correlation) == 2:
@@ -155,7 +158,7 @@ def projection(rows: list[dict], profile: str = "paper") -> list[dict]:
 
     step_s = {}
     for row in rows:
-        if row["profile"] == profile and row["precision"] == "fp32" and not row["channels_last"] and not row["compile"]:
+        if row["profile"] == profile and is_plain(row):
             step_s.setdefault(row["method"], row["step_ms"] / 1000)
             if row["method"] == "sanchez":
                 step_s[("sanchez", row["overrides"]["method"]["mode"])] = row["step_ms"] / 1000

@@ -63,7 +63,7 @@ class TrainConfig:
     keep_every: int = 0  # also keep a copy of the checkpoint every N steps (checkpoint-<step>.pt); 0: none
     log_every: int = 50
     seed: int = 0
-    # GPU options (see the README's "Speed" section and python -m lmcore.bench for their measured effect)
+    # GPU options (see the README's "Speed and scale" section and python -m lmcore.bench for their measured effect)
     precision: str = "fp32"  # fp32, or bf16: the forward pass under torch.autocast (bfloat16)
     channels_last: bool = False  # the networks' weights in channels-last memory format
     compile: bool = False  # torch.compile the method's forward pass

@@ -57,10 +57,15 @@ def error_table(records: Sequence[dict], metric: str = "forward", splits: Sequen
 
 def protocol_table(records: Sequence[dict], splits: Sequence[str] = ("test_mtfl", "test_aflw"),
                    label: Callable[[dict], str] | None = None, digits: int = 2) -> pd.DataFrame:
-    """Forward, backward and consistency errors side by side for each run."""
+    """Forward, backward and consistency errors side by side for each run, after the tune_val
+    forward error where the runs recorded it (the number settings are chosen by)."""
     rows = []
+    with_tune = any("tune" in r.get("metrics", {}) for r in records)
     for r in records:
         row = {"run": label(r) if label else r.get("run_name", "?"), "profile": r["profile"]}
+        if with_tune:
+            value = r["metrics"].get("tune", {}).get("tune_val", {}).get("mean")
+            row[("forward", "tune_val")] = None if value is None else round(value, digits)
         for metric in ("forward", "backward", "consistency"):
             for split in splits:
                 value = r["metrics"].get(metric, {}).get(split, {}).get("mean")

@@ -353,3 +353,27 @@ def test_closed_form_fits_agree_with_scikit_learn(intercept, ridge):
         reference = LinearRegression(fit_intercept=intercept).fit(flat_x, flat_y)
     expected = reference.predict(flat_x).reshape(60, 5, 2)
     assert np.allclose(fit.predict(x), expected, atol=1e-6)
+
+
+def test_every_protocol_run_records_its_tune_val_score_from_the_regressor_sets_detections(mtfl):
+    """The record's tune_val number (what settings are chosen by) equals scoring the detector on
+    MTFL-80's shipped tune_fit / tune_val lists: the positional rule picks the README's faces."""
+    from lmcore.evaluation import tune_forward_error, tune_val_error
+
+    def centroids(batch):  # five image-dependent points: intensity centroids of channels and halves
+        weights = batch.mean(1, keepdim=True).expand(-1, 5, -1, -1).clone()
+        weights[:, 1] *= batch[:, 0]
+        weights[:, 2] *= batch[:, 2]
+        weights[:, 3, :, 40:] = 0
+        weights[:, 4, 40:] = 0
+        return soft_argmax(torch.log(weights + 1e-6), temperature=1.0)[0]
+
+    regressor = mtfl.split("regressor_train", every=1)
+    from lmcore.evaluation import detect_all
+
+    detected = detect_all(centroids, regressor.images)
+    recorded = tune_val_error(detected, regressor.points)["mean"]
+    assert recorded == pytest.approx(tune_forward_error(centroids, mtfl), rel=1e-6)  # float32 sums
+    test_sets = {"test_mtfl": mtfl.split("test_mtfl", every=8)}
+    result = evaluate_detector(centroids, regressor, test_sets, consistency=False).as_dict()
+    assert result["tune"]["tune_val"]["mean"] == pytest.approx(recorded, rel=1e-12)

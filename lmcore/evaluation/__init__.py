@@ -25,6 +25,7 @@ from .protocol import (
     normaliser_distance,
     regressor_count,
     tune_forward_error,
+    tune_val_error,
     tune_positions,
 )
 from .rescore import Detections
@@ -36,6 +37,6 @@ __all__ = [
     "ProtocolResult", "RegressionOptions", "backward_error", "box_diagonal", "choose_ridge",
     "consistency_error", "detect_all", "evaluate_detector", "few_shot_curve", "fit_linear_map",
     "forward_error", "gram_scale", "inter_ocular_distance", "mean_shape_error", "normalised_errors",
-    "normaliser_distance", "regressor_count", "tune_forward_error", "tune_positions", "bootstrap_interval",
+    "normaliser_distance", "regressor_count", "tune_forward_error", "tune_val_error", "tune_positions", "bootstrap_interval",
     "cumulative_error_distribution", "failure_rate", "kendall_tau", "paired_difference", "ranking", "ranking_changes",
 ]

@@ -90,7 +90,9 @@ class LandmarkMethod(nn.Module):
     The *view* is what the networks see: the central ``method.view_crop`` fraction of the image,
     resampled to ``method.view_size`` pixels. A crop below 1 zooms on the face (MTFL-80's faces
     fill the middle of the frame) and lets random warps show real image context around the view
-    instead of padding.
+    instead of padding. A crop above 1 (at most 1.5) shows the frame with a margin around it, filled
+    with the frame's edge pixels, so that a detector whose maps cover only the interior of its
+    input (FSE's unpadded convolutions) can still reach the frame's edges.
     """
 
     name = "base"
@@ -139,8 +141,8 @@ class LandmarkMethod(nn.Module):
         m = config["method"]
         if "num_landmarks" in m and m["num_landmarks"] < 1:
             raise ConfigError(f"setting 'method.num_landmarks' must be at least 1, got {m['num_landmarks']}")
-        if "view_crop" in m and not 0.1 <= m["view_crop"] <= 1.0:
-            raise ConfigError(f"setting 'method.view_crop' must be in [0.1, 1], got {m['view_crop']}")
+        if "view_crop" in m and not 0.1 <= m["view_crop"] <= 1.5:
+            raise ConfigError(f"setting 'method.view_crop' must be in [0.1, 1.5], got {m['view_crop']}")
         if "view_size" in m and m["view_size"] < 16:
             raise ConfigError(f"setting 'method.view_size' must be at least 16 pixels, got {m['view_size']}")
 

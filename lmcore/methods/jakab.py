@@ -47,9 +47,18 @@ _SMOKE = deep_update(_CPU, {
     "train": {"steps": 16, "batch_size": 4, "lr_milestones": [], "checkpoint_every": 8, "eval_every": 8, "log_every": 4},
 })
 PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
+# A recipe that learns faster per CPU second, compared on tune_val at the cpu budget (1,000 steps)
+# by tools/tune_settings.py; records in results/tuning/jakab/
+TUNING = {
+    "48 px, batch 16, Adam 1e-3 (before)": {},
+    "48 px, batch 16, Adam 2e-3": {"train": {"lr": 2e-3}},
+    "32 px, batch 32, Adam 1e-3": {"method": {"view_size": 32}, "train": {"batch_size": 32}},
+}
+
 BUDGETS = {
-    "smoke": Budget(eval_subsample=8),
-    "cpu": Budget(ablation_steps=250, ablation_train={"eval_every": 0}),  # perceptual vs pixel, 250 steps each
+    "smoke": Budget(eval_subsample=8, variants={"tuning": {"Adam 2e-3": {"train": {"lr": 2e-3}}}}),
+    # ablations: perceptual vs pixel, 250 steps each
+    "cpu": Budget(ablation_steps=250, ablation_train={"eval_every": 0}, variants={"tuning": TUNING}),
     "paper": Budget(),
 }
 

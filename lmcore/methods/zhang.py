@@ -76,12 +76,20 @@ _MNIST = {"data": {"source": "mnist", "split": "train"},
 BUDGETS = {
     "smoke": Budget(eval_subsample=8, variants={
         "k30": K30_OVERRIDES,
+        "tuning": {"K = 30, batch 8": deep_update(K30_OVERRIDES, {"train": {"batch_size": 8}})},
         "mnist": deep_update(_MNIST, {"method": {"view_size": 24}, "train": {"steps": 12}}),
         "tps_ratios": {"10:0": 0.0, "7:3": 0.3, "5:5": 0.5, "1:9": 0.9}}),
     # K = 30's decoder costs 1.4 times K = 10's per step: batches of 8 (same steps and schedule);
     # ablations and TPS ratios 250 steps of batch 8, without a learning curve
     "cpu": Budget(ablation_steps=250, ablation_train={"batch_size": 8, "eval_every": 0}, variants={
         "k30": deep_update(K30_OVERRIDES, {"train": {"batch_size": 8}}),
+        # a K = 30 schedule not worse than K = 10: compared on tune_val by tools/tune_settings.py
+        # (records in results/tuning/zhang/), each 1,000 steps like the main runs
+        "tuning": {
+            "K = 30, Table 7 weights, batch 8 (before)": deep_update(K30_OVERRIDES, {"train": {"batch_size": 8}}),
+            "K = 30, Table 7 weights, batch 16": K30_OVERRIDES,
+            "K = 30, K = 10's weights, batch 8": {"method": {"num_landmarks": 30}, "train": {"batch_size": 8}},
+        },
         "mnist": deep_update(_MNIST, {"method": {"view_size": 32}, "train": {"steps": 300}}),
         "tps_ratios": {"10:0": 0.0, "7:3": 0.3, "5:5": 0.5}}),
     "paper": Budget(variants={

@@ -92,6 +92,12 @@ class RunRecord(dict):
     def consistency(self, split: str) -> float:
         return float(self.metric("consistency", split)["mean"])
 
+    def tune_error(self) -> float | None:
+        """Forward error on tune_val (regressor fitted on tune_fit): the score settings are chosen
+        by. None for records made before it was recorded, or without the face protocol."""
+        value = self.get("metrics", {}).get("tune", {}).get("tune_val", {}).get("mean")
+        return None if value is None else float(value)
+
     def few_shot(self, split: str) -> list[dict]:
         try:
             return self["metrics"]["few_shot"][split]

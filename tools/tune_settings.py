@@ -1,0 +1,61 @@
+"""Train a method's tuning sweep and commit-ready copies of its records.
+
+    python tools/tune_settings.py fse zhang jakab [--profile cpu] [--threads 1] [--publish]
+
+Each method's ``budgets[profile].variants["tuning"]`` (``{label: overrides}``) is trained (or
+reused) with :func:`lmcore.training.run_variants` as runs ``tune-<label slug>`` and printed with
+its **tune_val** forward error (regressor fitted on tune_fit: MTFL-80's README), the number the
+chapter's settings are chosen by; the test errors are printed too but choose nothing. With
+``--publish`` the records go to ``results/tuning/<method>/`` (refused for uncommitted ``lmcore``
+code, like every reference), where the chapters show them as their tuning tables.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lmcore.errors import LmbookError  # noqa: E402
+from lmcore.paths import RESULTS_DIR  # noqa: E402
+
+TUNING_ROOT = RESULTS_DIR / "tuning"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("methods", nargs="+")
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    parser.add_argument("--publish", action="store_true", help="copy the records to results/tuning/<method>/")
+    args = parser.parse_args(argv)
+    import torch
+
+    from lmcore.methods import get_method
+    from lmcore.training import publish_reference, run_variants
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        for method in args.methods:
+            sweep = get_method(method).budget(args.profile).variant("tuning")
+            if not sweep:
+                print(f"{method}: no tuning sweep in profile {args.profile}", file=sys.stderr)
+                return 1
+            records = run_variants(method, args.profile, sweep, prefix="tune", progress=False)
+            for label, record in records.items():
+                where = publish_reference(record, TUNING_ROOT) if args.publish else None
+                tests = {k: round(v["mean"], 2) for k, v in record["metrics"]["forward"].items()}
+                print(f"{method} | {label}: tune_val {record.tune_error():.2f}  (tests, not used: {tests})  "
+                      f"{record['wall_time_s'] / 60:.1f} min{'  -> ' + str(where.relative_to(ROOT)) if where else ''}",
+                      flush=True)
+    except LmbookError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Train a method's tuning sweep and commit-ready copies of its records.
 
-    python tools/tune_settings.py fse zhang jakab [--profile cpu] [--threads 1] [--publish]
+    python tools/tune_settings.py fse zhang jakab [--profile cpu] [--threads 1] [--publish] [--only TEXT]
 
 Each method's ``budgets[profile].variants["tuning"]`` (``{label: overrides}``) is trained (or
 reused) with :func:`lmcore.training.run_variants` as runs ``tune-<label slug>`` and printed with
@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     parser.add_argument("--publish", action="store_true", help="copy the records to results/tuning/<method>/")
+    parser.add_argument("--only", default="", help="train only the labels containing this text")
     args = parser.parse_args(argv)
     import torch
 
@@ -41,6 +42,7 @@ def main(argv=None) -> int:
     try:
         for method in args.methods:
             sweep = get_method(method).budget(args.profile).variant("tuning")
+            sweep = {label: change for label, change in sweep.items() if args.only in label}
             if not sweep:
                 print(f"{method}: no tuning sweep in profile {args.profile}", file=sys.stderr)
                 return 1

@@ -87,7 +87,9 @@ plt.show()
 # 5. `test_aflw` = the AFLW rows (cross-domain test);
 # 6. for **choosing settings**, never the test sets: `tune_val` = the rows of `regressor_train` at
 #    positions *i* with *i* mod 5 = 0, `tune_fit` = its other rows. A setting is chosen by fitting the
-#    regressor on `tune_fit` and scoring on `tune_val`; only then are the test sets scored.
+#    regressor on `tune_fit` and scoring on `tune_val`; only then are the test sets scored. Every
+#    run records this `tune_val` error beside its test errors (`RunRecord.tune_error`), and the
+#    chapters' tuning tables (`tools/tune_settings.py`) show it alone.
 
 # %%
 shipped = {name: (data.root / "splits" / f"{name}.txt").read_text().split() for name in data.splits}

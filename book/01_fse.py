@@ -90,6 +90,45 @@ config = get_method("fse").default_config(profile)
 display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}).T.T)
 display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 
+# %% [markdown]
+# ## How far can a landmark reach? Settings chosen on `tune_val`
+#
+# Without padding, each cell of a probability map sits at the centre of its receptive field, so the
+# maps cover only the interior of the detector's input: with the earlier 70 % view every landmark
+# lay inside the frame's central [25, 55] px, while about half of `test_aflw`'s eye centres lie
+# outside that box, and landmarks pinned to its edge carried most of the backward error. Three
+# ways to let the detector reach the whole face were trained at the `cpu` budget beside the
+# earlier setting, by `tools/tune_settings.py fse` (the sweep is `FSE.budgets["cpu"].variants["tuning"]`),
+# and **compared on `tune_val` only** (the regressor fitted on `tune_fit`, chapter 0): the test sets
+# chose nothing. The records are committed under `results/tuning/fse/`; the table gives, for each
+# setting, the part of the 80 px frame its maps span.
+
+# %% tags=["hide-input"]
+tuning = reporting.tuning_records("fse")
+if tuning:
+    table = reporting.tuning_table(tuning)
+    spans = {}
+    for record in tuning:
+        m = record["config"]["method"]
+        grid = get_method("fse")(record["config"]).map_grid(m["view_size"])[0, :, 0]
+        low, high = ((grid[[0, -1]] * m["view_crop"] + 1) * 40).tolist()
+        spans[record.get("tuning_label", record.run_name)] = (round(low, 1), round(high, 1))
+    table.insert(1, "maps span (frame px)", [spans[label] for label in table.index])
+    display(table)
+    # a test_aflw face with a labelled point outside the earlier central box
+    outside = ((test_aflw.points < 25) | (test_aflw.points > 55)).flatten(1).any(1)
+    face = int(outside.nonzero()[0, 0]) if outside.any() else 0
+    print(f"{float(outside.float().mean()) * 100:.0f} % of test_aflw faces have a labelled point outside [25, 55] px")
+    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    viz.show_landmarks(ax, test_aflw.images[face].float() / 255, test_aflw.points[face])
+    for (label, (low, high)), colour in zip(spans.items(), plt.cm.tab10.colors):
+        ax.add_patch(plt.Rectangle((low, low), high - low, high - low, fill=False, color=colour, lw=1.2, label=label))
+    ax.legend(fontsize=5, loc="lower center", bbox_to_anchor=(0.5, -0.45))
+    ax.set_title(f"where each setting's maps reach (test_aflw face {face})", fontsize=8)
+    plt.show()
+else:
+    print("no committed tuning records under results/tuning/fse/ (tools/tune_settings.py fse --publish)")
+
 # %% tags=["hide-input"]
 pair_specs = (WarpSpec(**config["method"]["first_warp"]), WarpSpec(**config["method"]["second_warp"]))
 sample = test_mtfl.images[:6].float() / 255

@@ -90,6 +90,18 @@ display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}))
 display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 
 # %% [markdown]
+# ## How the `cpu` settings were chosen: `tune_val`
+#
+# TUNING_TEXT_ZHANG
+
+# %% tags=["hide-input"]
+tuning = reporting.tuning_records("zhang")
+if tuning:
+    display(reporting.tuning_table(tuning))
+else:
+    print("no committed tuning records under results/tuning/zhang/ (tools/tune_settings.py zhang --publish)")
+
+# %% [markdown]
 # ## Training K = 10 and K = 30
 
 # %%

@@ -76,6 +76,18 @@ display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}))
 display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 
 # %% [markdown]
+# ## How the `cpu` settings were chosen: `tune_val`
+#
+# TUNING_TEXT_JAKAB
+
+# %% tags=["hide-input"]
+tuning = reporting.tuning_records("jakab")
+if tuning:
+    display(reporting.tuning_table(tuning))
+else:
+    print("no committed tuning records under results/tuning/jakab/ (tools/tune_settings.py jakab --publish)")
+
+# %% [markdown]
 # ## K = 10 and K = 30: forward, backward and consistency errors
 
 # %%

@@ -85,3 +85,36 @@ def target_verdicts(records: Sequence[dict], target: float, split: str = "test_m
         lines.append(f"{r.get('run_name', '?')} [{r['profile']}, {r.get('steps')} steps]: {error:.2f} % on {split}, "
                      f"{verdict} the target of {target:.2f} %")
     return lines
+
+
+def tuning_records(method: str, root=None) -> list:
+    """The committed tuning records of ``method`` (``results/tuning/<method>/*.json``, written by
+    ``tools/tune_settings.py --publish``), in file order."""
+    from pathlib import Path
+
+    from .paths import RESULTS_DIR
+    from .training.run_record import RunRecord
+
+    folder = Path(root or RESULTS_DIR / "tuning") / method
+    return [RunRecord.from_file(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def tuning_table(records: Sequence[dict], digits: int = 2) -> pd.DataFrame:
+    """A tuning sweep as the chapters show it: each setting's **tune_val** forward error (the
+    regressor fitted on tune_fit; MTFL-80's README), the number the setting was chosen by, with
+    the run's length and provenance. Test errors are left out on purpose: they chose nothing."""
+    rows = []
+    for r in sorted(records, key=lambda r: r["metrics"].get("tune", {}).get("tune_val", {}).get("mean", float("inf"))):
+        tune = r["metrics"].get("tune", {}).get("tune_val", {})
+        rows.append({
+            "setting": r.get("tuning_label", r.get("run_name", "?")),
+            "tune_val forward (%)": None if not tune else round(tune["mean"], digits),
+            "95 % interval": None if not tune.get("ci95") else tuple(round(v, digits) for v in tune["ci95"]),
+            "K": r["config"]["method"].get("num_landmarks"),
+            "steps x batch": f"{r.get('steps')} x {r['config']['train']['batch_size']}",
+            "training (min)": round(r["wall_time_s"] / 60, 1),
+            "profile": r["profile"],
+            "device": r["device"].get("name", r["device"].get("type")),
+            "git commit": short_commit(r["git_commit"]),
+        })
+    return pd.DataFrame(rows).set_index("setting") if rows else pd.DataFrame()

@@ -46,8 +46,9 @@ def main(argv=None) -> int:
             if not sweep:
                 print(f"{method}: no tuning sweep in profile {args.profile}", file=sys.stderr)
                 return 1
-            records = run_variants(method, args.profile, sweep, prefix="tune", progress=False)
-            for label, record in records.items():
+            for label, change in sweep.items():  # one at a time: each is published as soon as it is done
+                record = run_variants(method, args.profile, {label: change}, prefix="tune", progress=False)[label]
+                record["tuning_label"] = label  # the chapters' tuning tables show it
                 where = publish_reference(record, TUNING_ROOT) if args.publish else None
                 tests = {k: round(v["mean"], 2) for k, v in record["metrics"]["forward"].items()}
                 print(f"{method} | {label}: tune_val {record.tune_error():.2f}  (tests, not used: {tests})  "

@@ -92,7 +92,15 @@ display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 # %% [markdown]
 # ## How the `cpu` settings were chosen: `tune_val`
 #
-# TUNING_TEXT_ZHANG
+# The earlier `cpu` runs had K = 30 worse than K = 10 at equal steps (the paper has it better).
+# K = 30 schedules for the `cpu` budget (1,000 steps) were trained by `tools/tune_settings.py zhang`
+# (the sweep is `Zhang.budgets["cpu"].variants["tuning"]`) and **compared on `tune_val` only**
+# (regressor fitted on `tune_fit`; chapter 0); the test sets chose nothing. Table 7's weights and
+# K = 10's weights, both in batches of 8, scored within 0.1 point of each other, inside either's
+# 95 % interval, so the profile keeps the paper's Table 7 weights. Batches of 16 for K = 30 (1.4×
+# K = 10's step) were in the planned sweep but not trained (CPU time). Whether K = 30 now reaches
+# K = 10 is printed under Table 1 from this execution's runs, on `tune_val`. The records are
+# committed under `results/tuning/zhang/`.
 
 # %% tags=["hide-input"]
 tuning = reporting.tuning_records("zhang")
@@ -129,6 +137,10 @@ for k, record in runs.items():
                  "paper: AFLW": papers.ZHANG_TABLE1["rows"][k]["AFLW"]})
 display(pd.DataFrame(rows).set_index("K"))
 print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", papers.ZHANG_TABLE1["source"])
+# the paper has K = 30 better than K = 10; this execution's verdict, on the split settings are chosen by
+tune10, tune30 = runs[10].tune_error(), runs[30].tune_error()
+print(f"tune_val: K = 10 {tune10:.2f} %, K = 30 {tune30:.2f} % -> K = 30 is "
+      f"{'not worse than' if tune30 <= tune10 else 'worse than'} K = 10 [{profile}]")
 
 # %% [markdown]
 # ### Committed reference runs, and the comparison with chapter 1

@@ -77,7 +77,7 @@ budget = Method.budget(profile)
 # | open in the paper | chosen here | why |
 # |---|---|---|
 # | backbone N | E_p, E_a, D are Jakab's networks, each with its own trunk; N (frozen ImageNet VGG16) feeds the flow module only | a Jakab run then *is* the appendix's pre-training of E_p, E_a, D; ResNet-50's ImageNet weights cannot be fetched offline, VGG16's are (sha256-pinned) |
-# | layers giving f and f' | f': VGG16 `relu3_3` (stride 4: 12 × 12 at the 48 px `cpu` view) or `relu4_3` (stride 8: 16 × 16 at 128 px, `paper`) | the flow then has the resolution of the pose encoder's coarsest Gaussian maps, on which Eq. 4 compares poses |
+# | layers giving f and f' | f': VGG16 `relu3_3` (stride 4: 8 × 8 at the 32 px `cpu` view of the Jakab chapter, which C3 starts from; 12 × 12 at its earlier 48 px view) or `relu4_3` (stride 8: 16 × 16 at 128 px, `paper`) | the flow then has the resolution of the pose encoder's coarsest Gaussian maps, on which Eq. 4 compares poses |
 # | the flow's pre-training "following NC-Net" | supervised by the true flow of synthetic pairs `B = A ∘ g` | NC-Net's weak supervision needs matching and non-matching image pairs; a synthetic pair's flow is known exactly |
 # | how `argmax` in T is differentiated | the soft-argmax (expectation under the score map S) | an argmax has no gradient |
 # | Eq. 4 trains the flow too? | no: T is detached, the flow stays as pre-trained (`method.flow_trainable`) | otherwise the flow can move towards the landmarks as much as the landmarks towards the flow |

@@ -21,7 +21,7 @@ Architecture, where the book departs from the paper: E_p, E_a and D are Jakab's 
 encoder with its own convolutional trunk), so that a Jakab run *is* the pre-training; the backbone
 N of the paper feeds only the flow module here, and is frozen ImageNet VGG16 (NC-Net also freezes
 its backbone and learns only the 4D filter). Its features ``f'`` are the activations of
-``method.flow_layer``: ``relu3_3`` (stride 4) at the 48 px ``cpu`` view gives 12 x 12 maps,
+``method.flow_layer``: ``relu3_3`` (stride 4) at the 32 px ``cpu`` view (the Jakab chapter's) gives 8 x 8 maps,
 ``relu4_3`` (stride 8) at the 128 px ``paper`` view 16 x 16: the size of the pose encoder's coarsest
 Gaussian maps, on which Eq. 4 compares poses.
 """

@@ -87,7 +87,6 @@ BUDGETS = {
         # (records in results/tuning/zhang/), each 1,000 steps like the main runs
         "tuning": {
             "K = 30, Table 7 weights, batch 8 (before)": deep_update(K30_OVERRIDES, {"train": {"batch_size": 8}}),
-            "K = 30, Table 7 weights, batch 16": K30_OVERRIDES,
             "K = 30, K = 10's weights, batch 8": {"method": {"num_landmarks": 30}, "train": {"batch_size": 8}},
         },
         "mnist": deep_update(_MNIST, {"method": {"view_size": 32}, "train": {"steps": 300}}),

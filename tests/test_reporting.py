@@ -13,3 +13,40 @@ def test_a_reference_below_the_target_meets_it_and_one_above_says_by_how_much():
     assert lines[1] == "bad [cpu, 7000 steps]: 12.50 % on test_mtfl, misses by 1.80 points the target of 10.70 %"
     # the target itself is not below the target
     assert "misses by 0.00" in reporting.target_verdicts([_record("edge", 10.7)], target=10.7)[0]
+
+
+def _tuned(label, tune, test):
+    record = _record(label.lower(), test)
+    record["metrics"]["tune"] = {"tune_val": {"mean": tune, "ci95": [tune - 0.5, tune + 0.5]}}
+    record.update(tuning_label=label, wall_time_s=120.0, git_commit="abc", device={"name": "cpu"},
+                  config={"method": {"num_landmarks": 10}, "train": {"batch_size": 16}})
+    return record
+
+
+def test_a_tuning_table_ranks_settings_by_tune_val_and_never_shows_a_test_error():
+    table = reporting.tuning_table([_tuned("wide", 15.4, 9.0), _tuned("central", 11.8, 11.5)])
+    assert list(table.index) == ["central", "wide"]  # by tune_val, although "wide" is better on test
+    assert list(table["tune_val forward (%)"]) == [11.8, 15.4]
+    assert not any("test" in str(column) for column in table.columns)
+    table = reporting.protocol_table([_tuned("central", 11.8, 11.5), _record("old", 12.0)])
+    column = list(table[("forward", "tune_val")])
+    assert column[0] == 11.8 and column[1] != column[1]  # older records have no tune_val (NaN)
+
+
+def test_the_committed_tuning_records_are_the_methods_sweeps():
+    """Every committed tuning record names a setting of its method's sweep, with its config, and
+    carries a tune_val error: the chapters' tuning tables show code and records that agree."""
+    from lmcore.methods import get_method
+    from lmcore.training.runs import resolve_config
+
+    for method in ("fse", "zhang", "jakab"):
+        sweep = get_method(method).budget("cpu").variant("tuning")
+        records = reporting.tuning_records(method)
+        assert records, method
+        for record in records:
+            label = record["tuning_label"]
+            assert label in sweep, (method, label)
+            assert record.tune_error() is not None
+            expected = resolve_config(method, "cpu", sweep[label])
+            assert record.config["method"] == expected["method"], (method, label)
+            assert record.config["train"]["batch_size"] == expected["train"]["batch_size"]

@@ -105,13 +105,14 @@ display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 # earlier setting, by `tools/tune_settings.py fse` (the sweep is `FSE.budgets["cpu"].variants["tuning"]`),
 # and **compared on `tune_val` only** (the regressor fitted on `tune_fit`, chapter 0): the test sets
 # chose nothing. The records are committed under `results/tuning/fse/`; the table gives, for each
-# setting, the part of the 80 px frame its maps span.
+# setting, the part of the 80 px frame its maps span. (The sweeps ran as two processes of one thread
+# each sharing the two cores, so their training minutes are longer than a run's alone.)
 #
 # What the sweep says: at 1,000 steps **every wider reach scored worse on `tune_val`** than the
 # central 70 % view, so the profile keeps it. The whole frame at 56 px shrinks the face to 0.7× and
 # gives each landmark fewer pixels; at 80 px the face keeps its scale, but the step costs twice as
-# much and the run learnt more slowly; reflect padding on the 70 % view spans [12, 68] px, yet it
-# too learnt more slowly (whether reflection, like zeros, lets the network find the frame's edges
+# much and the run learnt more slowly; reflect padding on the 70 % view spans [12, 68] px with maps of
+# 28 × 28 cells instead of 16 × 16 (also about twice the step), yet it too learnt more slowly (whether reflection, like zeros, lets the network find the frame's edges
 # was not measured; the earlier lesson about zero padding stands). Whether a reach-wide detector
 # overtakes the central view with a longer schedule is not measured here (a GPU's `paper` profile
 # would say); the central view's cost is the test_aflw faces whose points lie outside its box

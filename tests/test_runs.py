@@ -55,7 +55,11 @@ def test_every_profile_config_is_complete_and_checks_against_itself():
             assert set(config) == {"data", "method", "train", "parents"}
             check_overrides(config, config)  # a full config is a valid set of overrides
             for variant in cls.budget(profile).variants:
-                check_overrides(config, cls.budget(profile).variant(variant) if variant != "tps_ratios" else {})
+                if variant == "tuning":  # {label: overrides}: each setting of the sweep must be valid
+                    for change in cls.budget(profile).variant(variant).values():
+                        check_overrides(config, change)
+                elif variant != "tps_ratios":
+                    check_overrides(config, cls.budget(profile).variant(variant))
 
 
 def test_bad_run_names_cannot_leave_the_runs_folder():

@@ -98,7 +98,8 @@ def test_run_method_writes_a_complete_record_and_reuses_it(isolated_runs):
     record = run_method("fse", "smoke", name="tiny", overrides=overrides, progress=False)
     for key in REQUIRED_KEYS:
         assert key in record
-    assert set(record["metrics"]) == {"forward", "backward", "consistency"}
+    assert set(record["metrics"]) == {"forward", "backward", "consistency", "tune"}
+    assert record.tune_error() == record["metrics"]["tune"]["tune_val"]["mean"] > 0
     assert set(record["metrics"]["forward"]) == {"test_mtfl", "test_aflw"}
     assert record["metrics"]["forward"]["test_mtfl"]["options"]["intercept"] is False  # the book's protocol
     assert record["profile"] == "smoke" and record["device"]["type"] == "cpu"

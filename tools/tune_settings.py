@@ -42,10 +42,14 @@ def main(argv=None) -> int:
     try:
         for method in args.methods:
             sweep = get_method(method).budget(args.profile).variant("tuning")
-            sweep = {label: change for label, change in sweep.items() if args.only in label}
             if not sweep:
                 print(f"{method}: no tuning sweep in profile {args.profile}", file=sys.stderr)
                 return 1
+            chosen = {label: change for label, change in sweep.items() if args.only in label}
+            if not chosen:
+                print(f"{method}: no setting's label contains '{args.only}' (labels: {', '.join(sweep)})", file=sys.stderr)
+                return 1
+            sweep = chosen
             for label, change in sweep.items():  # one at a time: each is published as soon as it is done
                 record = run_variants(method, args.profile, {label: change}, prefix="tune", progress=False)[label]
                 record["tuning_label"] = label  # the chapters' tuning tables show it

@@ -124,8 +124,10 @@ display(shares.style.format({c: "{:.0%}" for c in colours}).hide(axis="index"))
 #
 # Each method's step against FSE's at the same settings; Sanchez's projected convolutions
 # against the same FAN trained plainly; the 4D correlation of C3's flow module at two feature
-# sides (its cost grows with the fourth power of the side); and, where measured, the GPU
-# options against float32.
+# sides (its cost grows with the fourth power of the side); and, where measured, each option
+# (the other precision, the other memory layout, `torch.compile`) against the profile's own
+# settings: the `cpu` profiles of FSE, Jakab (and so Sanchez and C3), the supervised baseline and
+# the pose core train channels-last because this ratio said so on the 2-core machine; Zhang's does not.
 
 # %% tags=["hide-input"]
 display(pd.DataFrame(record["ratios"]).rename(columns={"profile": "settings"}))

@@ -9,8 +9,9 @@ backward pass, the GPU allocator's peak, and where the step's time goes: warps a
 synthesis, the networks and losses, the perceptual loss, the backward pass and update. In the
 same run it measures ratios against a reference: each method's step against FSE's (same
 profile); Sanchez's projected convolutions against the same FAN trained plainly (``finetune``)
-and from scratch; the 4D correlation of C3's flow at two feature sides; with ``--options``, bf16
-autocast, channels-last and (``--compile``) ``torch.compile`` against float32.
+and from scratch; the 4D correlation of C3's flow at two feature sides; with ``--options``, the
+other precision (bf16 autocast or float32), the other memory layout (channels-last or standard)
+and (``--compile``) ``torch.compile``, each against the profile's own settings.
 
 The record (``results/bench/<device type>.json`` by default) carries the device, commit, code
 fingerprint and wall time; the projection (per measured profile but smoke) multiplies each
@@ -61,7 +62,7 @@ CASES: tuple[BenchCase, ...] = (
 )
 REFERENCE = "FSE"
 #: the cases whose precision / memory-format / compile variants ``--options`` measures
-OPTION_CASES = ("FSE", "Jakab")
+OPTION_CASES = ("FSE", "Zhang", "Jakab")
 CORRELATION_SIDES = (8, 16)
 
 
@@ -97,6 +98,7 @@ def measure_case(case: BenchCase, profile: str, device: torch.device, steps: int
     torch.manual_seed(0)
     cost = run_step_cost(case.method, profile, overrides, steps=steps, warmup=warmup,
                          n_images=_n_images(case, profile), device=device, trained_parents=False)
+    cost["variant"] = dict(train_overrides or {})  # empty: the profile's own settings
     step_s = cost["step_ms"] / 1000
     steps_total = config["train"]["steps"]
     return {"case": case.label, "method": case.method, "profile": profile, "overrides": overrides,
@@ -106,7 +108,11 @@ def measure_case(case: BenchCase, profile: str, device: torch.device, steps: int
 
 
 def is_plain(row: dict) -> bool:
-    """A row timed with the default options (float32, standard layout, not compiled)."""
+    """A row timed at its profile's own settings (not one of ``--options``' changes to them).
+    Rows of records older than the ``variant`` key were plain when float32, standard layout, not
+    compiled."""
+    if "variant" in row:
+        return not row["variant"]
     return row["precision"] == "fp32" and not row["channels_last"] and not row["compile"]
 
 
@@ -129,13 +135,26 @@ def _ratios(rows: list[dict], correlation: list[dict]) -> list[dict]:
             base = by_case.get(label)
             for row in rows:
                 if base and row["case"] == label and row["profile"] == profile and not is_plain(row):
-                    out.append({"profile": profile, "what": f"{label}: {option_label(row)} / fp32",
+                    out.append({"profile": profile, "what": f"{label}: {option_label(row)} / {option_label(base)}",
                                 "ratio": round(row["step_ms"] / base["step_ms"], 2)})
     if len(correlation) == 2:
         small, large = correlation
         out.append({"profile": "-", "what": f"4D correlation, train step per pair: side {large['side']} / side {small['side']}",
                     "ratio": round(large["train_ms_per_pair"] / small["train_ms_per_pair"], 1)})
     return out
+
+
+def option_changes(case: BenchCase, profile: str, compile: bool = False) -> list[dict]:
+    """What ``--options`` times beside a case's own settings: the other precision, the other memory
+    layout and (``compile``) compiled, each changed alone, so that each ratio is one option's."""
+    from .training.runs import resolve_config
+
+    train = resolve_config(case.method, profile, case.overrides)["train"]
+    changes = [{"precision": "bf16" if train.get("precision", "fp32") == "fp32" else "fp32"},
+               {"channels_last": not train.get("channels_last", False)}]
+    if compile and not train.get("compile", False):
+        changes.append({"compile": True})
+    return changes
 
 
 def option_label(row: dict) -> str:
@@ -211,12 +230,9 @@ def run_bench(profiles=("cpu", "paper"), labels: list[str] | None = None, device
             progress(f"{profile:6s} {case.label:24s} {rows[-1]['step_ms']:9.1f} ms/step "
                      f"({time.perf_counter() - t:.0f} s)")
         if options and not slow:
-            variants = [{"precision": "bf16"}, {"channels_last": True}]
-            if compile:
-                variants.append({"compile": True})
             for label in OPTION_CASES:
                 if any(c.label == label for c in cases):
-                    for change in variants:
+                    for change in option_changes(_case(label), profile, compile):
                         rows.append(dict(measure_case(_case(label), profile, device, steps,
                                                       max(warmup, 3 if compile else 1), train_overrides=change),
                                          steps_timed=steps, warmup=max(warmup, 3 if compile else 1)))
@@ -308,7 +324,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per case (median; default 2)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
-    parser.add_argument("--options", action="store_true", help="also bf16 autocast and channels-last for "
+    parser.add_argument("--options", action="store_true", help="also the other precision and the other memory layout for "
                         + " and ".join(OPTION_CASES))
     parser.add_argument("--compile", action="store_true", help="with --options: also torch.compile (slow to compile)")
     parser.add_argument("--out", type=Path, help="record path (default: results/bench/<device type>.json)")

@@ -101,6 +101,22 @@ def test_channels_last_changes_the_layout_not_the_loss(mtfl, one_thread):
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
 
 
+@pytest.mark.parametrize("method_name", ["zhang", "jakab"])
+def test_the_final_evaluations_channels_last_layout_keeps_the_detections(method_name, mtfl, one_thread):
+    from lmcore.training.runs import for_inference
+
+    config = get_method(method_name).default_config("smoke")
+    torch.manual_seed(0)
+    model = build_method(method_name, config).eval()
+    images = mtfl.split("test_mtfl", limit=8).images.float() / 255
+    before = model.detect(images)
+    assert for_inference(model) is model
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    after = model.detect(images)
+    assert torch.allclose(after, before, atol=1e-5) and before.std() > 0
+
+
 def test_compile_wraps_the_forward_and_keeps_the_checkpointed_module():
     config = get_method("fse").default_config("smoke")
     cfg = TrainConfig.from_dict(deep_update(config["train"], {"compile": True}))
@@ -158,6 +174,24 @@ def test_the_cli_writes_a_record_of_steps_and_ratios(tmp_path, isolated_runs, ca
     rows = {r["case"]: r for r in record["rows"]}
     assert ratio["ratio"] == pytest.approx(rows["Zhang"]["step_ms"] / rows["FSE"]["step_ms"], abs=0.01)
     assert "4D correlation" in record["ratios"][-1]["what"]
+
+
+def test_options_are_timed_against_the_profiles_own_settings(tmp_path, isolated_runs, one_thread):
+    # FSE's cpu profile trains channels-last and Zhang's does not: each option row flips its own
+    # profile's setting, and the ratio names both sides
+    changes = {c: bench.option_changes(bench._case(c), "cpu") for c in ("FSE", "Zhang")}
+    assert {"channels_last": False} in changes["FSE"] and {"channels_last": True} in changes["Zhang"]
+    out = tmp_path / "bench.json"
+    assert bench.main(["--profiles", "smoke", "--methods", "fse", "--steps", "1", "--warmup", "0", "--options",
+                       "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    plain = [r for r in record["rows"] if bench.is_plain(r)]
+    assert len(plain) == 1 and plain[0]["channels_last"]  # the smoke profile inherits the cpu layout
+    options = sorted(r["what"] for r in record["ratios"] if r["what"].startswith("FSE:"))
+    assert options == ["FSE: bf16 + channels_last / fp32 + channels_last", "FSE: fp32 / fp32 + channels_last"]
+    layouts = [r for r in record["ratios"] if r["what"] == "FSE: fp32 / fp32 + channels_last"]
+    standard = next(r for r in record["rows"] if not r["channels_last"])
+    assert layouts[0]["ratio"] == pytest.approx(standard["step_ms"] / plain[0]["step_ms"], abs=0.01)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -50,3 +50,4 @@ def test_the_committed_tuning_records_are_the_methods_sweeps():
             expected = resolve_config(method, "cpu", sweep[label])
             assert record.config["method"] == expected["method"], (method, label)
             assert record.config["train"]["batch_size"] == expected["train"]["batch_size"]
+            assert record.config["train"]["lr"] == expected["train"]["lr"], (method, label)

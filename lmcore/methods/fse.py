@@ -51,11 +51,12 @@ _PAPER = {
 # CPU profile for the 2-core machine (chapter 1 says how it was chosen): a 56 px view of the
 # central 70% of the frame, conv5 with 128 filters, Adam 1e-3 decayed x0.1 at 70% of the steps,
 # gamma 10, batch 16; 1,000 steps so that the chapter's three main runs and its ablations fit
-# its 10 minutes of the book's CPU budget.
+# its 10 minutes of the book's CPU budget. Weights in channels-last layout: a step costs 0.78x the
+# standard layout's on the 2-core machine (`python -m lmcore.bench --options`, 2026-11-24).
 _CPU = deep_update(_PAPER, {
     "method": {"view_size": 56, "gamma": 10.0, "widths": [20, 48, 64, 80, 128]},
     "train": {"steps": 1000, "batch_size": 16, "lr": 1e-3, "lr_milestones": [700],
-              "checkpoint_every": 500, "eval_every": 250, "log_every": 50},
+              "checkpoint_every": 500, "eval_every": 250, "log_every": 50, "channels_last": True},
 })
 
 _SMOKE = deep_update(_CPU, {

@@ -43,11 +43,12 @@ _PAPER = {
 # learns (7-12 % PCK after 1,000-2,500 steps), as do milder rotations. At 64 px the PCK@0.2
 # threshold is ~3 px, under one cell of the 16 x 16 map: the CPU core stays far below the paper's.
 # Its checkpoints are kept every 1,000 steps: the Sanchez chapter adapts early ones (Tables 4-5).
+# Channels-last weights: a step costs 0.92x the standard layout's on the 2-core machine.
 _CPU = deep_update(_PAPER, {
     "method": {"view_size": 64, "width": 64, "coordinate_weight": 1.0,
                "augment": {"rotation_deg": 15.0}},
     "train": {"steps": 6000, "batch_size": 16, "lr_milestones": [4800], "checkpoint_every": 500, "eval_every": 1000,
-              "log_every": 50, "keep_every": 1000},
+              "log_every": 50, "keep_every": 1000, "channels_last": True},
 })
 _SMOKE = deep_update(_CPU, {
     "method": {"width": 16},

@@ -281,7 +281,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     if int(os.environ.get("RANK", "0")) != 0:
         return RunRecord({})
     eval_start = time.perf_counter()
-    metrics = model.evaluate(source, options, few_shot, subsample)
+    metrics = for_inference(model).evaluate(source, options, few_shot, subsample)
     record = {
         "method": method,
         "profile": profile,
@@ -313,6 +313,15 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     return RunRecord(record, run_dir=run_dir)
 
 
+def for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` (whose training is over) with its weights in channels-last layout on a CPU: the
+    final evaluation's detections then take 0.6-0.85x as long on the 2-core machine for every
+    method, Zhang's included (whose training it slows); outputs agree to float rounding."""
+    if next(model.parameters()).device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def _reevaluate(record: RunRecord, options: RegressionOptions, few_shot: dict | None, evaluation: dict) -> RunRecord:
     """The record's metrics recomputed from its checkpoint with other evaluation settings."""
     if record.checkpoint is None:
@@ -320,7 +329,7 @@ def _reevaluate(record: RunRecord, options: RegressionOptions, few_shot: dict | 
                           f"checkpoint is gone, so it cannot be re-evaluated; rerun with --force (or "
                           f"LMBOOK_RETRAIN=1) to train it again")
     cls = get_method(record.method)
-    model = load_trained(record)
+    model = for_inference(load_trained(record))
     source = get_source(record.config["data"]["source"])
     record["metrics"] = model.evaluate(source, options, few_shot, cls.budget(record.profile).eval_subsample)
     record["evaluation"] = evaluation

@@ -208,3 +208,49 @@ def test_correlation_cost_grows_with_the_fourth_power_of_the_side():
     large = correlation_cost(8, channels=8, pairs=1, steps=1, warmup=0)
     assert large["correlation_mb_per_pair"] == pytest.approx(16 * small["correlation_mb_per_pair"])
     assert large["saved_for_backward_mb_per_pair"] > 8 * small["saved_for_backward_mb_per_pair"] > 0
+
+
+def _pf_pascal_folder(root, pairs):
+    """A prepared PF-PASCAL folder (the layout of data_scripts/fetch_pf_pascal.py) of plain images."""
+    from PIL import Image
+
+    folder = root / "pf_pascal"
+    (folder / "JPEGImages").mkdir(parents=True)
+    (folder / "pairs").mkdir()
+    sizes = {"a.jpg": (200, 100), "b.jpg": (100, 200)}
+    for name in sizes:
+        Image.new("RGB", (80, 80), (120, 60, 30)).save(folder / "JPEGImages" / name)
+    (folder / "images.txt").write_text("".join(f"{n} {w} {h}\n" for n, (w, h) in sizes.items()))
+    rows = []
+    for source, target, cls, pa, pb in pairs:
+        lists = [pa[:, 0], pa[:, 1], pb[:, 0], pb[:, 1]]
+        rows.append(" ".join([source, target, str(cls)] + [";".join(str(float(v)) for v in x) for x in lists]))
+    (folder / "pairs" / "test.txt").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_pair_pck_scores_in_the_targets_original_pixels(tmp_path, monkeypatch):
+    from lmcore.data.pf_pascal import load_pf_pascal
+    from lmcore.evaluation.alignment import pair_pck
+
+    monkeypatch.setenv("LMBOOK_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("LMBOOK_CACHE", str(tmp_path / "cache"))
+    points_a = torch.tensor([[20.0, 10.0], [180.0, 90.0], [100.0, 50.0]])
+    exact_b = points_a * torch.tensor([0.5, 2.0])  # the same normalised places in a 100 x 200 image
+    shifted_b = exact_b + torch.tensor([12.0, 0.0])  # B's keypoint box: 80 x 160 px, so L = 160
+    _pf_pascal_folder(tmp_path, [("a.jpg", "b.jpg", 3, points_a, exact_b), ("a.jpg", "b.jpg", 5, points_a, shifted_b)])
+    pairs = load_pf_pascal("test")
+    assert len(pairs) == 2 and pairs.images.shape == (2, 3, 80, 80) and pairs.points_b[1].shape == (3, 2)
+    loose = pair_pck(transfer_identity, pairs, threshold=0.1)  # 12 px < 16 px
+    tight = pair_pck(transfer_identity, pairs, threshold=0.05)  # 12 px > 8 px
+    assert loose["pck"] == pytest.approx(100.0) and loose["n_points"] == 6
+    assert tight["pck"] == pytest.approx(50.0) and tight["per_class"] == {3: 100.0, 5: 0.0}
+
+
+def test_a_missing_pf_pascal_names_its_fetch_command(tmp_path, monkeypatch):
+    from lmcore.data.pf_pascal import load_pf_pascal
+    from lmcore.errors import MissingDataError
+
+    monkeypatch.setenv("LMBOOK_DATA_ROOT", str(tmp_path))
+    with pytest.raises(MissingDataError, match="python data_scripts/fetch_pf_pascal.py"):
+        load_pf_pascal("test")

@@ -34,6 +34,7 @@ import fetch_celeba  # noqa: E402
 import fetch_fashion_mnist  # noqa: E402
 import fetch_mnist  # noqa: E402
 import fetch_mtfl  # noqa: E402
+import fetch_pf_pascal  # noqa: E402
 import fetch_shoes  # noqa: E402
 import fetch_vgg16_weights  # noqa: E402
 import prepare_default  # noqa: E402
@@ -366,7 +367,7 @@ def test_fashion_refuses_another_version(tmp_path, monkeypatch, capsys):
 # --------------------------------------------------------------------------- data sets from the open web
 
 
-@pytest.mark.parametrize("module", [fetch_celeba, fetch_cats, fetch_shoes])
+@pytest.mark.parametrize("module", [fetch_celeba, fetch_cats, fetch_shoes, fetch_pf_pascal])
 def test_web_scripts_fail_clearly_without_network(module, tmp_path, monkeypatch, capsys):
     calls = []
 
@@ -411,6 +412,46 @@ def test_cats_from_folder(tmp_path, capsys):
     with Image.open(out / "CAT_00" / "00000002_000.jpg") as im:
         assert im.size == (80, 80)
     assert "SOURCE_SHA256" not in os.listdir(out)  # nothing downloaded
+
+
+def _pf_pascal_source(folder: Path, rows: list[str]) -> None:
+    images = folder / "PF-dataset-PASCAL" / "JPEGImages"
+    images.mkdir(parents=True)
+    for i, size in enumerate([(200, 100), (120, 160), (90, 90)]):
+        Image.new("RGB", size, (i * 60, 40, 200)).save(images / f"2009_00000{i}.jpg")
+    (folder / "test_pairs_pf_pascal.csv").write_text(
+        "source_image,target_image,class,XA,YA,XB,YB\n" + "\n".join(rows) + "\n")
+
+
+def test_pf_pascal_from_folder_keeps_original_pixels_and_sizes(tmp_path, capsys):
+    _pf_pascal_source(tmp_path / "src", [
+        "PF-dataset-PASCAL/JPEGImages/2009_000000.jpg,PF-dataset-PASCAL/JPEGImages/2009_000001.jpg,3,"
+        "10;150.5;20,5;50;90,30;40;100,60;70;150",
+        "PF-dataset-PASCAL/JPEGImages/2009_000002.jpg,PF-dataset-PASCAL/JPEGImages/2009_000000.jpg,7,1;2,3;4,5;6,7;8",
+    ])
+    assert fetch_pf_pascal.main(["--root", str(tmp_path / "out"), "--from-folder", str(tmp_path / "src")]) == 0
+    out = tmp_path / "out" / "pf_pascal"
+    assert (out / "images.txt").read_text().split("\n")[:3] == ["2009_000000.jpg 200 100", "2009_000001.jpg 120 160",
+                                                                 "2009_000002.jpg 90 90"]
+    first = (out / "pairs" / "test.txt").read_text().splitlines()[0].split()
+    assert first[:3] == ["2009_000000.jpg", "2009_000001.jpg", "3"]
+    assert first[3] == "10.00;150.50;20.00" and first[6] == "60.00;70.00;150.00"  # original pixels, unscaled
+    with Image.open(out / "JPEGImages" / "2009_000001.jpg") as im:
+        assert im.size == (80, 80)
+    assert fetch_pf_pascal.verify(out) == 3
+    capsys.readouterr()
+    assert fetch_pf_pascal.main(["--root", str(tmp_path / "out"), "--from-folder", str(tmp_path / "src")]) == 0
+    assert "already present and verified (3 images)" in capsys.readouterr().out
+
+
+def test_pf_pascal_a_malformed_pair_names_its_line(tmp_path, capsys):
+    _pf_pascal_source(tmp_path / "src", [
+        "PF-dataset-PASCAL/JPEGImages/2009_000000.jpg,PF-dataset-PASCAL/JPEGImages/2009_000001.jpg,3,1;2,3;4,5;6,7",
+    ])
+    assert fetch_pf_pascal.main(["--root", str(tmp_path / "out"), "--from-folder", str(tmp_path / "src")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "test_pairs_pf_pascal.csv line 2" in err and "differ in length" in err
+    assert not (tmp_path / "out" / "pf_pascal").exists()
 
 
 def test_celeba_from_folder(tmp_path):

@@ -204,3 +204,46 @@ def cross_image_consistency(detect: Callable[[torch.Tensor], torch.Tensor], tran
         errors.append(100 * distance / iod)
     errors = torch.cat(errors)
     return {"mean": float(errors.mean()), "per_landmark": [float(e) for e in errors.mean(0)], "n_pairs": int(len(pairs))}
+
+
+def keypoint_box_side(points: torch.Tensor) -> torch.Tensor:
+    """The larger side of the bounding box of ``... x n x 2`` points: NC-Net's ``L_pck`` on PF-PASCAL."""
+    extent = points.max(-2).values - points.min(-2).values
+    return extent.max(-1).values
+
+
+@torch.no_grad()
+def pair_pck(transfer: Transfer, pairs, threshold: float = 0.1) -> dict:
+    """Carry each pair's source keypoints onto its target and score them (PF-PASCAL, C3's Table 3).
+
+    transfer: see :data:`Transfer`; pairs: :class:`lmcore.data.pf_pascal.AlignmentPairs` (images at
+    one size, keypoints in pixels of the original images, a different number per pair). The
+    carried points are mapped to the target's original pixels; a point is correct when its error is
+    strictly under ``threshold`` x the larger side of the target keypoints' box (the image where the
+    error is measured, as NC-Net measures in the image it warps onto). Returns ``{"pck": % of all
+    points, "pck_per_pair": mean over pairs of each pair's %, "per_class": {class: %}, "n_pairs",
+    "n_points", "threshold"}``.
+    """
+    correct, per_pair, per_class = [], [], {}
+    for p in range(len(pairs)):
+        a, b = int(pairs.index_a[p]), int(pairs.index_b[p])
+        size_a = tuple(int(v) for v in pairs.sizes[a])
+        size_b = tuple(int(v) for v in pairs.sizes[b])
+        carried = transfer(images_a=_as_float_images(pairs.images[a:a + 1]),
+                           images_b=_as_float_images(pairs.images[b:b + 1]),
+                           points_a=pixels_to_normalized(pairs.points_a[p][None].float(), size_a))
+        predicted = normalized_to_pixels(carried.detach().float().cpu(), size_b)[0]
+        truth = pairs.points_b[p].float()
+        hits = (predicted - truth).norm(dim=-1) < threshold * keypoint_box_side(truth)
+        correct.append(hits)
+        per_pair.append(float(hits.float().mean()))
+        per_class.setdefault(int(pairs.classes[p]), []).append(hits)
+    everything = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    return {
+        "pck": float(100.0 * everything.float().mean()) if len(everything) else float("nan"),
+        "pck_per_pair": float(100.0 * sum(per_pair) / max(len(per_pair), 1)),
+        "per_class": {c: float(100.0 * torch.cat(h).float().mean()) for c, h in sorted(per_class.items())},
+        "n_pairs": len(per_pair),
+        "n_points": int(len(everything)),
+        "threshold": float(threshold),
+    }

@@ -76,6 +76,9 @@ TUNING = {
     # the face at the same scale as before (1 view px = 1 frame px)
     "reflect-padded, 70 % view": {"method": {"padding": "same", "padding_mode": "reflect"}},
     "unpadded, whole frame at 80 px": {"method": {"view_crop": 1.0, "view_size": 80}},
+    # the cpu profile's gamma and learning rate, chosen before tune_val existed, compared again
+    "unpadded, 70 % view, gamma 30": {"method": {"gamma": 30.0}},
+    "unpadded, 70 % view, Adam 2e-3": {"train": {"lr": 2e-3}},
 }
 
 BUDGETS = {

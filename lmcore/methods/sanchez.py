@@ -53,7 +53,7 @@ _PAPER = deep_update(_profile(JAKAB_PROFILES["paper"], 128, 256, {}), {
 # machine: more, smaller steps learn more per CPU second) and 500 steps, so that the chapter's three
 # modes, its core-quality runs and the shoes fit its 12 minutes
 _CPU = deep_update(_profile(JAKAB_PROFILES["cpu"], 64, 64, {}), {
-    # lr 1e-3 as the paper's adaptation (the Jakab cpu profile's 2e-3 was chosen for training from scratch)
+    # lr 1e-3 as the paper's adaptation, whatever the Jakab cpu profile's rate
     "train": {"betas": [0.0, 0.9], "lr": 1e-3, "steps": 500, "batch_size": 8, "lr_milestones": [350], "checkpoint_every": 250,
               "eval_every": 250},
 })

@@ -256,7 +256,7 @@ def run_detections(record: RunRecord, regressor_set, test_sets: dict, cache: boo
         found = Detections.load(path, regressor_set, test_sets)
         if found is not None:
             return found
-    model = load_trained(record)
+    model = for_inference(load_trained(record))  # as the run's own evaluation detected, to float rounding
     detections = Detections.of(model.detect, regressor_set, test_sets, kind=kind)
     if cache and path is not None:
         detections.save(path)

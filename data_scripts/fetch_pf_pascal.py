@@ -119,19 +119,16 @@ def prepare(src: Path, out: Path, hashes: dict[str, str] | None) -> dict[str, in
 
 
 def verify(folder: Path) -> int:
-    """Every listed image is there (80 x 80) and every pair names listed images: the image count."""
-    sizes = {}
-    for line in _common.read_lines(folder / "images.txt"):
-        name, width, height = line.split()
-        sizes[name] = (int(width), int(height))
-    test = folder / "pairs" / "test.txt"
-    if not test.is_file():
-        raise _common.FetchError(f"{test} is missing")
-    for split_file in sorted((folder / "pairs").glob("*.txt")):
-        for line in _common.read_lines(split_file):
-            fields = line.split()
-            if len(fields) != 7 or fields[0] not in sizes or fields[1] not in sizes:
-                raise _common.FetchError(f"{split_file}: malformed or unknown pair {line[:80]!r}")
+    """Every split reads with lmcore's own reader (pairs of listed images, well-formed keypoints) and
+    every image is 80 x 80: the image count."""
+    from lmcore.data.pf_pascal import load_pf_pascal
+
+    splits = sorted(p.stem for p in (folder / "pairs").glob("*.txt"))
+    if "test" not in splits:
+        raise _common.FetchError(f"{folder / 'pairs' / 'test.txt'} is missing")
+    for split in splits:
+        load_pf_pascal(split, folder)
+    sizes = [line.split()[0] for line in _common.read_lines(folder / "images.txt")]
     for name in sizes:
         with _common.Image.open(folder / "JPEGImages" / name) as im:
             if im.size != (_common.IMAGE_SIZE, _common.IMAGE_SIZE):

@@ -442,6 +442,9 @@ def test_pf_pascal_from_folder_keeps_original_pixels_and_sizes(tmp_path, capsys)
     capsys.readouterr()
     assert fetch_pf_pascal.main(["--root", str(tmp_path / "out"), "--from-folder", str(tmp_path / "src")]) == 0
     assert "already present and verified (3 images)" in capsys.readouterr().out
+    (out / "pairs" / "test.txt").write_text("2009_000000.jpg nowhere.jpg 3 1;2 1;2 1;2 1;2\n")
+    with pytest.raises(CorruptDataError, match="test.txt line 1"):
+        fetch_pf_pascal.verify(out)
 
 
 def test_pf_pascal_a_malformed_pair_names_its_line(tmp_path, capsys):

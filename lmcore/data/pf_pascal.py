@@ -9,6 +9,7 @@ of the original images). C3's Table 3 scores a transfer of A's keypoints onto B 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -49,11 +50,12 @@ def _coordinates(text: str, where: str) -> torch.Tensor:
         raise CorruptDataError(f"{where}: {text!r} is not a ';'-separated list of numbers") from None
 
 
-def load_pf_pascal(split: str = "test") -> AlignmentPairs:
-    """The pairs of ``split`` (``test``: the 299 pairs of Rocco et al.). A missing folder raises
+def load_pf_pascal(split: str = "test", folder: Path | None = None) -> AlignmentPairs:
+    """The pairs of ``split`` (``test``: the 299 pairs of Rocco et al.), from ``folder`` (default: the
+    data root's or ``../shared/data``'s ``pf_pascal``). A missing folder raises
     :class:`~lmcore.errors.MissingDataError` naming ``python data_scripts/fetch_pf_pascal.py``; a
     malformed line or image, :class:`~lmcore.errors.CorruptDataError` naming the file."""
-    folder = find_dataset(NAME, "images.txt")
+    folder = Path(folder) if folder is not None else find_dataset(NAME, "images.txt")
     pair_file = folder / "pairs" / f"{split}.txt"
     if not pair_file.is_file():
         available = sorted(p.stem for p in (folder / "pairs").glob("*.txt"))

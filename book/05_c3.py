@@ -77,7 +77,7 @@ budget = Method.budget(profile)
 #
 # | open in the paper | chosen here | why |
 # |---|---|---|
-# | backbone N | E_p, E_a, D are Jakab's networks, each with its own trunk; N (frozen ImageNet VGG16) feeds the flow module only | a Jakab run then *is* the appendix's pre-training of E_p, E_a, D; ResNet-50's ImageNet weights cannot be fetched offline, VGG16's are (sha256-pinned) |
+# | backbone N | E_p, E_a, D are Jakab's networks, each with its own trunk; N (frozen ImageNet VGG16) feeds the flow module only | a Jakab run then *is* the appendix's pre-training of E_p, E_a, D; ResNet-50's ImageNet weights cannot be fetched offline, VGG16's are (sha256-pinned); the paper's ResNet-50 (`layer3` as f') is `method.flow_backbone=resnet50` where a user has torchvision's file |
 # | layers giving f and f' | f': VGG16 `relu3_3` (stride 4: 8 × 8 at the 32 px `cpu` view of the Jakab chapter, which C3 starts from; 12 × 12 at its earlier 48 px view) or `relu4_3` (stride 8: 16 × 16 at 128 px, `paper`) | the flow then has the resolution of the pose encoder's coarsest Gaussian maps, on which Eq. 4 compares poses |
 # | the flow's pre-training "following NC-Net" | supervised by the true flow of synthetic pairs `B = A ∘ g` | NC-Net's weak supervision needs matching and non-matching image pairs; a synthetic pair's flow is known exactly |
 # | how `argmax` in T is differentiated | the soft-argmax (expectation under the score map S) | an argmax has no gradient |
@@ -98,6 +98,24 @@ display(pd.DataFrame({"c3 method": pd.Series(config["method"], dtype=object)}))
 display(pd.DataFrame({"c3 train": pd.Series(config["train"], dtype=object),
                       "c3_flow train": pd.Series(flow_config["train"], dtype=object)}))
 display(pd.DataFrame({"c3_flow method": pd.Series(flow_config["method"], dtype=object)}))
+
+# %% [markdown]
+# ### Eq. 5's weights, chosen on `tune_val`
+#
+# The paper gives no weights for Eq. 5. The starting point set each new term about as large as the
+# perceptual losses at the start (they are of order 1): λ_cycle 1, λ_inv 100, λ_equiv 10. Each weight of
+# the two terms that C3 adds beside the cycle was then made ten times smaller or larger, one at a
+# time, every run as long as the chapter's `cpu` K = 10 run and from the same pre-training
+# (`tools/tune_settings.py c3`; the sweep is `C3.budgets["cpu"].variants["tuning"]`), and the runs
+# were **compared on `tune_val` only** (regressor fitted on `tune_fit`). The committed records, under
+# `results/tuning/c3/`:
+
+# %%
+tuning = reporting.tuning_records("c3")
+if tuning:
+    display(reporting.tuning_table(tuning))
+else:
+    print("no committed tuning records under results/tuning/c3/ (tools/tune_settings.py c3 --publish)")
 print("parent runs of c3:", config["parents"])
 
 # %% [markdown]
@@ -430,4 +448,7 @@ else:
 #   (`data_scripts/fetch_pf_pascal.py`; no copy can be fetched here), and with networks trained on
 #   faces; the flow is not trained on PF-PASCAL's training pairs as in the paper.
 # * ResNet-50 as the backbone (the paper's) needs torchvision's ImageNet weights, which cannot be
-#   fetched offline; the flow's backbone is VGG16.
+#   fetched offline: no profile uses it. Where a user has the file in torch's hub cache,
+#   `--set method.flow_backbone=resnet50 --set method.flow_layer=layer3` trains the flow run on it
+#   (`layer3`, stride 16: 8 × 8 maps at 128 px; `layer2` at the 32 px `cpu` view gives 4 × 4); a missing
+#   file is one line saying where to put it (`lmcore.models.backbones`).

@@ -24,6 +24,11 @@ its backbone and learns only the 4D filter). Its features ``f'`` are the activat
 ``method.flow_layer``: ``relu3_3`` (stride 4) at the 32 px ``cpu`` view (the Jakab chapter's) gives 8 x 8 maps,
 ``relu4_3`` (stride 8) at the 128 px ``paper`` view 16 x 16: the size of the pose encoder's coarsest
 Gaussian maps, on which Eq. 4 compares poses.
+
+The paper's backbone, ImageNet ResNet-50 with ``layer3`` (its second-last residual stage) giving
+``f'``, is ``method.flow_backbone: resnet50`` (:class:`lmcore.models.backbones.ResNet50Features`),
+loaded where a user has torchvision's ImageNet file: at 128 px ``layer3`` gives 8 x 8 maps,
+``layer2`` 16 x 16. No profile uses it, as no machine of the project can fetch those weights.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ from ..geometry import ComposedWarp, WarpSpec, random_tps, synthesize_pair, warp
 from ..losses.c3 import (cross_image_cycle_loss, equivariance_loss, flow_supervision_loss,
                          pose_invariance_loss)
 from ..losses.perceptual import VGG16_LAYERS, VGG16Features
+from ..models.backbones import RESNET50_LAYERS, ResNet50Features
 from ..models.flow import CrossImageFlow, flow_of_warp, transfer_points
 from .base import Budget, LandmarkMethod
 from .jakab import PROFILE_CONFIGS as JAKAB_PROFILES
@@ -49,13 +55,17 @@ FLOW_EPE_KEY = "flow_epe_cells"
 #: the faces whose synthetic pairs score the flow run
 FLOW_EVAL_SPLIT = "tune_val"
 #: how the flow run's pairs are drawn: ``B = A o g``, g a similarity plus a TPS jitter in the view
+#: the backbones N that can feed the flow, and the activations each offers as f'
+FLOW_BACKBONES = {"vgg16": tuple(VGG16_LAYERS), "resnet50": tuple(RESNET50_LAYERS)}
 FLOW_PAIR_WARP = {"rotation_deg": 15.0, "log2_scale": 0.15, "translation": 0.08, "tps_grid": 5, "tps_std": 0.02}
 
 
 def _flow_profile(jakab: dict, flow_layer: str, steps: int, batch: int) -> dict:
     m = jakab["method"]
     return {
-        "method": {"view_crop": m["view_crop"], "view_size": m["view_size"], "flow_layer": flow_layer,
+        # the frozen backbone N and its activation f' ("resnet50": layer1..layer4, the paper's layer3)
+        "method": {"view_crop": m["view_crop"], "view_size": m["view_size"], "flow_backbone": "vgg16",
+                   "flow_layer": flow_layer,
                    # NC-Net's released filter: three separable 4D layers, 10, 10, 1 channels, 3^4 kernels
                    "filter_channels": [10, 10, 1], "filter_kernels": [3, 3, 3], "symmetric": True,
                    "temperature": 1.0, "window": None, "pair_warp": dict(FLOW_PAIR_WARP),
@@ -91,7 +101,8 @@ class C3Flow(LandmarkMethod):
         super().__init__(config)
         m = config["method"]
         self.flow_layer = m["flow_layer"]
-        self.backbone = VGG16Features((m["flow_layer"],))
+        backbone = {"vgg16": VGG16Features, "resnet50": ResNet50Features}[m["flow_backbone"]]
+        self.backbone = backbone((m["flow_layer"],))
         self.flow = CrossImageFlow(tuple(m["filter_channels"]), tuple(m["filter_kernels"]), m["symmetric"],
                                    m["temperature"], m["window"])
         self.pair_warp = WarpSpec(**m["pair_warp"])
@@ -101,9 +112,13 @@ class C3Flow(LandmarkMethod):
     def check_config(cls, config: dict) -> None:
         super().check_config(config)
         m = config["method"]
-        if m["flow_layer"] not in VGG16_LAYERS:
-            raise ConfigError(f"setting 'method.flow_layer' must be a VGG16 activation ({', '.join(VGG16_LAYERS)}), "
-                              f"got '{m['flow_layer']}'")
+        layers = FLOW_BACKBONES.get(m["flow_backbone"])
+        if layers is None:
+            raise ConfigError(f"setting 'method.flow_backbone' must be one of {', '.join(FLOW_BACKBONES)}, "
+                              f"got '{m['flow_backbone']}'")
+        if m["flow_layer"] not in layers:
+            raise ConfigError(f"setting 'method.flow_layer' must be a {m['flow_backbone']} activation "
+                              f"({', '.join(layers)}), got '{m['flow_layer']}'")
         if len(m["filter_channels"]) != len(m["filter_kernels"]) or (m["filter_channels"] and m["filter_channels"][-1] != 1):
             raise ConfigError("settings 'method.filter_channels' and 'method.filter_kernels' need one entry per layer, "
                               "the last layer with 1 channel (or both empty: the raw correlation)")
@@ -215,13 +230,22 @@ ABLATION = {
     "cycle + flow": {},
 }
 
+#: Eq. 5's weights compared on tune_val by ``tools/tune_settings.py c3`` (records in
+#: results/tuning/c3/): each weight of the new terms ten times smaller or larger than the kept one
+TUNING = {
+    "cycle 1, inv 100, equiv 10 (kept)": {},
+    "inv 10": {"method": {"inv_weight": 10.0}},
+    "equiv 1": {"method": {"equiv_weight": 1.0}},
+    "equiv 100": {"method": {"equiv_weight": 100.0}},
+}
+
 # K = 30 starts from the Jakab chapter's K = 30 run (same name and overrides: the same run)
 _K30 = {"method": {"num_landmarks": 30},
         "parents": {"pairs": {"name": "k30", "overrides": {"method": {"num_landmarks": 30}}}}}
 C3_BUDGETS = {
     "smoke": Budget(eval_subsample=8, ablation_steps=4, variants={"k30": _K30}),
     # the ablation rows are as long as the main run, whose config the "cycle + flow" row then is
-    "cpu": Budget(variants={"k30": _K30}),
+    "cpu": Budget(variants={"k30": _K30, "tuning": TUNING}),
     "paper": Budget(ablation_steps=20000, ablation_train={"eval_every": 0}, variants={"k30": _K30}),
 }
 _ARCHITECTURE = ("num_landmarks", "view_crop", "view_size", "width", "downsamples", "max_width", "gaussian_std")

@@ -39,7 +39,7 @@ def test_the_committed_tuning_records_are_the_methods_sweeps():
     from lmcore.methods import get_method
     from lmcore.training.runs import resolve_config
 
-    for method in ("fse", "zhang", "jakab"):
+    for method in ("fse", "zhang", "jakab", "c3"):
         sweep = get_method(method).budget("cpu").variant("tuning")
         records = reporting.tuning_records(method)
         assert records, method

@@ -54,9 +54,10 @@ from .jakab import Jakab
 FLOW_EPE_KEY = "flow_epe_cells"
 #: the faces whose synthetic pairs score the flow run
 FLOW_EVAL_SPLIT = "tune_val"
+#: the backbones N that can feed the flow: name -> (frozen module, the activations it offers as f')
+FLOW_BACKBONES = {"vgg16": (VGG16Features, tuple(VGG16_LAYERS)),
+                  "resnet50": (ResNet50Features, tuple(RESNET50_LAYERS))}
 #: how the flow run's pairs are drawn: ``B = A o g``, g a similarity plus a TPS jitter in the view
-#: the backbones N that can feed the flow, and the activations each offers as f'
-FLOW_BACKBONES = {"vgg16": tuple(VGG16_LAYERS), "resnet50": tuple(RESNET50_LAYERS)}
 FLOW_PAIR_WARP = {"rotation_deg": 15.0, "log2_scale": 0.15, "translation": 0.08, "tps_grid": 5, "tps_std": 0.02}
 
 
@@ -101,7 +102,7 @@ class C3Flow(LandmarkMethod):
         super().__init__(config)
         m = config["method"]
         self.flow_layer = m["flow_layer"]
-        backbone = {"vgg16": VGG16Features, "resnet50": ResNet50Features}[m["flow_backbone"]]
+        backbone, _ = FLOW_BACKBONES[m["flow_backbone"]]
         self.backbone = backbone((m["flow_layer"],))
         self.flow = CrossImageFlow(tuple(m["filter_channels"]), tuple(m["filter_kernels"]), m["symmetric"],
                                    m["temperature"], m["window"])
@@ -112,10 +113,10 @@ class C3Flow(LandmarkMethod):
     def check_config(cls, config: dict) -> None:
         super().check_config(config)
         m = config["method"]
-        layers = FLOW_BACKBONES.get(m["flow_backbone"])
-        if layers is None:
+        if m["flow_backbone"] not in FLOW_BACKBONES:
             raise ConfigError(f"setting 'method.flow_backbone' must be one of {', '.join(FLOW_BACKBONES)}, "
                               f"got '{m['flow_backbone']}'")
+        _, layers = FLOW_BACKBONES[m["flow_backbone"]]
         if m["flow_layer"] not in layers:
             raise ConfigError(f"setting 'method.flow_layer' must be a {m['flow_backbone']} activation "
                               f"({', '.join(layers)}), got '{m['flow_layer']}'")

@@ -8,8 +8,8 @@ where a user has it in torch's hub cache. It cannot be fetched on an offline mac
 here downloads it: a missing file is a :class:`~lmcore.errors.MissingDataError` saying how to
 put it there.
 
-Like ``VGG16Features``: RGB ``B x 3 x H x W`` in [0, 1] in (ImageNet normalisation inside), a dict
-of named activations out, frozen (weights and batch-norm statistics). Strides: ``layer1`` 4 (256
+Like ``VGG16Features``: RGB ``B x 3 x H x W`` in [0, 1] goes in (ImageNet normalisation inside), a
+dict of named activations comes out, frozen (weights and batch-norm statistics). Strides: ``layer1`` 4 (256
 channels), ``layer2`` 8 (512), ``layer3`` 16 (1024), ``layer4`` 32 (2048).
 """
 from __future__ import annotations

@@ -50,14 +50,14 @@ class ResNet50Features(nn.Module):
     stage's stride, sides rounded up). Only the layers up to the deepest one asked for are kept.
     """
 
-    def __init__(self, layers=("layer3",), weights: Path | None = None):
+    def __init__(self, layers=("layer3",)):
         super().__init__()
         import torchvision
 
         unknown = [name for name in layers if name not in RESNET50_LAYERS]
         if unknown:
             raise ValueError(f"unknown ResNet-50 layers {unknown}; choose from {list(RESNET50_LAYERS)}")
-        path = Path(weights) if weights is not None else resnet50_weights_path()
+        path = resnet50_weights_path()
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a truncated or foreign file

@@ -11,7 +11,7 @@ from lmcore.evaluation import RegressionOptions
 from lmcore.methods import build_method, get_method
 from lmcore.training import PublishRefused, RunBusyError, load_trained, publish_reference, resolve_config, run_method, run_variants
 from lmcore.training import runs as runs_module
-from lmcore.training.runs import run_directory, run_lock
+from lmcore.training.runs import run_directory, run_lock, variant_run_name
 
 TINY = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8], "view_size": 16, "padding": "same"},
         "train": {"resolution": 16, "batch_size": 4, "steps": 2, "checkpoint_every": 2, "eval_every": 0, "log_every": 1}}
@@ -159,6 +159,15 @@ def test_variants_equal_to_a_given_run_reuse_it(isolated_runs):
     assert variants["same as main"] is main
     assert variants["no diversity"].run_name == "ablation-no-diversity"
     assert variants["no diversity"].config["method"]["diversity"] == "none"
+    # the name a chapter looks a variant's reference up by is the one the run was given
+    assert variant_run_name("ablation", "no diversity") == variants["no diversity"].run_name
+
+
+def test_variant_run_names_are_slugs():
+    assert variant_run_name("ablation", "neither (paired baseline)") == "ablation-neither-paired-baseline"
+    assert variant_run_name("tune", "cycle 1, inv 100, equiv 10 (kept)") == "tune-cycle-1-inv-100-equiv-10-kept"
+    assert variant_run_name("v", "!!!") == "v-default"
+    assert len(variant_run_name("v", "x" * 200)) == 80
 
 
 def test_publishing_refuses_uncommitted_or_unknown_code(isolated_runs, tmp_path, monkeypatch):

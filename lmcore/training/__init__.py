@@ -13,10 +13,12 @@ from .runs import (
     run_detections,
     run_method,
     run_variants,
+    variant_run_name,
 )
 
 __all__ = [
     "PublishRefused", "RunBusyError", "RunRecord", "TrainConfig", "TrainResult", "config_hash", "describe_device",
     "distributed_context", "find_run", "git_commit", "load_references", "load_trained", "prepare_images", "publish_reference",
-    "read_record", "resolve_config", "run_detections", "run_method", "run_variants", "train", "write_json_atomic",
+    "read_record", "resolve_config", "run_detections", "run_method", "run_variants", "train", "variant_run_name",
+    "write_json_atomic",
 ]

@@ -353,9 +353,15 @@ def run_variants(method: str, profile: str | None, variants: dict[str, dict], ba
         if same:
             out[label] = same[0]
             continue
-        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "default"
-        out[label] = run_method(method, profile, f"{prefix}-{slug}"[:80], overrides, **kwargs)
+        out[label] = run_method(method, profile, variant_run_name(prefix, label), overrides, **kwargs)
     return out
+
+
+def variant_run_name(prefix: str, label: str) -> str:
+    """The run name :func:`run_variants` gives a variant: ``<prefix>-<label as a slug>`` (at most
+    80 characters), e.g. ``ablation-neither-paired-baseline`` for ``"neither (paired baseline)"``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "default"
+    return f"{prefix}-{slug}"[:80]
 
 
 # --------------------------------------------------------------------------- trained models and references

@@ -245,14 +245,20 @@ for k in (10, 30):
 # %%
 ablation = run_variants("c3", profile, {label: {"method": change} for label, change in ABLATION.items()},
                         base=Method.ablation_config(profile), prefix="ablation", reuse=[runs[10]])
-# every run records its tune_val error (regressor fitted on tune_fit): the table's first column
-frame = reporting.protocol_table(list(ablation.values()), label=lambda r: next(n for n, x in ablation.items() if x is r))
-frame[("paper", "MAFL")] = [papers.C3["ablation"][label] for label in ablation]
-display(frame)
-best = frame[("forward", "tune_val")].idxmin()
-print(f"best on tune_val: {best}; the paper's best: cycle + flow ({papers.C3['ablation_source']})")
-order = list(frame[("forward", "test_mtfl")].sort_values().index)
-print("order on test_mtfl, best first:", " < ".join(order))
+
+
+def show_ablation(rows: dict) -> None:
+    """Table 2 from one run per row (``{label: record}``) beside the paper's column; the best row on
+    tune_val (every run records its tune_val error, regressor fitted on tune_fit) and the test order."""
+    frame = reporting.protocol_table(list(rows.values()), label=lambda r: next(n for n, x in rows.items() if x is r))
+    frame[("paper", "MAFL")] = [papers.C3["ablation"][label] for label in rows]
+    display(frame)
+    print(f"best on tune_val: {frame[('forward', 'tune_val')].idxmin()}; the paper's best: cycle + flow "
+          f"({papers.C3['ablation_source']})")
+    print("order on test_mtfl, best first:", " < ".join(frame[("forward", "test_mtfl")].sort_values().index))
+
+
+show_ablation(ablation)
 
 # %% [markdown]
 # What one training step of each row costs, measured in one process (ratios hold whatever the
@@ -455,11 +461,7 @@ if references:
     if all(rows.values()) and len({(r.steps, r["parents"]["pairs"]["identity"]) for r in rows.values()}) == 1:
         display(Markdown(f"Table 2 from the references ({rows['cycle + flow'].steps} steps each from the same "
                          "pre-training):"))
-        reference_table2 = reporting.protocol_table(list(rows.values()),
-                                                    label=lambda r: next(n for n, x in rows.items() if x is r))
-        reference_table2[("paper", "MAFL")] = [papers.C3["ablation"][label] for label in rows]
-        display(reference_table2)
-        print(f"best on tune_val: {reference_table2[('forward', 'tune_val')].idxmin()}; the paper's best: cycle + flow")
+        show_ablation(rows)
 else:
     print("no committed reference runs under results/c3/")
 

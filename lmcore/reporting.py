@@ -24,8 +24,19 @@ def regressor_label(record: dict) -> str:
     return ("intercept, " if options.get("intercept") else "no intercept, ") + ridge
 
 
+def parent_label(record: dict) -> str:
+    """The parent runs a record started from, as ``role: method/run`` (with the kept checkpoint's
+    step where an early one was adopted); empty for a run without parents."""
+    parts = []
+    for role, parent in (record.get("parents") or {}).items():
+        step = f" at step {parent['step']}" if parent.get("step") is not None else ""
+        parts.append(f"{role}: {parent.get('method', '?')}/{parent.get('run_name', '?')}{step}")
+    return "; ".join(parts)
+
+
 def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | None = None) -> pd.DataFrame:
-    """Where each number came from: profile, device, code version, training time."""
+    """Where each number came from: profile, device, code version, training time, and the parent
+    runs it started from (a column only where some record has one; their time is not included)."""
     rows = []
     for r in records:
         rows.append({
@@ -38,8 +49,10 @@ def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | Non
             "regressor": regressor_label(r),
             "training (min)": round(r["wall_time_s"] / 60, 1),
             "created (UTC)": r.get("created", "")[:16].replace("T", " "),
+            "parent runs": parent_label(r),
         })
-    return pd.DataFrame(rows).set_index("run")
+    frame = pd.DataFrame(rows).set_index("run")
+    return frame if frame["parent runs"].any() else frame.drop(columns="parent runs")
 
 
 def error_table(records: Sequence[dict], metric: str = "forward", splits: Sequence[str] = ("test_mtfl", "test_aflw"),

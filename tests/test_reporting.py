@@ -51,3 +51,19 @@ def test_the_committed_tuning_records_are_the_methods_sweeps():
             assert record.config["method"] == expected["method"], (method, label)
             assert record.config["train"]["batch_size"] == expected["train"]["batch_size"]
             assert record.config["train"]["lr"] == expected["train"]["lr"], (method, label)
+
+
+def _provenance(name, parents=None):
+    record = _record(name, 12.0)
+    record.update(method="c3", wall_time_s=60.0, git_commit="abc", device={"name": "cpu"}, created="2026-11-24T12:00")
+    if parents is not None:
+        record["parents"] = parents
+    return record
+
+
+def test_the_provenance_table_names_the_parent_runs_only_where_there_are_some():
+    assert "parent runs" not in reporting.provenance_table([_provenance("plain")]).columns
+    with_parents = _provenance("child", {"pairs": {"method": "jakab", "run_name": "k10-long", "step": None},
+                                         "core": {"method": "pose", "run_name": "core", "step": 2000}})
+    table = reporting.provenance_table([_provenance("plain"), with_parents])
+    assert list(table["parent runs"]) == ["", "pairs: jakab/k10-long; core: pose/core at step 2000"]

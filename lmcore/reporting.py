@@ -34,6 +34,25 @@ def parent_label(record: dict) -> str:
     return "; ".join(parts)
 
 
+def published_parent(record: dict, role: str, root=None):
+    """The committed reference record (``results/<method>/<run>.json``) of ``record``'s parent run
+    ``role``, when that file is the very run the record started from (same identity); else None,
+    e.g. when the parent was retrained on other code and never published."""
+    from pathlib import Path
+
+    from .paths import RESULTS_DIR
+    from .training.run_record import RunRecord
+
+    parent = (record.get("parents") or {}).get(role)
+    if not parent:
+        return None
+    path = Path(root or RESULTS_DIR) / parent.get("method", "") / f"{parent.get('run_name', '')}.json"
+    if not path.is_file():
+        return None
+    published = RunRecord.from_file(path)
+    return published if published.get("identity") == parent.get("identity") else None
+
+
 def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | None = None) -> pd.DataFrame:
     """Where each number came from: profile, device, code version, training time, and the parent
     runs it started from (a column only where some record has one; their time is not included)."""

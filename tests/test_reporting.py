@@ -67,3 +67,18 @@ def test_the_provenance_table_names_the_parent_runs_only_where_there_are_some():
                                          "core": {"method": "pose", "run_name": "core", "step": 2000}})
     table = reporting.provenance_table([_provenance("plain"), with_parents])
     assert list(table["parent runs"]) == ["", "pairs: jakab/k10-long; core: pose/core at step 2000"]
+
+
+def test_a_parent_is_found_among_the_references_only_when_it_is_the_same_run(tmp_path):
+    import json
+
+    (tmp_path / "jakab").mkdir()
+    (tmp_path / "jakab" / "k10-long.json").write_text(json.dumps({**_provenance("k10-long"), "identity": "aaa",
+                                                                             "config": {}, "data": {}}))
+    child = _provenance("child", {"pairs": {"method": "jakab", "run_name": "k10-long", "identity": "aaa"},
+                                  "flow": {"method": "c3_flow", "run_name": "flow", "identity": "fff"}})
+    assert reporting.published_parent(child, "pairs", root=tmp_path)["identity"] == "aaa"
+    assert reporting.published_parent(child, "flow", root=tmp_path) is None  # never published
+    child["parents"]["pairs"]["identity"] = "bbb"  # the parent was retrained since
+    assert reporting.published_parent(child, "pairs", root=tmp_path) is None
+    assert reporting.published_parent(_provenance("orphan"), "pairs", root=tmp_path) is None

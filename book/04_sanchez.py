@@ -134,7 +134,9 @@ display(pd.DataFrame({"PCK@0.2 (%)": {name: round(100 * v, 1) for name, v in
                                       zip(JOINT_NAMES, core_pck["per_joint"])}}).T)
 
 # %% [markdown]
-# The committed reference core (`results/pose/`), from the longest core run made for this book:
+# The committed reference cores (`results/pose/`): `core`, this chapter's `cpu` settings, which the
+# references `proposed`, `finetune` and `scratch` adapt, and `core32`, the same at a 32 px view (a FAN of
+# depth 3), which the reference `k10-32px-long` adapts:
 
 # %%
 for record in load_references("pose"):
@@ -449,7 +451,10 @@ plt.show()
 # chapter's `cpu` settings trained four times longer (2,000 steps, the learning-rate drop moved with
 # them), all three from the same core (`results/pose/core.json`): their ordering, computed below, is
 # the one to set beside the paper's. `k10-long` is an older, longer `proposed` run from an earlier
-# core. The README lists the commands.
+# core. `k10-32px-long`, the longest, is the `proposed` mode at a 32 px view in batches of 32 (a FAN
+# of depth 3, adapting a core trained the same way at 32 px, `pose/core32`, whose PCK is above):
+# a quarter of the pixels per image, which learnt faster per CPU second than this chapter's 64 px
+# settings in a comparison on `tune_val` made outside the book. The README lists the commands.
 
 # %%
 references = load_references("sanchez")

@@ -489,8 +489,9 @@ if references:
         rows = {label: by_name.get(full if label == "cycle + flow" else variant_run_name(prefix, label))
                 for label in ABLATION}
         if all(rows.values()) and len({(r.steps, r["parents"]["pairs"]["identity"]) for r in rows.values()}) == 1:
-            display(Markdown(f"Table 2 from the references ({rows['cycle + flow'].steps} steps each from the "
-                             f"pre-training of `{full}`, `{rows['cycle + flow']['parents']['pairs']['run_name']}`):"))
+            display(Markdown(f"Table 2 from the references ({rows['cycle + flow'].steps} steps each from "
+                             f"`jakab/{rows['cycle + flow']['parents']['pairs']['run_name']}`, the pre-training "
+                             f"of `{full}`):"))
             show_ablation(rows)
 else:
     print("no committed reference runs under results/c3/")

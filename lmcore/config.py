@@ -6,13 +6,17 @@ A run's configuration is a nested dict ``{"data": {...}, "method": {...}, "train
 ``--set a.b=value``, a chapter's variants) are merged with :func:`deep_update` after
 :func:`check_overrides` has accepted them: every key must exist in the defaults (a typo is an
 error with a suggestion, never a silently different run) and every value must have the
-default's type (an integer setting refuses ``2.5`` and ``"abc"``). Value ranges are checked
-where the values are used (``TrainConfig``, each method's ``check_config``).
+default's type (an integer setting refuses ``2.5`` and ``"abc"``). Value ranges are declared
+once per setting (:class:`Between`, :class:`OneOf`, :class:`ListOf`; each method's ``ranges``)
+and checked in one place (:func:`check_ranges`): a negative, NaN or absurdly large value is one
+line, never a run that trains on it or a hang followed by an allocation traceback.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
@@ -125,3 +129,106 @@ def parse_assignment(text: str) -> dict:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
     return out
+
+
+# --------------------------------------------------------------------------- value ranges
+
+
+@dataclass(frozen=True)
+class Between:
+    """A finite number in ``[low, high]`` (either bound may be None); ``above`` excludes ``low``
+    itself (``Between(0, above=True)``: strictly positive)."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+
+    def problem(self, value) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "a finite number"
+        low_ok = self.low is None or (value > self.low if self.above else value >= self.low)
+        if low_ok and (self.high is None or value <= self.high):
+            return None
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.above else '['}{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{'>' if self.above else '>='} {self.low:g}"
+        return f"<= {self.high:g}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a fixed set of values."""
+
+    choices: tuple
+
+    def __init__(self, *choices):
+        object.__setattr__(self, "choices", tuple(choices))
+
+    def problem(self, value) -> str | None:
+        return None if value in self.choices else "one of " + ", ".join(repr(c) for c in self.choices)
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list of ``min_length`` to ``max_length`` items, each within ``item``."""
+
+    item: Any
+    min_length: int = 0
+    max_length: int = 64
+
+    def problem(self, value) -> str | None:
+        if not isinstance(value, (list, tuple)) or not self.min_length <= len(value) <= self.max_length:
+            if self.min_length == self.max_length:
+                return f"a list of {self.min_length} items"
+            return f"a list of {self.min_length} to {self.max_length} items"
+        for v in value:
+            inner = self.item.problem(v)
+            if inner:
+                return f"a list of items each {inner}"
+        return None
+
+
+def check_ranges(values: dict, ranges: dict, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` (one line: the key, the bad value, what is allowed) for the first
+    value of ``values`` outside its declared range; nested groups (``{"warp": {...}}``) are
+    checked against nested range dicts. Keys without a declared range are not checked here (a
+    test requires every setting of every profile to have one)."""
+    for key, rule in ranges.items():
+        if key not in values:
+            continue
+        value = values[key]
+        if isinstance(rule, dict):
+            if isinstance(value, dict):
+                check_ranges(value, rule, f"{prefix}{key}.")
+            continue
+        if value is None and getattr(rule, "optional", False):
+            continue
+        problem = rule.problem(value)
+        if problem:
+            shown = repr(value)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise ConfigError(f"setting '{prefix}{key}' must be {problem}, got {shown}")
+
+
+def unranged_keys(values: dict, ranges: dict, prefix: str = "") -> list[str]:
+    """The non-boolean settings of ``values`` without a declared range (for the completeness test)."""
+    missing = []
+    for key, value in values.items():
+        rule = ranges.get(key)
+        if isinstance(value, dict) and value:
+            missing += unranged_keys(value, rule if isinstance(rule, dict) else {}, f"{prefix}{key}.")
+        elif rule is None and not isinstance(value, bool):
+            missing.append(prefix + key)
+    return missing
+
+
+@dataclass(frozen=True)
+class Optional:
+    """``None``, or a value within ``rule``."""
+
+    rule: Any
+    optional: bool = True
+
+    def problem(self, value) -> str | None:
+        return None if value is None else self.rule.problem(value)

@@ -1,7 +1,9 @@
 """Small file-system helpers shared by the loop, the records, the image cache and the data
-scripts: is a process alive (whose temp file may be removed), and make a rename durable."""
+scripts: is a process alive (whose temp file may be removed), make a rename durable, and a
+file's digest."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -37,3 +39,12 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

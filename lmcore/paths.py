@@ -62,15 +62,21 @@ def fetch_command(name: str) -> str:
 def find_dataset(name: str, marker: str | None = None) -> Path:
     """Return the folder of data set ``name``, searching the data root then ``../shared/data``.
 
-    ``marker`` is a file that must exist inside the folder for it to count (a folder without
-    it is treated as incomplete). Raises :class:`MissingDataError` naming the fetch command.
+    ``marker`` is a file that must exist inside the folder for it to count. A folder of that
+    name in the data root without ``marker`` is an incomplete copy and an error, never a reason
+    to use the shared copy instead (the user put it there to be used); only a data root without
+    the folder falls back. Raises :class:`MissingDataError` naming the fetch command.
     """
     env = os.environ.get("LMBOOK_DATA_ROOT")
     if env and not data_root().is_dir():
         # a mistyped data root must not silently fall back to the shared copy
         raise MissingDataError(f"LMBOOK_DATA_ROOT={env} is not a folder; create it (the data scripts fill it) "
                                f"or unset LMBOOK_DATA_ROOT to use {SHARED_DATA}")
-    candidates = [data_root() / name, SHARED_DATA / name]
+    local = data_root() / name
+    if marker is not None and (local.exists() or local.is_symlink()) and not (local / marker).exists():
+        raise MissingDataError(f"{local} is an incomplete copy of '{name}': {marker} is missing; "
+                               f"fetch it with:  {fetch_command(name)}")
+    candidates = [local, SHARED_DATA / name]
     for folder in candidates:
         if folder.is_dir() and (marker is None or (folder / marker).exists()):
             return folder
@@ -79,3 +85,25 @@ def find_dataset(name: str, marker: str | None = None) -> Path:
         f"data set '{name}' not found (looked in: {searched}). "
         f"Fetch it with:  {fetch_command(name)}"
     )
+
+
+def display_path(path: Path | str | None) -> str | None:
+    """``path`` as a record or a message shows it, without this machine's absolute folders:
+    relative to the project (``runs/...``), to the folder beside it (``../shared/data/mtfl80``),
+    or, elsewhere, as ``$LMBOOK_RUNS/...`` or ``$LMBOOK_DATA_ROOT/...`` when under those, else
+    its last two parts (``.../mtfl80``)."""
+    if path is None:
+        return None
+    path = Path(path).resolve()
+    for base, label in ((PROJECT_ROOT, None), (PROJECT_ROOT.parent, "..")):
+        try:
+            rel = path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+        return rel if label is None else f"{label}/{rel}"
+    for env, base in (("$LMBOOK_RUNS", runs_root()), ("$LMBOOK_DATA_ROOT", data_root())):
+        try:
+            return f"{env}/{path.relative_to(base).as_posix()}"
+        except ValueError:
+            continue
+    return ".../" + "/".join(path.parts[-2:])

@@ -29,6 +29,36 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USER_ERROR)
 
 
+def refuse_publishing_uncommitted(method: str) -> None:
+    """Raise :class:`~lmcore.training.PublishRefused` when the code a run of ``method`` imports
+    differs from git's ``HEAD`` (or git cannot tell): a published reference must name its code."""
+    from .training import PublishRefused
+    from .training.code_identity import code_files, dirty_files
+
+    closure = list(code_files(method))
+    changed = dirty_files(files=closure)
+    if changed is None:
+        raise PublishRefused("--publish needs a git checkout of lmbook (a reference names the commit that made it)")
+    if changed:
+        raise PublishRefused(f"--publish refused before training: {method} imports uncommitted code "
+                             f"({', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); commit it first")
+
+
+def summary_line(record) -> str:
+    """One readable line about a finished run: trained or reused, errors per test split, steps,
+    time, device, and where its record is."""
+    from .paths import display_path
+
+    forward = record["metrics"].get("forward", {})
+    errors = ", ".join(f"{split} {v['mean']:.2f}" for split, v in forward.items()) or "none (no face labels)"
+    minutes = record["wall_time_s"] / 60
+    trained = (f"reused the finished run ({record.get('steps')} steps, trained {minutes:.1f} min on "
+               if getattr(record, "reused", False) else f"trained {record.get('steps')} steps in {minutes:.1f} min on ")
+    return (f"{record.method}/{record.run_name} [{record.profile}]: {trained}{record['device'].get('name')}"
+            f"{')' if getattr(record, 'reused', False) else ''}; forward error % IOD: {errors}; record: "
+            f"{display_path(record.path)}")
+
+
 def main(argv=None) -> int:
     from .config import deep_update, parse_assignment
     from .errors import ConfigError, LmbookError
@@ -36,7 +66,7 @@ def main(argv=None) -> int:
     parser = _Parser(prog="python -m lmcore.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("method", choices=sorted(REGISTRY))
     parser.add_argument("--profile", choices=PROFILES, default=None, help="default: $LMBOOK_PROFILE, else by hardware")
-    parser.add_argument("--name", default="default", help="run name (folder under runs/<profile>/<method>/)")
+    parser.add_argument("--name", default="default", help="run name (its folder: runs/<profile>/<method>/NAME-<identity hash>)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. method.num_landmarks=30 or train.steps=500")
     parser.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
@@ -44,6 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("--show", action="store_true", help="print the resolved config and exit")
     args = parser.parse_args(argv)
     try:
+        from .paths import display_path
         from .profiles import resolve_profile
         from .training import publish_reference, resolve_config, run_method
         from .training.runs import check_run_name
@@ -57,20 +88,43 @@ def main(argv=None) -> int:
         if args.show:
             print(json.dumps(config, indent=1))
             return 0
+        if args.publish:  # refused before anything trains: a reference must name committed code
+            refuse_publishing_uncommitted(args.method)
         record = run_method(args.method, profile, args.name, overrides, force=args.force or None)
         if not record:  # a non-zero rank under torchrun
             return 0
-        summary = {split: round(v["mean"], 2) for split, v in record["metrics"].get("forward", {}).items()}
-        print(f"{args.method}/{args.name} [{record.profile}] forward error % IOD: {summary or 'none (no face labels)'}; "
-              f"trained {record['wall_time_s']} s on {record['device']['name']}; record: {record.path}")
+        print(summary_line(record))
         if args.publish:
-            print(f"published {publish_reference(record)}")
+            print(f"published {display_path(publish_reference(record))}")
         return 0
     except ConfigError as exc:
         print(f"python -m lmcore.train: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except LmbookError as exc:
         print(f"python -m lmcore.train: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # A full disk or quota, a read-only file system or a refused write: one line, no traceback.
+        # Checkpoints and records go to a temp file that is renamed (lmcore.training.loop), so the
+        # previous checkpoint is whole and the same command resumes from it.
+        import errno
+
+        full = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+        if exc.errno not in full | {errno.EROFS, errno.EACCES, errno.EPERM}:
+            raise
+        from .paths import runs_root
+
+        where = exc.filename or f"a file (the error names none; runs are written under {runs_root()})"
+        if exc.errno in full:
+            why = "no space left on the device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+            problem = f"{why} writing {where}"
+        elif exc.errno == errno.EROFS:
+            problem = f"cannot write {where}: the file system is read-only"
+        else:
+            problem = f"permission denied: {where}"
+        fix = "free some space" if exc.errno in full else "make it writable (or set LMBOOK_RUNS to a writable folder)"
+        print(f"python -m lmcore.train: error: {problem}; the previous checkpoint is whole (files are written to "
+              f"a temp file and renamed): {fix} and run the same command again to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("python -m lmcore.train: interrupted; the last checkpoint is kept and the run resumes from it "

@@ -104,7 +104,7 @@ def test_c3_flow_runs_on_resnet50_and_keeps_it_out_of_checkpoints(with_resnet):
 
 @pytest.mark.parametrize("change, message", [
     ({"flow_backbone": "resnet50", "flow_layer": "relu3_3"}, "must be a resnet50 activation"),
-    ({"flow_backbone": "alexnet"}, "must be one of vgg16, resnet50"),
+    ({"flow_backbone": "alexnet"}, "must be one of 'vgg16', 'resnet50'"),
 ])
 def test_a_backbone_layer_that_does_not_exist_is_refused(change, message):
     config = deep_update(get_method("c3_flow").default_config("smoke"), {"method": change})

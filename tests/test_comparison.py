@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from lmcore import leaderboard
+from lmcore.errors import LmbookError
+from lmcore.training.records import write_record
 from lmcore.config import deep_update
 from lmcore.evaluation import (PROTOCOL_VARIANTS, Detections, RegressionOptions, bootstrap_interval,
                                cumulative_error_distribution, failure_rate, forward_error, kendall_tau,
@@ -160,7 +162,7 @@ def test_find_run_finds_the_finished_run_and_never_trains(isolated_runs, monkeyp
     found = find_run("fse", "smoke", "tiny", TINY)
     assert found is not None and found["identity"] == record["identity"] and found.run_dir == record.run_dir
     assert find_run("fse", "smoke", "tiny", deep_update(TINY, {"train": {"steps": 4}})) is None
-    monkeypatch.setattr(runs_module, "code_fingerprint", lambda: "changed-code")
+    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None: "changed-code")
     assert find_run("fse", "smoke", "tiny", TINY) is None  # stale: the code that trained it changed
 
 
@@ -209,7 +211,10 @@ def test_the_leaderboard_check_fails_when_a_record_changes(tmp_path):
     path = results / "fse" / "k10.json"
     record = json.loads(path.read_text())
     record["metrics"]["forward"]["test_mtfl"]["mean"] += 1.0
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(record))  # edited by hand: its digest no longer matches
+    with pytest.raises(LmbookError, match="changed after it was written"):
+        leaderboard.check_leaderboard(results)
+    write_record(path, record)  # re-published with other numbers: the board must follow
     assert leaderboard.check_leaderboard(results) == ["leaderboard.csv disagrees with the run records",
                                                       "leaderboard.json disagrees with the run records"]
     rows = {r["run"]: r for r in json.loads(leaderboard.leaderboard_files(results)[results / "leaderboard.json"])["rows"]}

@@ -72,9 +72,10 @@ def test_the_provenance_table_names_the_parent_runs_only_where_there_are_some():
 def test_a_parent_is_found_among_the_references_only_when_it_is_the_same_run(tmp_path):
     import json
 
-    (tmp_path / "jakab").mkdir()
-    (tmp_path / "jakab" / "k10-long.json").write_text(json.dumps({**_provenance("k10-long"), "identity": "aaa",
-                                                                             "config": {}, "data": {}}))
+    from lmcore.training.records import write_record
+
+    write_record(tmp_path / "jakab" / "k10-long.json", {**_provenance("k10-long"), "identity": "aaa",
+                                                         "config": {"method": {}, "train": {}}, "data": {}})
     child = _provenance("child", {"pairs": {"method": "jakab", "run_name": "k10-long", "identity": "aaa"},
                                   "flow": {"method": "c3_flow", "run_name": "flow", "identity": "fff"}})
     assert reporting.published_parent(child, "pairs", root=tmp_path)["identity"] == "aaa"

@@ -31,7 +31,7 @@ NO_FEW_SHOT = {}
     ({"train": {"batch_size": 0}}, r"train\.batch_size"),
     ({"train": {"checkpoint_every": 0}}, r"train\.checkpoint_every"),
     ({"train": {"log_every": 0}}, r"train\.log_every"),
-    ({"method": {"num_landmarks": 0}}, r"method\.num_landmarks' must be at least 1"),
+    ({"method": {"num_landmarks": 0}}, r"method\.num_landmarks' must be in \[1, 256\]"),
     ({"method": {"gamma": True}}, r"'method\.gamma' must be a number"),
     ({"train": {"lr_milestones": ["x"]}}, r"train\.lr_milestones"),
 ])
@@ -65,7 +65,7 @@ def test_every_profile_config_is_complete_and_checks_against_itself():
 def test_bad_run_names_cannot_leave_the_runs_folder():
     for name in ("../../x", "a/b", "", ".hidden", "x" * 200):
         with pytest.raises(ConfigError, match="run name"):
-            run_directory("fse", "smoke", name, resolve_config("fse", "smoke"))
+            run_directory("fse", "smoke", name, "0123456789")
 
 
 def test_a_missing_data_root_is_an_error_not_a_fallback(monkeypatch, tmp_path):
@@ -89,7 +89,7 @@ def test_runs_are_reused_by_content_and_retrained_when_code_or_data_change(isola
     monkeypatch.setattr(runs_module, "git_commit", lambda: "another-commit")  # a commit outside lmcore/
     assert run_method("fse", "smoke", name="tiny", overrides=TINY, few_shot=NO_FEW_SHOT)["created"] == first["created"]
 
-    monkeypatch.setattr(runs_module, "code_fingerprint", lambda: "changed-code")
+    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None: "changed-code")
     retrained = run_method("fse", "smoke", name="tiny", overrides=TINY, few_shot=NO_FEW_SHOT)
     assert retrained["identity"] != first["identity"] and retrained["resumed_from_step"] == 0
 
@@ -121,7 +121,8 @@ def test_another_evaluation_is_computed_from_the_checkpoint(isolated_runs):
 
 def test_a_second_process_on_the_same_run_is_refused(isolated_runs):
     config = resolve_config("fse", "smoke", TINY)
-    with run_lock(run_directory("fse", "smoke", "tiny", config)):
+    identity = runs_module.config_hash(runs_module.run_identity("fse", "smoke", config))
+    with run_lock(run_directory("fse", "smoke", "tiny", identity)):
         with pytest.raises(RunBusyError, match=f"in use by process {os.getpid()}"):
             run_method("fse", "smoke", name="tiny", overrides=TINY, force=True)
 

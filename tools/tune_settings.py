@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     import torch
 
     from lmcore.methods import get_method
-    from lmcore.training import publish_reference, run_variants
+    from lmcore.train import refuse_publishing_uncommitted
+    from lmcore.training import RunRecord, publish_reference, run_variants
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -49,6 +50,12 @@ def main(argv=None) -> int:
             if not chosen:
                 print(f"{method}: no setting's label contains '{args.only}' (labels: {', '.join(sweep)})", file=sys.stderr)
                 return 1
+            if args.publish:
+                refuse_publishing_uncommitted(method)  # before anything trains
+                for path in sorted((TUNING_ROOT / method).glob("*.json")):  # a setting no longer in the sweep
+                    if RunRecord.from_file(path, check_digest=False).get("tuning_label") not in sweep:
+                        path.unlink()
+                        print(f"removed {path.relative_to(ROOT)}: its setting is no longer in the sweep", flush=True)
             sweep = chosen
             for label, change in sweep.items():  # one at a time: each is published as soon as it is done
                 record = run_variants(method, args.profile, {label: change}, prefix="tune", progress=False)[label]

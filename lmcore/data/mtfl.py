@@ -16,9 +16,10 @@ rule of the data set's README, and :class:`MTFL80` checks them against the shipp
 
 Points are returned in the image frame where the image spans ``[0, W] x [0, H]``.
 
-Label rows are validated (see :func:`read_label_file`), and the derived splits are compared
-with ``splits/*.txt``, so a label file cut at a line boundary (which parses cleanly) is
-refused instead of training silently on fewer faces.
+Label rows are validated (see :func:`read_label_file`), the row counts are checked against
+the README's (:data:`ROW_COUNTS`) and the derived splits against ``splits/*.txt``, so a label
+file cut at a line boundary (which parses cleanly) is refused instead of training silently on
+fewer faces. ``splits/`` is required: a folder without it is an incomplete copy.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence, Sized
 
 import numpy as np
 import torch
@@ -40,11 +41,18 @@ IMAGE_SIZE = 80
 POINT_NAMES = ("left eye", "right eye", "nose", "left mouth", "right mouth")
 SPLITS = ("unsup_train", "regressor_train", "test_mtfl", "test_aflw", "tune_fit", "tune_val")
 LABEL_FILES = ("new_training.txt", "new_testing.txt")
+# Rows per label file, fixed by the data set's README: a file cut at a line boundary parses
+# cleanly, and without these counts a copy cut together with its split lists would load.
+ROW_COUNTS = {"new_training.txt": 10_000, "new_testing.txt": 2_995}
+FETCH_MTFL = "python data_scripts/fetch_mtfl.py"
 BAD_LABEL_MEAN_Y = 25.0  # net_7876 rows whose mean y is below this carry wrong labels
-# Coordinates must lie within half a frame of the 80 px image. The shipped files span
-# -7.5 .. 69.8 px (the bad net_7876 rows reach -7.5); a value past this bound is a typo or a
-# corrupt file, e.g. 1e5 or a lost decimal point.
-COORD_MIN, COORD_MAX = -0.5 * IMAGE_SIZE, 1.5 * IMAGE_SIZE
+# Coordinates must lie in the 80 px image frame with a 10 px margin. The shipped files span
+# -7.5 .. 69.8 px (the bad net_7876 rows reach -7.5); a value past this bound is a shifted
+# label (+45 px on x passed the old bounds of [-40, 120] and gave a 292 % IOD test error), a
+# typo or a corrupt file, e.g. 1e5 or a lost decimal point.
+FRAME_MARGIN = 10.0
+COORD_MIN, COORD_MAX = -FRAME_MARGIN, IMAGE_SIZE + FRAME_MARGIN
+FRAME_TEXT = f"the image frame ({IMAGE_SIZE} px with a {FRAME_MARGIN:g} px margin)"
 
 
 @dataclass
@@ -77,14 +85,15 @@ class LandmarkSet:
 
 
 def check_number_token(token: str, path: Path | str, lineno: int,
-                       low: float = COORD_MIN, high: float = COORD_MAX) -> float:
+                       low: float = COORD_MIN, high: float = COORD_MAX, bounds: str = "the sane range") -> float:
     """Parse one coordinate written by Python's ``repr(float)``; raise naming ``path:lineno``.
 
     Rules, in order: it parses as a float; it is finite (no ``nan``/``inf``); it lies in
-    ``[low, high]``; it is written exactly as ``repr(float(token))``, the format of the shipped
-    files and of ``data_scripts/_common.format_row``. The last rule catches a number cut short
-    when its cut leaves a non-canonical spelling: ``21.0 -> 2`` or ``21.`` (no digit after a
-    decimal point), ``34.800000000000004 -> 34.80000`` (trailing zero), ``+1.0``, ``01.5``.
+    ``[low, high]`` (named ``bounds`` in the message); it is written exactly as
+    ``repr(float(token))``, the format of the shipped files and of
+    ``data_scripts/_common.format_row``. The last rule catches a number cut short when its cut
+    leaves a non-canonical spelling: ``21.0 -> 2`` or ``21.`` (no digit after a decimal point),
+    ``34.800000000000004 -> 34.80000`` (trailing zero), ``+1.0``, ``01.5``.
     """
     try:
         value = float(token)
@@ -93,7 +102,7 @@ def check_number_token(token: str, path: Path | str, lineno: int,
     if not math.isfinite(value):
         raise CorruptDataError(f"{path}:{lineno}: non-finite value {token!r}")
     if not low <= value <= high:
-        raise CorruptDataError(f"{path}:{lineno}: value {token} is outside the sane range [{low:g}, {high:g}]")
+        raise CorruptDataError(f"{path}:{lineno}: value {token} is outside {bounds} [{low:g}, {high:g}]")
     if repr(value) != token:
         raise CorruptDataError(
             f"{path}:{lineno}: {token!r} is not written as the file's numbers are (Python float repr, "
@@ -130,7 +139,8 @@ def parse_label_text(text: str, path: Path | str) -> dict[str, np.ndarray]:
         if name in first_line:
             raise CorruptDataError(f"{path}:{lineno}: {name} repeats line {first_line[name]}")
         first_line[name] = lineno
-        values = np.array([check_number_token(v, path, lineno) for v in parts[1:]], dtype=np.float64)
+        values = np.array([check_number_token(v, path, lineno, bounds=FRAME_TEXT) for v in parts[1:]],
+                          dtype=np.float64)
         rows[name] = np.stack([values[:5], values[5:]], axis=1)
     check_line_end(text, path)
     return rows
@@ -140,10 +150,10 @@ def read_label_file(path: Path) -> dict[str, np.ndarray]:
     """Parse ``path x1..x5 y1..y5`` rows into ``{path: 5 x 2 array}`` (x, y per point).
 
     Raises :class:`CorruptDataError` naming ``file:line`` for a row without 11 fields, a
-    repeated path, a value that is not finite, outside ``[COORD_MIN, COORD_MAX]`` or not
+    repeated path, a value that is not finite, outside the frame ``[COORD_MIN, COORD_MAX]`` or not
     written as ``repr(float)`` (see :func:`check_number_token`), and a last row without a
-    line end (a file cut inside that row). A file cut *at* a line boundary parses; the split
-    check of :class:`MTFL80` catches it.
+    line end (a file cut inside that row). A file cut *at* a line boundary parses; the row
+    count and split checks of :class:`MTFL80` catch it.
     """
     path = Path(path)
     return parse_label_text(decode_text(path.read_bytes(), path), path)
@@ -210,6 +220,15 @@ def check_rows_against_lists(label_file: Path, names: Iterable[str], lists: Sequ
         f"{len(extra)} not in the lists, first {_first(extra)}): a truncated or replaced label file")
 
 
+def check_row_counts(label_file: Path, rows: Sized, expected: int) -> None:
+    """``label_file`` must have the ``expected`` rows of the README (:data:`ROW_COUNTS`): the only
+    check of a copy cut at a line boundary together with its split lists."""
+    if len(rows) != expected:
+        raise CorruptDataError(
+            f"{label_file} has {len(rows)} rows; MTFL-80 has {expected} (its README): a truncated or "
+            f"replaced label file; rebuild the folder with {FETCH_MTFL}")
+
+
 def check_splits_against_lists(splits: Mapping[str, Sequence[str]], folder: Path,
                                source_of: Mapping[str, Path]) -> None:
     """Compare each derived split with ``folder/splits/NAME.txt`` where that list exists.
@@ -253,8 +272,10 @@ class MTFL80:
     >>> data = MTFL80()                     # doctest: +SKIP
     >>> test = data.split("test_mtfl")      # LandmarkSet of 957 faces
 
-    Raises :class:`CorruptDataError` for an invalid label row (see :func:`read_label_file`)
-    and, where ``splits/`` exists, when the label files do not give the shipped lists.
+    Raises :class:`CorruptDataError` for an invalid label row (see :func:`read_label_file`),
+    a label file without the README's row count (:data:`ROW_COUNTS`), a folder without
+    ``splits/`` (an incomplete copy: the splits must be checked, not only re-derived) and
+    label files that do not give the shipped lists.
     """
 
     def __init__(self, root: str | Path | None = None):
@@ -270,11 +291,16 @@ class MTFL80:
         self._fingerprint = files_sha256(raw)
         self.splits = derive_splits(self.training, self.testing)
         lists = self.root / "splits"
-        if lists.is_dir():
+        if lists.is_dir():  # first, as these errors name the missing rows
             check_rows_against_lists(train_path, self.training, [lists / "unsup_train.txt", lists / "test_mtfl.txt"])
             check_rows_against_lists(test_path, self.testing, [lists / "test_aflw.txt"])
-            source_of = {s: test_path if s == "test_aflw" else train_path for s in self.splits}
-            check_splits_against_lists(self.splits, self.root, source_of)
+        check_row_counts(train_path, self.training, ROW_COUNTS[LABEL_FILES[0]])
+        check_row_counts(test_path, self.testing, ROW_COUNTS[LABEL_FILES[1]])
+        if not lists.is_dir():
+            raise CorruptDataError(f"{self.root} has no splits/ folder: an incomplete copy of MTFL-80; "
+                                   f"rebuild it with {FETCH_MTFL}")
+        source_of = {s: test_path if s == "test_aflw" else train_path for s in self.splits}
+        check_splits_against_lists(self.splits, self.root, source_of)
 
     def fingerprint(self) -> str:
         """sha256 (hex) of the two label files' bytes as loaded (:func:`files_sha256`): the

@@ -27,7 +27,8 @@ parent runs                 ``config["parents"] = {role: {"method", "name", "ove
 its own evaluation          :meth:`evaluate` (default: the face protocol of chapter 0 where the
                             source has it) and :meth:`learning_curve` (default: forward error on
                             test_mtfl)
-value checks                :meth:`check_config` (ranges the types cannot say)
+value ranges                ``ranges``: each ``method`` setting's range (:mod:`lmcore.config`),
+                            checked in one place; :meth:`check_config` for rules between settings
 ==========================  =====================================================================
 """
 from __future__ import annotations
@@ -39,9 +40,16 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..config import deep_update
+from ..config import Between, OneOf, check_ranges, deep_update
 from ..errors import ConfigError
 from ..geometry import crop_warp, warp_image
+
+#: the ranges of a :class:`~lmcore.geometry.WarpSpec` group (lengths in image edges, angles in degrees)
+WARP_RANGES = {"rotation_deg": Between(0, 180), "log2_scale": Between(0, 3), "translation": Between(0, 1),
+               "tps_grid": Between(0, 32), "tps_std": Between(0, 1), "distribution": OneOf("uniform", "normal"),
+               "tps_extent": Between(0.1, 2), "tps_bend": Between(0, 1)}
+#: ranges every method shares (each method's ``ranges`` adds its own settings)
+COMMON_RANGES = {"num_landmarks": Between(1, 256), "view_crop": Between(0.1, 1.5), "view_size": Between(16, 1024)}
 
 #: the history key of a learning curve's forward error on test_mtfl (viz and reporting read it)
 LEARNING_CURVE_KEY = "forward_test_mtfl"
@@ -111,6 +119,9 @@ class LandmarkMethod(nn.Module):
     trains_on_pairs = False
     #: state-dict key prefixes that are not checkpointed (fetched data or a parent's weights)
     frozen_prefixes: tuple[str, ...] = ()
+    #: ``{setting: Between/OneOf/ListOf or a nested dict}`` for every ``method`` setting of every
+    #: profile (:data:`COMMON_RANGES` included); a test requires each setting to have one
+    ranges: dict = COMMON_RANGES
 
     def __init__(self, config: dict):
         super().__init__()
@@ -137,14 +148,9 @@ class LandmarkMethod(nn.Module):
 
     @classmethod
     def check_config(cls, config: dict) -> None:
-        """Raise :class:`ConfigError` for values no run can use (types are checked before)."""
-        m = config["method"]
-        if "num_landmarks" in m and m["num_landmarks"] < 1:
-            raise ConfigError(f"setting 'method.num_landmarks' must be at least 1, got {m['num_landmarks']}")
-        if "view_crop" in m and not 0.1 <= m["view_crop"] <= 1.5:
-            raise ConfigError(f"setting 'method.view_crop' must be in [0.1, 1.5], got {m['view_crop']}")
-        if "view_size" in m and m["view_size"] < 16:
-            raise ConfigError(f"setting 'method.view_size' must be at least 16 pixels, got {m['view_size']}")
+        """Raise :class:`ConfigError` for values no run can use (types are checked before): each
+        setting against its declared range (:attr:`ranges`); methods add rules between settings."""
+        check_ranges(config["method"], cls.ranges, "method.")
 
     @classmethod
     def shortened_config(cls, config: dict, steps: int) -> dict:

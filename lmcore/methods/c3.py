@@ -38,7 +38,7 @@ import copy
 import torch
 from torch import nn
 
-from ..config import deep_update
+from ..config import Between, ListOf, OneOf, Optional, deep_update
 from ..errors import ConfigError
 from ..geometry import ComposedWarp, WarpSpec, random_tps, synthesize_pair, warp_image
 from ..losses.c3 import (cross_image_cycle_loss, equivariance_loss, flow_supervision_loss,
@@ -46,7 +46,7 @@ from ..losses.c3 import (cross_image_cycle_loss, equivariance_loss, flow_supervi
 from ..losses.perceptual import VGG16_LAYERS, VGG16Features
 from ..models.backbones import RESNET50_LAYERS, ResNet50Features
 from ..models.flow import CrossImageFlow, flow_of_warp, transfer_points
-from .base import Budget, LandmarkMethod
+from .base import COMMON_RANGES, WARP_RANGES, Budget, LandmarkMethod
 from .jakab import PROFILE_CONFIGS as JAKAB_PROFILES
 from .jakab import Jakab
 
@@ -97,6 +97,11 @@ class C3Flow(LandmarkMethod):
     profiles = FLOW_PROFILES
     budgets = {"smoke": Budget(eval_subsample=8)}
     frozen_prefixes = ("backbone.body.",)
+    ranges = {**COMMON_RANGES, "flow_backbone": OneOf(*FLOW_BACKBONES),
+              "flow_layer": OneOf(*(layer for _, layers in FLOW_BACKBONES.values() for layer in layers)),
+              "filter_channels": ListOf(Between(1, 256), 0, 8), "filter_kernels": ListOf(Between(1, 9), 0, 8),
+              "temperature": Between(0, 100, above=True), "window": Optional(Between(1, 64)),
+              "pair_warp": WARP_RANGES, "first_warp": WARP_RANGES}
 
     def __init__(self, config: dict):
         super().__init__(config)
@@ -113,9 +118,6 @@ class C3Flow(LandmarkMethod):
     def check_config(cls, config: dict) -> None:
         super().check_config(config)
         m = config["method"]
-        if m["flow_backbone"] not in FLOW_BACKBONES:
-            raise ConfigError(f"setting 'method.flow_backbone' must be one of {', '.join(FLOW_BACKBONES)}, "
-                              f"got '{m['flow_backbone']}'")
         _, layers = FLOW_BACKBONES[m["flow_backbone"]]
         if m["flow_layer"] not in layers:
             raise ConfigError(f"setting 'method.flow_layer' must be a {m['flow_backbone']} activation "
@@ -125,8 +127,6 @@ class C3Flow(LandmarkMethod):
                               "the last layer with 1 channel (or both empty: the raw correlation)")
         if any(k % 2 == 0 for k in m["filter_kernels"]):
             raise ConfigError(f"setting 'method.filter_kernels' must hold odd sizes, got {m['filter_kernels']}")
-        if m["temperature"] <= 0:
-            raise ConfigError(f"setting 'method.temperature' must be > 0, got {m['temperature']}")
 
     def features(self, views: torch.Tensor) -> torch.Tensor:
         """``f'``: the frozen backbone's ``flow_layer`` activations of views (RGB in [0, 1])."""
@@ -261,6 +261,8 @@ class C3(Jakab):
     budgets = C3_BUDGETS
     trains_on_pairs = True
     frozen_prefixes = Jakab.frozen_prefixes + ("flow_run.backbone.body.",)
+    ranges = {**Jakab.ranges, **{k: Between(0, 1e6) for k in ("paired_weight", "cycle_weight", "inv_weight", "equiv_weight")},
+              "equiv_pairs": OneOf("unpaired", "synthetic")}
 
     def __init__(self, config: dict):
         super().__init__(config)
@@ -274,11 +276,6 @@ class C3(Jakab):
     def check_config(cls, config: dict) -> None:
         super().check_config(config)
         m = config["method"]
-        for key in ("paired_weight", "cycle_weight", "inv_weight", "equiv_weight"):
-            if m[key] < 0:
-                raise ConfigError(f"setting 'method.{key}' must be >= 0, got {m[key]}")
-        if m["equiv_pairs"] not in ("unpaired", "synthetic"):
-            raise ConfigError(f"setting 'method.equiv_pairs' must be 'unpaired' or 'synthetic', got '{m['equiv_pairs']}'")
         if m["paired_weight"] == m["cycle_weight"] == 0:
             raise ConfigError("settings 'method.paired_weight' and 'method.cycle_weight' are both 0: nothing would "
                               "train the generator")

@@ -21,7 +21,8 @@ from ..losses.fse import (
 )
 from ..models.fse_detector import FSEDetector
 from ..config import deep_update
-from .base import Budget, LandmarkMethod
+from ..config import Between, ListOf, OneOf
+from .base import COMMON_RANGES, WARP_RANGES, Budget, LandmarkMethod
 
 # Paper profile: §4.1 as written (80 px input, Adam 1e-4, weight decay 5e-4, gamma 500), with the
 # unpadded convolutions and the central view that this implementation needs on MTFL-80 (see below).
@@ -94,6 +95,11 @@ class FSE(LandmarkMethod):
     name = "fse"
     profiles = PROFILE_CONFIGS
     budgets = BUDGETS
+    ranges = {**COMMON_RANGES, "alignment": OneOf("probability", "landmark"), "diversity": OneOf("max", "overlap", "none"),
+              "gamma": Between(0, 1e6), "pool": Between(1, 64), "widths": ListOf(Between(1, 4096), 5, 5),
+              "kernel_sizes": ListOf(Between(1, 15), 6, 6), "padding": OneOf("valid", "same"),
+              "padding_mode": OneOf("zeros", "reflect", "replicate", "circular"),
+              "first_warp": WARP_RANGES, "second_warp": WARP_RANGES}
 
     def __init__(self, config: dict):
         super().__init__(config)

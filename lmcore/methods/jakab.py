@@ -14,7 +14,9 @@ from ..geometry import ComposedWarp, WarpSpec, random_tps, warp_image
 from ..losses.perceptual import PerceptualLoss, pixel_loss
 from ..models.conditional_generator import ConditionalGenerator
 from ..config import deep_update
-from .base import Budget, LandmarkMethod
+from ..config import Between, ListOf, OneOf
+from ..losses.perceptual import VGG16_LAYERS
+from .base import COMMON_RANGES, WARP_RANGES, Budget, LandmarkMethod
 
 # Paper profile (protocols.md): 128 px, heatmaps at 16 x 16, Gaussians of std 0.1, Adam 1e-3,
 # batch 50 (32 here), gradient clip 1.0, 10 x 10 TPS; VGG16 perceptual loss with per-layer
@@ -77,6 +79,10 @@ class Jakab(LandmarkMethod):
     budgets = BUDGETS
     # the ImageNet VGG16 of the perceptual loss is fetched and checksummed data, not a checkpoint's
     frozen_prefixes = ("criterion.vgg.body.",)
+    ranges = {**COMMON_RANGES, "width": Between(1, 1024), "downsamples": Between(1, 5), "max_width": Between(1, 2048),
+              "gaussian_std": Between(0, 2, above=True), "loss": OneOf("perceptual", "pixel"),
+              "vgg_layers": ListOf(OneOf(*VGG16_LAYERS), 1, 13), "target_warp": WARP_RANGES,
+              "source_warp": WARP_RANGES}
 
     def __init__(self, config: dict):
         super().__init__(config)

@@ -17,7 +17,8 @@ from ..config import deep_update
 from ..geometry import ComposedWarp, WarpSpec, pixels_to_normalized, random_similarity, warp_image
 from ..geometry.coords import normalized_to_pixels
 from ..models.fan import FAN, gaussian_targets
-from .base import Budget, LandmarkMethod
+from ..config import Between
+from .base import COMMON_RANGES, WARP_RANGES, Budget, LandmarkMethod
 
 PCK_KEY = "pck_val"  # the learning curve's and the record's PCK@0.2 on LSPET val
 
@@ -68,6 +69,8 @@ class PoseCore(LandmarkMethod):
     data_source = "lspet128"
     train_split = "train"
     trains_with_labels = True
+    ranges = {**COMMON_RANGES, "width": Between(8, 1024), "depth": Between(1, 6), "temperature": Between(0, 100, above=True),
+              "sigma": Between(0, 100, above=True), "coordinate_weight": Between(0, 1e4), "augment": WARP_RANGES}
 
     def __init__(self, config: dict):
         super().__init__(config)

@@ -27,6 +27,7 @@ from ..config import deep_update
 from ..errors import ConfigError
 from ..models.fan import FAN
 from ..models.projected import fold_projections, make_adaptable
+from ..config import Between, OneOf
 from .base import Budget
 from .jakab import PROFILE_CONFIGS as JAKAB_PROFILES
 from .jakab import Jakab
@@ -109,6 +110,8 @@ class Sanchez(Jakab):
     name = "sanchez"
     profiles = PROFILE_CONFIGS
     budgets = BUDGETS
+    ranges = {**Jakab.ranges, "mode": OneOf(*MODES), "projected": OneOf("all", "3x3"), "core_width": Between(8, 1024),
+              "core_depth": Between(1, 6), "core_landmarks": Between(1, 256), "temperature": Between(0, 100, above=True)}
 
     def __init__(self, config: dict):
         super().__init__(config)
@@ -121,8 +124,6 @@ class Sanchez(Jakab):
     def check_config(cls, config: dict) -> None:
         super().check_config(config)
         m = config["method"]
-        if m["mode"] not in MODES:
-            raise ConfigError(f"setting 'method.mode' must be one of {', '.join(MODES)}, got '{m['mode']}'")
         if m["view_size"] % (4 * 2 ** m["core_depth"]):
             raise ConfigError(f"setting 'method.view_size' must be a multiple of {4 * 2 ** m['core_depth']} for the "
                               f"FAN core, got {m['view_size']}")

@@ -14,7 +14,8 @@ from ..evaluation.statistics import bootstrap_interval
 from ..geometry import ComposedWarp, WarpSpec, pixels_to_normalized, random_similarity, soft_argmax, warp_image
 from ..models.fse_detector import FSEDetector
 from ..config import deep_update
-from .base import Budget, LandmarkMethod
+from ..config import Between, ListOf
+from .base import COMMON_RANGES, WARP_RANGES, Budget, LandmarkMethod
 
 _PAPER = {
     "method": {"num_landmarks": 5, "view_crop": 0.7, "view_size": 80, "widths": [20, 48, 64, 80, 256],
@@ -41,6 +42,8 @@ class SupervisedRegressor(LandmarkMethod):
     budgets = BUDGETS
     train_split = "regressor_train"
     trains_with_labels = True  # the training loop hands it (images, points) batches
+    ranges = {**COMMON_RANGES, "widths": ListOf(Between(1, 4096), 5, 5), "kernel_sizes": ListOf(Between(1, 15), 6, 6),
+              "augment": WARP_RANGES}
 
     def __init__(self, config: dict):
         super().__init__(config)

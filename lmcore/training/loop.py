@@ -96,8 +96,9 @@ class TrainConfig:
 
         for key, low in _INT_MINIMA.items():
             value = getattr(self, key)
-            if not _is_int(value) or value < low:
-                fail(key, f"an integer >= {low}")
+            high = _INT_MAXIMA.get(key)
+            if not _is_int(value) or value < low or (high is not None and value > high):
+                fail(key, f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]")
         for key in ("lr", "lr_gamma"):
             value = getattr(self, key)
             if not _is_number(value) or not math.isfinite(value) or value <= 0:
@@ -133,6 +134,8 @@ OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
 _INT_MINIMA = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "eval_every": 0,
                "keep_every": 0, "warmup_steps": 0, "resolution": 8, "seed": 0}
+# beyond these a run hangs or fails deep inside an allocation: refused as one line instead
+_INT_MAXIMA = {"steps": 10**8, "batch_size": 65536, "resolution": 1024}
 
 
 def _is_int(value) -> bool:
@@ -241,15 +244,37 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """``torch.load`` of a checkpoint (weights only); a file that cannot be read (truncated by a
     killed process or a full disk, or not a checkpoint) raises :class:`CorruptCheckpointError`
-    naming it and saying what to do. A missing file is ``FileNotFoundError`` as usual."""
+    naming it and saying what to do. A file whose objects torch's weights-only unpickler refuses
+    (e.g. a pickle that would call ``os.system``) is told apart from a truncated one: it was
+    refused before anything in it ran, and it is no lost run. A missing file is
+    ``FileNotFoundError`` as usual."""
+    import pickle
+
     path = Path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError):
         raise
     except Exception as exc:
-        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-        detail = f"{type(exc).__name__}: {detail[:160]}" if detail else type(exc).__name__
+        text = str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "")
+        weights_only_refusal = isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text
+        if weights_only_refusal:
+            # torch's text: advice, then "WeightsUnpickler error: <what>" or a blank line and <what>
+            parts = [p.strip() for p in text.split("\n\n") if p.strip() and not p.strip().startswith("Check the doc")]
+            what = (parts[-1] if parts else text).rsplit("WeightsUnpickler error:", 1)[-1]
+            detail = " ".join(what.split(". ")[0].split())[:160].rstrip(".") or "an object that is not a tensor"
+            # Refused, not cut short, when the whole archive is there (a cut zip fails before any
+            # unpickling) or a blocked module is named (a cut name cannot be one); a cut pickle of
+            # the old format can also end in a refused name, so it keeps the "cut short" wording.
+            if _complete_checkpoint_file(path) or "is blocked" in detail:
+                raise CorruptCheckpointError(
+                    f"{path} holds objects a checkpoint never holds ({detail}); torch's weights-only loader "
+                    f"refused it without running them. Never load it with weights_only=False unless you "
+                    f"made it yourself: {CHECKPOINT_ADVICE}") from exc
+            detail = f"UnpicklingError: {detail}"
+        else:
+            detail = next((line.strip() for line in text.splitlines() if line.strip()), "")
+            detail = f"{type(exc).__name__}: {detail[:160]}" if detail else type(exc).__name__
         raise CorruptCheckpointError(
             f"{path} is not a readable checkpoint ({detail}); it was probably cut short by a killed "
             f"process or a full disk: {CHECKPOINT_ADVICE}") from exc

@@ -8,13 +8,15 @@ A run record is a JSON file written atomically next to the run's checkpoint::
 (``history``: the learning curve; ``created``; ``run_name``; ``status``) travel alongside.
 
 What code made a number: :func:`git_commit` (``HEAD``, ``+dirty``), and, where git cannot tell,
-:func:`code_fingerprint` (a hash of the ``lmcore`` sources) and :func:`lmcore_is_dirty`.
+:func:`~lmcore.training.code_identity.code_fingerprint` (a hash of the ``lmcore`` modules a run
+imports) and :func:`~lmcore.training.code_identity.lmcore_is_dirty`.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -25,6 +27,7 @@ import torch
 from ..errors import CorruptRecordError
 from ..files import fsync_dir
 from ..paths import PROJECT_ROOT
+from .code_identity import code_fingerprint, lmcore_is_dirty  # noqa: F401  (re-exported)
 
 REQUIRED_KEYS = ("method", "profile", "config", "git_commit", "device", "wall_time_s", "data", "metrics")
 
@@ -38,59 +41,6 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
-
-
-#: modules under lmcore/ that present results and never train (no training module imports them):
-#: editing them (a paper's quoted number, a table's layout, a figure) retrains nothing
-PRESENTATION_ONLY = ("lmcore/papers.py", "lmcore/reporting.py", "lmcore/chapter.py", "lmcore/leaderboard.py", "lmcore/bench.py",
-                     "lmcore/viz/")
-
-
-def _trains(rel: str) -> bool:
-    return not any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in PRESENTATION_ONLY)
-
-
-def code_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """First 16 hex digits of a sha256 over every ``*.py`` file under ``root/lmcore`` that can
-    change a run (sorted relative paths and bytes; ``__pycache__`` and :data:`PRESENTATION_ONLY`
-    ignored): equal exactly when those sources are, with or without git."""
-    root = Path(root)
-    digest = hashlib.sha256()
-    package = root / "lmcore"
-    files = sorted((p.relative_to(root).as_posix(), p) for p in package.rglob("*.py")
-                   if "__pycache__" not in p.relative_to(root).parts and p.is_file()
-                   and _trains(p.relative_to(root).as_posix()))
-    for rel, path in files:
-        data = path.read_bytes()
-        digest.update(f"{rel}\0{len(data)}\0".encode())
-        digest.update(data)
-    return digest.hexdigest()[:16]
-
-
-def lmcore_is_dirty(root: Path = PROJECT_ROOT) -> bool | None:
-    """Whether a ``.py`` file under ``root/lmcore`` that can change a run (see :func:`code_fingerprint`)
-    differs from ``HEAD`` (modified, staged, deleted, renamed, or untracked and not ignored); ``None``
-    when git cannot tell (no git, not a repository)."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", "lmcore"],
-                             cwd=root, capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    entries = out.decode("utf-8", "surrogateescape").split("\0")
-    index = 0
-    while index < len(entries):
-        entry = entries[index]
-        index += 1
-        if len(entry) < 4:
-            continue
-        status, path = entry[:2], entry[3:]
-        paths = [path]
-        if "R" in status or "C" in status:  # a rename or copy is followed by its original path
-            paths.append(entries[index] if index < len(entries) else "")
-            index += 1
-        if any(p.endswith(".py") and _trains(p) for p in paths):
-            return True
-    return False
 
 
 def _cpu_name() -> str:
@@ -142,11 +92,81 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 RECORD_ADVICE = "delete it, or rerun with --force (LMBOOK_RETRAIN=1) to make the run again"
+#: the record's own sha256 (over every other field): a record edited by hand no longer matches it
+DIGEST_KEY = "record_sha256"
+#: metrics whose entries are ``{split: {"mean": number, ...}}``
+_ERROR_METRICS = ("forward", "backward", "consistency", "tune")
 
 
-def read_record(path: Path) -> dict:
-    """A run record; one that is not valid JSON (cut short, edited by hand) or lacks a required
-    key raises :class:`CorruptRecordError` naming the file (a ``ValueError`` too)."""
+def record_digest(record: dict) -> str:
+    """sha256 of a record's fields (all but :data:`DIGEST_KEY` and private ``_`` keys), as JSON
+    with sorted keys: what :func:`write_record` stores and :func:`read_record` checks."""
+    fields = {k: v for k, v in record.items() if k != DIGEST_KEY and not k.startswith("_")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=float).encode()).hexdigest()
+
+
+def write_record(path: Path, record: dict) -> dict:
+    """Write a run record atomically with its digest (:func:`record_digest`); returns what was written."""
+    payload = {k: v for k, v in record.items() if k != DIGEST_KEY and not k.startswith("_")}
+    payload = json.loads(json.dumps(payload, default=float))  # as it reads back (tuples -> lists, ...)
+    payload[DIGEST_KEY] = record_digest(payload)
+    write_json_atomic(path, payload)
+    return payload
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def record_problems(record: dict) -> list[str]:
+    """What is wrong with a record's fields (types and values the book relies on); empty if nothing."""
+    from ..profiles import PROFILES
+
+    problems = []
+
+    def need(ok: bool, text: str) -> None:
+        if not ok:
+            problems.append(text)
+
+    need(isinstance(record.get("method"), str) and bool(record.get("method")), "'method' must be a name")
+    need(record.get("profile") in PROFILES, f"'profile' must be one of {', '.join(PROFILES)}")
+    config = record.get("config")
+    need(isinstance(config, dict) and all(isinstance(config.get(k), dict) for k in ("method", "train"))
+         and isinstance(config.get("data", {}), dict), "'config' must hold the groups 'method' and 'train'")
+    need(isinstance(record.get("git_commit"), str), "'git_commit' must be text")
+    need(isinstance(record.get("device"), dict), "'device' must be a group")
+    need(_finite(record.get("wall_time_s")) and record["wall_time_s"] >= 0, "'wall_time_s' must be a number >= 0")
+    need(isinstance(record.get("data"), dict), "'data' must be a group")
+    steps = record.get("steps")
+    need(steps is None or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0),
+         "'steps' must be a whole number")
+    run_name = record.get("run_name", "x")
+    need(isinstance(run_name, str) and "/" not in run_name and "\\" not in run_name and ".." not in run_name
+         and run_name.strip() == run_name and bool(run_name), "'run_name' must be a plain folder name")
+    need(isinstance(record.get("history", []), list), "'history' must be a list")
+    parents = record.get("parents") or {}
+    need(isinstance(parents, dict) and all(
+        isinstance(p, dict) and all(isinstance(p.get(k), str) for k in ("method", "run_name", "identity"))
+        for p in parents.values()), "'parents' must map roles to {method, run_name, identity}")
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        problems.append("'metrics' must be a group")
+        return problems
+    for metric in _ERROR_METRICS:
+        splits = metrics.get(metric, {})
+        if not isinstance(splits, dict):
+            problems.append(f"'metrics.{metric}' must be a group of splits")
+            continue
+        for split, entry in splits.items():
+            need(isinstance(entry, dict) and _finite(entry.get("mean")) and entry["mean"] >= 0,
+                 f"'metrics.{metric}.{split}.mean' must be a number >= 0")
+    return problems
+
+
+def read_record(path: Path, check_digest: bool = True) -> dict:
+    """A run record; one that is not valid JSON (cut short, edited by hand), lacks a required key,
+    has a field of the wrong type, or (``check_digest``) no longer matches its digest raises
+    :class:`CorruptRecordError` naming the file (a ``ValueError`` too)."""
     try:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
@@ -158,6 +178,17 @@ def read_record(path: Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise CorruptRecordError(f"{path} is not a run record: missing {missing}; {RECORD_ADVICE}")
+    problems = record_problems(record)
+    if problems:
+        raise CorruptRecordError(f"{path} is not a valid run record ({'; '.join(problems[:3])}): {RECORD_ADVICE}")
+    if check_digest:
+        stored = record.get(DIGEST_KEY)
+        if stored is None:
+            raise CorruptRecordError(f"{path} carries no digest ('{DIGEST_KEY}'), so its numbers cannot be trusted "
+                                     f"(written by an older lmbook, or by hand): {RECORD_ADVICE}")
+        if stored != record_digest(record):
+            raise CorruptRecordError(f"{path} was changed after it was written (its fields no longer match its "
+                                     f"digest '{DIGEST_KEY}'): {RECORD_ADVICE}")
     record["_path"] = str(path)
     return record
 

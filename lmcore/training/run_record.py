@@ -24,11 +24,14 @@ class RunRecord(dict):
         super().__init__({k: v for k, v in fields.items() if not k.startswith("_")})
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.path = Path(path) if path is not None else (self.run_dir / "record.json" if self.run_dir else None)
+        #: True when :func:`~lmcore.training.run_method` returned a finished run instead of training it
+        self.reused = False
 
     @classmethod
-    def from_file(cls, path: Path | str, run_dir: Path | str | None = None) -> "RunRecord":
-        """Read a record; ``run_dir`` (the folder with its checkpoint) for a run, None for a reference."""
-        return cls(read_record(Path(path)), run_dir=run_dir, path=path)
+    def from_file(cls, path: Path | str, run_dir: Path | str | None = None, check_digest: bool = True) -> "RunRecord":
+        """Read a record; ``run_dir`` (the folder with its checkpoint) for a run, None for a reference.
+        A record whose fields no longer match its digest is refused (``check_digest``)."""
+        return cls(read_record(Path(path), check_digest=check_digest), run_dir=run_dir, path=path)
 
     # ------------------------------------------------------------------ who and how
 

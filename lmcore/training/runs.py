@@ -17,6 +17,7 @@ message instead of overwriting it (or deleting it under ``force``).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -30,17 +31,18 @@ import torch
 
 from ..config import check_overrides, deep_update, normalise_numbers
 from ..data.sources import get_source
-from ..errors import ConfigError, LmbookError
+from ..errors import ConfigError, CorruptCheckpointError, CorruptRecordError, LmbookError
+from ..files import file_sha256
 from ..evaluation import RegressionOptions
 from ..methods import build_method, get_method
-from ..paths import RESULTS_DIR, runs_root
-from ..profiles import resolve_profile, select_device
+from ..paths import RESULTS_DIR, display_path, runs_root
+from ..profiles import PROFILES, resolve_profile, select_device
+from .code_identity import changed_files, code_files, code_fingerprint, lmcore_is_dirty
 from .loop import TrainConfig, load_checkpoint, train
-from .records import (code_fingerprint, config_hash, describe_device, git_commit, lmcore_is_dirty, now_iso,
-                      write_json_atomic)
+from .records import RECORD_ADVICE, config_hash, describe_device, git_commit, now_iso, write_record
 from .run_record import RunRecord
 
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 
 
 class RunBusyError(LmbookError):
@@ -63,6 +65,7 @@ def resolve_config(method: str, profile: str, overrides: dict | None = None) -> 
     config = normalise_numbers(defaults, deep_update(defaults, overrides))
     TrainConfig.from_dict(config["train"])  # ranges of the training settings
     cls.check_config(config)
+    check_training_split(config["data"])
     for role, parent in config["parents"].items():
         missing = {"method", "name"} - set(parent)
         if missing:
@@ -74,9 +77,26 @@ def resolve_config(method: str, profile: str, overrides: dict | None = None) -> 
     return config
 
 
+#: splits that only score a detector: a run never trains on them
+TEST_SPLITS = ("test_mtfl", "test_aflw", "test")
+
+
+def check_training_split(data: dict) -> None:
+    """``data.split`` must be a split its source offers and not a test split (training on the test
+    faces would make every number the book prints optimistic)."""
+    split = data["split"]
+    if split in TEST_SPLITS:
+        raise ConfigError(f"setting 'data.split' is the test split '{split}': runs never train on the faces they are "
+                          "scored on; choose a training split (e.g. unsup_train)")
+    offered = get_source(data["source"]).splits
+    if split not in offered:
+        choices = ", ".join(s for s in sorted(offered) if s not in TEST_SPLITS)
+        raise ConfigError(f"setting 'data.split' must be a split of '{data['source']}' ({choices}), got '{split}'")
+
+
 def check_run_name(name: str) -> str:
     """A run name is a folder name under ``runs/``: letters, digits, '.', '_' and '-' only."""
-    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
         raise ConfigError(f"run name '{name}' must be letters, digits, '.', '_' or '-' (at most 81, no '..'), "
                           "so that the run stays inside the runs folder")
     return name
@@ -118,35 +138,59 @@ def build_with_parents(method: str, config: dict, parents: dict[str, RunRecord])
 
 
 def run_identity(method: str, profile: str, config: dict, parents: dict[str, RunRecord] | None = None) -> dict:
-    """What a run's result depends on: equal identities give equal runs (up to thread counts)."""
+    """What a run's result depends on: equal identities give equal runs (up to thread counts).
+    Its code is the import closure of the method (:mod:`lmcore.training.code_identity`)."""
     source = get_source(config["data"]["source"])
     return {
         "method": method, "profile": profile, "config": config,
-        "code": code_fingerprint(),
+        "code": code_fingerprint(method),
         "data": source.fingerprint(),
         "parents": {role: r["identity"] for role, r in (parents or {}).items()},  # (the step is in config)
     }
 
 
-def run_directory(method: str, profile: str, name: str, config: dict) -> Path:
-    """The run's folder: by name and config, so a run retrained after a code change reuses it."""
+def run_directory(method: str, profile: str, name: str, identity_hash: str) -> Path:
+    """The run's folder, ``runs/<profile>/<method>/<name>-<identity hash>``: one per identity, so a
+    run of the same name and config trained on other code, data or parents never replaces it."""
     check_run_name(name)
-    return runs_root() / profile / method / f"{name}-{config_hash({'method': method, 'profile': profile, 'config': config})}"
+    if profile not in PROFILES or not re.fullmatch(r"[a-z0-9_]+", method) or not re.fullmatch(r"[0-9a-f]+", identity_hash):
+        raise ConfigError(f"no run folder for method '{method}', profile '{profile}', identity '{identity_hash}'")
+    return runs_root() / profile / method / f"{name}-{identity_hash}"
 
 
 @contextmanager
 def run_lock(run_dir: Path):
-    """Hold ``<run folder>.lock`` while a run trains; another holder means another process."""
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = run_dir.with_name(f".{run_dir.name}.lock")
-    handle = open(lock_path, "a+")
+    """Hold ``.<run folder>.lock`` while a run trains; another holder means another process. The
+    lock file is removed when the run is done (removed while still held, and a process that
+    locked a removed file tries again, so two processes never both hold it)."""
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise RunBusyError(f"run {run_dir} is in use by {holder}; wait for it to finish, or choose another --name")
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LmbookError(f"cannot create the runs folder {run_dir.parent} ({exc.strerror}); set LMBOOK_RUNS to a "
+                          "writable folder") from None
+    lock_path = run_dir.with_name(f".{run_dir.name}.lock")
+    for _ in range(5):
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as exc:
+            raise LmbookError(f"cannot write in the runs folder {run_dir.parent} ({exc.strerror}); set LMBOOK_RUNS "
+                              "to a writable folder") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunBusyError(f"run {run_dir} is in use by {holder}; wait for it to finish, or choose another --name")
+        try:
+            current = os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()  # the holder removed this file as we opened it: lock the new one
+    else:
+        raise RunBusyError(f"run {run_dir} keeps changing hands; try again")
     handle.seek(0)
     handle.truncate()
     handle.write(f"process {os.getpid()}")
@@ -154,6 +198,8 @@ def run_lock(run_dir: Path):
     try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
@@ -178,10 +224,14 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
     not retrained (and refused with a message when its checkpoint is gone; ``reevaluate=False``
     returns it as it was evaluated, as parent runs are). Under ``torchrun``
     the ranks other than 0 train and return an empty record.
+
+    A finished run is never deleted: a run of the same name and config whose code, data or parents
+    changed is trained in a folder of its own (one line says what changed), and the old one stays.
+    ``force`` retrains the run of the current identity only.
     """
     profile = resolve_profile(profile)
     config = resolve_config(method, profile, overrides)
-    run_dir = run_directory(method, profile, name, config)
+    check_run_name(name)
     if force is None:
         force = os.environ.get("LMBOOK_RETRAIN", "") not in ("", "0")
     if progress is None:  # executed notebooks (papermill) set LMBOOK_PROGRESS=0: no progress widgets saved
@@ -189,6 +239,7 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
     parents = parent_records(config, profile, progress)
     identity = run_identity(method, profile, config, parents)
     identity_hash = config_hash(identity)
+    run_dir = run_directory(method, profile, name, identity_hash)
     # as it reads back from the record's JSON, so that an unchanged request compares equal
     evaluation = json.loads(json.dumps({"options": options.as_dict(), "few_shot": few_shot or {}}))
     rank = int(os.environ.get("RANK", "0"))
@@ -197,25 +248,72 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
         return RunRecord({})
     with run_lock(run_dir):
         record_path = run_dir / "record.json"
-        if record_path.exists() and not force:
-            record = RunRecord.from_file(record_path, run_dir=run_dir)
-            if record.get("identity") == identity_hash:
-                if record.get("lmcore_dirty") and lmcore_is_dirty() is False:
-                    # trained from uncommitted code whose content has since been committed unchanged
-                    record["git_commit"], record["lmcore_dirty"] = git_commit(), False
-                    write_json_atomic(record_path, dict(record))
-                if reevaluate and record.get("evaluation") != evaluation:
-                    record = _reevaluate(record, options, few_shot, evaluation)
-                return record
-        # A finished record of another identity, or a checkpoint of one, is stale: its weights
-        # come from other code, data or parents. Only an interrupted run of this identity resumes.
-        stale = force or record_path.exists()
-        if not stale and (run_dir / "checkpoint.pt").exists():
-            stale = _saved_identity(run_dir / "checkpoint.pt") != identity_hash
-        if stale and run_dir.exists():
+        if force and run_dir.exists():
             shutil.rmtree(run_dir)
-        return _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot,
-                      evaluation)
+        if record_path.exists():
+            record = RunRecord.from_file(record_path, run_dir=run_dir)
+            if record.get("identity") != identity_hash:
+                raise CorruptRecordError(f"{record_path} is the record of another run (identity {record.get('identity')}, "
+                                         f"its folder says {identity_hash}): {RECORD_ADVICE}")
+            if record.get("lmcore_dirty") and lmcore_is_dirty(files=list(record.get("code_files") or [])) is False:
+                # trained from uncommitted code whose content has since been committed unchanged
+                record["git_commit"], record["lmcore_dirty"] = git_commit(), False
+                record = RunRecord(write_record(record_path, record), run_dir=run_dir, path=record_path)
+            if reevaluate and record.get("evaluation") != evaluation:
+                record = _reevaluate(record, options, few_shot, evaluation)
+            record.reused = True
+            return record
+        checkpoint = run_dir / "checkpoint.pt"
+        if checkpoint.exists():
+            saved = _saved_identity(checkpoint)
+            if saved != identity_hash:  # never delete what this run did not write
+                raise LmbookError(f"{checkpoint} is not a checkpoint of {method}/{name} (it was written for identity "
+                                  f"{saved}, this run is {identity_hash}); move it away, or rerun with --force "
+                                  "(LMBOOK_RETRAIN=1) to delete the folder and train again")
+        else:
+            _announce_new_identity(method, profile, name, config, identity, run_dir)
+        try:
+            return _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot,
+                          evaluation)
+        finally:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only when the run failed before writing anything
+
+
+def _earlier_runs(method: str, profile: str, name: str, config: dict, except_dir: Path) -> list[RunRecord]:
+    """Finished runs of the same name and config under other identities (newest first)."""
+    found = []
+    for path in (runs_root() / profile / method).glob(f"{name}-*/record.json"):
+        if path.parent == except_dir:
+            continue
+        try:
+            record = RunRecord.from_file(path, run_dir=path.parent, check_digest=False)
+        except LmbookError:
+            continue
+        if record.run_name == name and record.get("config") == config:
+            found.append(record)
+    return sorted(found, key=lambda r: r.get("created", ""), reverse=True)
+
+
+def _announce_new_identity(method: str, profile: str, name: str, config: dict, identity: dict, run_dir: Path) -> None:
+    """One line when a finished run of this name and config exists under another identity: what
+    changed (code files, data, parents), that it is kept, and where the new run goes."""
+    earlier = _earlier_runs(method, profile, name, config, run_dir)
+    if not earlier:
+        return
+    old = earlier[0]
+    reasons = []
+    if old.get("code_fingerprint") != identity["code"]:
+        files = changed_files(old.get("code_files"), code_files(method))
+        reasons.append("its code changed (" + (", ".join(files[:6]) + (" ..." if len(files) > 6 else "")
+                                               if files else "files not recorded by that run") + ")")
+    if old.get("data", {}).get("fingerprint") != identity["data"]:
+        reasons.append("its training data changed")
+    if {r: p.get("identity") for r, p in (old.get("parents") or {}).items()} != identity["parents"]:
+        reasons.append("its parent runs changed")
+    why = "; ".join(reasons) or "its identity changed"
+    print(f"{method}/{name} [{profile}]: {why}; the finished run {display_path(old.run_dir)} is kept, and a new "
+          f"one is trained in {display_path(run_dir)}", flush=True)
 
 
 def find_run(method: str, profile: str | None = None, name: str = "default", overrides: dict | None = None
@@ -231,12 +329,13 @@ def find_run(method: str, profile: str | None = None, name: str = "default", ove
         if parent is None:
             return None
         parents[role] = parent
-    run_dir = run_directory(method, profile, name, config)
+    identity_hash = config_hash(run_identity(method, profile, config, parents))
+    run_dir = run_directory(method, profile, name, identity_hash)
     record_path = run_dir / "record.json"
     if not record_path.exists():
         return None
     record = RunRecord.from_file(record_path, run_dir=run_dir)
-    return record if record.get("identity") == config_hash(run_identity(method, profile, config, parents)) else None
+    return record if record.get("identity") == identity_hash else None
 
 
 def run_detections(record: RunRecord, regressor_set, test_sets: dict, cache: bool = True):
@@ -273,7 +372,8 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     train_set = source.split(config["data"]["split"])
     targets = cls.training_targets(train_set)
     evaluate = model.learning_curve(source, subsample) if cfg.eval_every else None
-    commit, dirty = git_commit(), lmcore_is_dirty()
+    files = code_files(method)
+    commit, dirty = git_commit(), lmcore_is_dirty(files=list(files))
     started = time.perf_counter()
     result = train(model, train_set.images, cfg, run_dir, device, evaluate=evaluate, identity=identity,
                    progress=progress, targets=targets, meta={"git_commit": commit}, name=f"{method}/{name}",
@@ -289,14 +389,17 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
         "git_commit": commit,
         "lmcore_dirty": dirty,
         "code_fingerprint": identity["code"],
+        "code_files": files,
         "identity": config_hash(identity),
         "parents": {role: {"method": r.method, "run_name": r.run_name, "identity": r["identity"],
-                           "run_dir": str(r.run_dir), "step": _parent_step(config, role, r)}
+                           "step": _parent_step(config, role, r)}
                     for role, r in parents.items()},
+        "checkpoint_sha256": file_sha256(run_dir / "checkpoint.pt"),
+        "kept_checkpoint_sha256": {str(step): file_sha256(path) for step, path in RunRecord({}, run_dir=run_dir).kept_checkpoints()},
         "device": describe_device(device),
         "wall_time_s": round(result.wall_time_s, 1),
         "data": {"source": config["data"]["source"], "split": config["data"]["split"], "n_train": len(train_set),
-                 "fingerprint": identity["data"], "root": str(source.root),
+                 "fingerprint": identity["data"], "root": display_path(source.root),
                  "eval_subsample": subsample},
         "metrics": metrics,
         "evaluation": evaluation,
@@ -309,8 +412,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
         "resumed_with": result.resumed_with,
         "steps": result.steps,
     }
-    write_json_atomic(run_dir / "record.json", record)
-    return RunRecord(record, run_dir=run_dir)
+    return RunRecord(write_record(run_dir / "record.json", record), run_dir=run_dir)
 
 
 def for_inference(model: torch.nn.Module) -> torch.nn.Module:
@@ -333,8 +435,7 @@ def _reevaluate(record: RunRecord, options: RegressionOptions, few_shot: dict | 
     source = get_source(record.config["data"]["source"])
     record["metrics"] = model.evaluate(source, options, few_shot, cls.budget(record.profile).eval_subsample)
     record["evaluation"] = evaluation
-    write_json_atomic(record.run_dir / "record.json", dict(record))
-    return record
+    return RunRecord(write_record(record.run_dir / "record.json", record), run_dir=record.run_dir)
 
 
 def run_variants(method: str, profile: str | None, variants: dict[str, dict], base: dict | None = None,
@@ -369,24 +470,48 @@ def variant_run_name(prefix: str, label: str) -> str:
 
 def load_trained(record: RunRecord, device: torch.device | None = None, step: int | None = None):
     """Rebuild the method of a run record and load its final checkpoint (or the kept copy at
-    ``step``), in eval mode; parent runs are loaded first where the method adopts them."""
+    ``step``), in eval mode; parent runs are loaded first where the method adopts them.
+
+    The checkpoint must be the one the record was written with (its sha256 is in the record): a
+    checkpoint copied in from another run, or rewritten since, is refused with a message."""
     if record.run_dir is None:
         raise LmbookError(f"run {record.method}/{record.run_name} is a committed reference: it carries no weights; "
                           "train it with lmcore.training.run_method or python -m lmcore.train")
     ckpt = record.run_dir / ("checkpoint.pt" if step is None else f"checkpoint-{step:07d}.pt")
     if not ckpt.exists():
         raise LmbookError(f"{ckpt} is missing; rerun the experiment with --force (or LMBOOK_RETRAIN=1)")
+    expected = record.get("checkpoint_sha256") if step is None else (record.get("kept_checkpoint_sha256") or {}).get(str(step))
+    if expected is None or file_sha256(ckpt) != expected:
+        raise CorruptCheckpointError(
+            f"{ckpt} is not the checkpoint {record.method}/{record.run_name} was evaluated with (its sha256 "
+            f"{'is not in the record' if expected is None else 'differs from the one in the record'}); "
+            "rerun with --force (LMBOOK_RETRAIN=1) to train the run again")
     model = build_method(record.method, record.config)
     parents = record.get("parents") or {}
     if parents:
-        model.adopt_parents({role: load_trained(RunRecord.from_file(Path(p["run_dir"]) / "record.json",
-                                                                    run_dir=p["run_dir"]), step=p.get("step"))
+        model.adopt_parents({role: load_trained(parent_record(record, role), step=p.get("step"))
                              for role, p in parents.items()})
     state = load_checkpoint(ckpt)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise CorruptCheckpointError(f"{ckpt} does not hold the weights of {record.method} with this config "
+                                     f"({str(exc).splitlines()[0][:160]}); rerun with --force to train it again") from None
     model.to(device or select_device())
     model.eval()
     return model
+
+
+def parent_record(record: RunRecord, role: str) -> RunRecord:
+    """The finished run a record's parent ``role`` names (by method, name and identity, in the
+    record's profile), from the runs folder."""
+    p = record["parents"][role]
+    run_dir = run_directory(p["method"], record.profile, p["run_name"], p["identity"])
+    path = run_dir / "record.json"
+    if not path.exists():
+        raise LmbookError(f"the parent run {p['method']}/{p['run_name']} of {record.method}/{record.run_name} "
+                          f"({display_path(run_dir)}) is gone; rerun the experiment to train it again")
+    return RunRecord.from_file(path, run_dir=run_dir)
 
 
 def load_references(method: str, root: Path = RESULTS_DIR) -> list[RunRecord]:
@@ -401,7 +526,8 @@ def publish_reference(record: RunRecord, root: Path = RESULTS_DIR) -> Path:
     """Copy a run record (no checkpoint) into ``results/<method>/<run name>.json``.
 
     Refuses (:class:`PublishRefused`) a record made from ``lmcore`` code that differed from its
-    git commit, or with no known commit: a reference must name the code that made it.
+    git commit, or with no known commit: a reference must name the code that made it; and a
+    method or run name that would put the file anywhere but ``results/<method>/``.
     """
     commit = record.get("git_commit") or "unknown"
     # older records have no lmcore_dirty field: then any uncommitted change counts
@@ -412,6 +538,12 @@ def publish_reference(record: RunRecord, root: Path = RESULTS_DIR) -> Path:
     if dirty:
         raise PublishRefused(f"run {record.method}/{record.run_name} was trained from uncommitted lmcore code "
                              f"(commit {commit}); commit, retrain (the run is reused if nothing changed), then publish")
-    path = root / record.method / f"{record.run_name}.json"
-    write_json_atomic(path, dict(record))
+    method, name = str(record.method), str(record.run_name)
+    if not re.fullmatch(r"[a-z0-9_]+", method) or not RUN_NAME.fullmatch(name) or ".." in name:
+        raise PublishRefused(f"run '{method}/{name}' is not a method and run name that can be published")
+    root = Path(root).resolve()
+    path = (root / method / f"{name}.json").resolve()
+    if path.parent.parent != root:
+        raise PublishRefused(f"run '{method}/{name}' would be published outside {root}")
+    write_record(path, record)
     return path

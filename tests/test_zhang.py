@@ -4,17 +4,19 @@ import math
 import pytest
 import torch
 
-from lmcore.geometry import WarpSpec, gaussian_densities, random_tps
+from lmcore.geometry import WarpSpec, gaussian_densities, landmark_statistics, random_tps
 from lmcore.losses.zhang import (
+    EQUIVARIANCE_CODE_SCALE,
     concentration_loss,
     equivariance_loss,
-    landmark_statistics,
     reconstruction_loss,
     separation_loss,
 )
 from lmcore.methods import build_method, get_method
 from lmcore.methods.base import deep_update
 from lmcore.models.landmark_autoencoder import LandmarkAutoencoder
+
+SMALL = {"width": 4, "depth": 2, "max_width": 128, "skip_convs": 2, "block_convs": 2}
 
 
 def test_separation_falls_as_points_spread():
@@ -57,7 +59,7 @@ def test_reconstruction_loss_is_the_gaussian_nll():
 
 
 def test_the_decoder_maps_sum_to_one_across_channels():
-    model = LandmarkAutoencoder(5, width=4, depth=2, feature_channels=6, descriptor_dim=2, decoder_sigmas=(0.03, 0.1))
+    model = LandmarkAutoencoder(5, detector_net=SMALL, feature_net=SMALL, decoder_net=SMALL, feature_channels=6, descriptor_dim=2, decoder_sigmas=(0.03, 0.1))
     spread = torch.tensor([[-0.6, -0.6], [0.6, -0.6], [0.0, 0.0], [-0.6, 0.6], [0.6, 0.55]])
     # well apart, so each channel wins at its own point; within 0.2 px of a pixel centre, so the
     # neighbouring channels' tails cannot tip the peak into the next pixel
@@ -76,24 +78,28 @@ def test_the_decoder_maps_sum_to_one_across_channels():
 
 
 def test_the_autoencoder_detects_k_points_and_rebuilds_an_image():
-    model = LandmarkAutoencoder(4, width=4, depth=2, feature_channels=6, descriptor_dim=2)
+    model = LandmarkAutoencoder(4, detector_net=SMALL, feature_net=SMALL, decoder_net=SMALL, feature_channels=6, descriptor_dim=2)
     out = model(torch.rand(2, 3, 16, 16))
     assert out["detection"].shape == (2, 5, 16, 16)
     assert torch.allclose(out["detection"].sum(1), torch.ones(2, 16, 16), atol=1e-5)
     assert out["points"].shape == (2, 4, 2) and out["descriptors"].shape == (2, 5, 2)
     assert out["reconstruction"].shape == (2, 3, 16, 16)
-    without = LandmarkAutoencoder(4, width=4, depth=2, with_descriptors=False, image_channels=1)
+    without = LandmarkAutoencoder(4, detector_net=SMALL, decoder_net=SMALL, with_descriptors=False, image_channels=1)
     assert without(torch.rand(2, 1, 16, 16))["reconstruction"].shape == (2, 1, 16, 16)
 
 
-def test_the_reconstruction_weight_rises_tenfold_twice():
+def test_the_reconstruction_weight_rises_as_configured():
     config = get_method("zhang").default_config("smoke")
     method = build_method("zhang", config)
     steps = config["method"]["recon_increase_steps"]
     base = config["method"]["lambda_recon"]
     assert method.recon_weight(0) == pytest.approx(base)
-    assert method.recon_weight(steps[0]) == pytest.approx(10 * base)
+    assert method.recon_weight(steps[0] - 1) == pytest.approx(base)
+    assert method.recon_weight(steps[0]) == pytest.approx(10 * base)  # App. G.3: x10 twice
     assert method.recon_weight(steps[1] + 1) == pytest.approx(100 * base)
+    k30 = build_method("zhang", deep_update(config, get_method("zhang").budget("paper").variant("k30")))
+    assert k30.recon_weight(steps[0]) == pytest.approx(100 * base)  # the released K = 30: x100, then x1000
+    assert k30.recon_weight(steps[1]) == pytest.approx(1000 * base)
 
 
 def test_a_shortened_schedule_keeps_each_phase_at_its_fraction():
@@ -105,7 +111,7 @@ def test_a_shortened_schedule_keeps_each_phase_at_its_fraction():
     assert short["method"]["landmark_control_after"] == 125
     assert config["train"]["steps"] == 1000  # the original is untouched
     method = build_method("zhang", short)
-    assert method.recon_weight(349) == pytest.approx(10 * config["method"]["lambda_recon"])
+    assert method.recon_weight(175) == pytest.approx(10 * config["method"]["lambda_recon"])
 
 
 def test_a_training_step_gives_finite_losses_and_gradients_to_the_detector():

@@ -224,8 +224,11 @@ class WarpSpec:
     Lengths are fractions of the image edge (the image is 1 wide), the papers' unit; angles in
     degrees. ``distribution`` is ``"uniform"`` (rotation and log2-scale uniform in
     ``+-value``) or ``"normal"`` (``value`` is the standard deviation). Translation is always
-    uniform in ``+-translation``. ``tps_grid`` control points per side (0: no TPS) are jittered
-    with Gaussian noise of std ``tps_std``.
+    uniform in ``+-translation``. ``tps_grid`` control points per side (0: no TPS), spanning
+    ``[-tps_extent, tps_extent]`` in normalised coordinates, are jittered with Gaussian noise of
+    std ``tps_std``. ``tps_bend`` scales the spline's non-affine part after it is fitted (1: the
+    thin-plate spline through the jittered points; the released code of Zhang et al. evaluates
+    its spline with half the kernel it was solved with, which is ``tps_bend = 0.5``).
     """
 
     rotation_deg: float = 0.0
@@ -234,6 +237,8 @@ class WarpSpec:
     tps_grid: int = 0
     tps_std: float = 0.0
     distribution: str = "uniform"
+    tps_extent: float = 1.0
+    tps_bend: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -285,7 +290,7 @@ def random_tps(
     if control_points is None and (spec.tps_grid == 0 or std == 0):
         return similarity
     if control_points is None:
-        control = regular_grid(spec.tps_grid, batch, device)
+        control = regular_grid(spec.tps_grid, batch, device, extent=spec.tps_extent)
     else:
         control = control_points.detach()
     jitter = draws.normal(control.shape, generator, device) * (2 * std)
@@ -293,7 +298,7 @@ def random_tps(
     # map = similarity_map o local_map: fold the similarity into the TPS coefficients
     lin, t = similarity.matrix[:, :, :2], similarity.matrix[:, :, 2:]
     affine = torch.cat([lin @ local.affine[:, :, :2], lin @ local.affine[:, :, 2:] + t], dim=2)
-    weights = local.weights @ lin.transpose(1, 2)
+    weights = spec.tps_bend * local.weights @ lin.transpose(1, 2)
     return TPSWarp(control, affine, weights)
 
 

@@ -1,0 +1,183 @@
+"""The fidelity tables are true of the configs, and lmcore computes what the released code computes
+where a table says the `paper` profile follows it (facts from the authors' code, not from lmcore)."""
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from lmcore.config import deep_update
+from lmcore.fidelity import fidelity_problems, fidelity_table
+from lmcore.fidelity import zhang as zhang_table
+from lmcore.geometry import AffineWarp, WarpSpec, gaussian_densities, landmark_statistics, random_similarity, random_tps
+from lmcore.losses.zhang import EQUIVARIANCE_CODE_SCALE, concentration_loss, equivariance_loss, reconstruction_loss
+from lmcore.methods import build_method, get_method
+from lmcore.methods.zhang import CODE_WARP
+
+TABLES = [zhang_table.TABLE]
+
+
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.method)
+def test_every_fidelity_row_holds_in_the_resolved_configs(table):
+    assert fidelity_problems(table) == []
+    frame = fidelity_table(table)
+    assert len(frame) == len(table.rows) and not frame["lmbook paper"].eq("").any()
+
+
+def test_a_row_that_no_longer_holds_is_reported():
+    row = next(r for r in zhang_table.ROWS if r.key == "method.lambda_sep" and r.variant is None)
+    wrong = dataclasses.replace(zhang_table.TABLE, rows=(dataclasses.replace(row, value=16.0),))
+    assert any("lambda_sep = 20" in p for p in fidelity_problems(wrong))
+    missing_why = dataclasses.replace(row, follows="departure", why="")
+    assert fidelity_problems(dataclasses.replace(zhang_table.TABLE, rows=(missing_why,)))
+
+
+# --------------------------------------------------------------------------- Zhang: the code's formulas
+
+
+def test_equivariance_in_the_codes_units_for_a_known_displacement():
+    """The code squares errors in [-1, 1] coordinates of the 96 px frame the 80 px image is padded
+    to, sums over points and divides by (80/96) x batch (keypoint_encoder.py:419-421)."""
+    d_px = torch.tensor([3.0, -2.0])  # each landmark moved by (3, -2) px of the 80 px image
+    points = torch.zeros(2, 4, 2)
+    moved = points + d_px * 2 / 80  # lmcore's normalised coordinates span 2 over the 80 px view
+    identity = AffineWarp.identity(2)
+    code = 4 * (((d_px * 2 / 96) ** 2).sum() / (80 / 96)).item()  # 4 points, per image
+    assert equivariance_loss(points, moved, identity, EQUIVARIANCE_CODE_SCALE).item() == pytest.approx(code)
+    edge = 4 * ((d_px / 80) ** 2).sum().item()  # the paper's units: the image edge is 1
+    assert equivariance_loss(points, moved, identity).item() == pytest.approx(edge)
+    assert edge / code == pytest.approx(0.30, abs=0.005)
+
+
+def test_concentration_from_standard_deviations_as_the_code_has_it():
+    """An elongated map: the code's sigma is the mean of the two standard deviations
+    (keypoints_2d.py:286 with keypoint_encoder.py:256), the paper's the root of the mean variance."""
+    variances = torch.tensor([[[0.04, 0.01]]]) * 4  # std 0.2 and 0.1 of the image edge
+    code = 2 * math.pi * math.e * ((0.2 + 0.1) / 2) ** 2
+    paper = 2 * math.pi * math.e * (0.04 + 0.01) / 2
+    assert concentration_loss(variances, from_std=True).item() == pytest.approx(code, rel=1e-6)
+    assert concentration_loss(variances).item() == pytest.approx(paper, rel=1e-6)
+
+
+def test_the_codes_reconstruction_slope_is_80_times_lower_than_eq_17_with_table_7():
+    """The code: recon_weight 0.1 x 0.5 |I - I~|^2 (sigma 1); Eq. 17 with Table 7: 0.01 / 0.05^2."""
+    images = torch.rand(1, 3, 4, 4)
+    recon = images.clone().requires_grad_(True)
+    shifted = recon + 0.1
+
+    def slope(lam, sigma):
+        value = lam * reconstruction_loss(images, shifted, sigma)
+        (grad,) = torch.autograd.grad(value, recon)
+        return (grad / (2 * 0.1)).mean().item()  # d loss / d squared error
+
+    paper_config = get_method("zhang").default_config("paper")["method"]
+    code = slope(paper_config["lambda_recon"], paper_config["sigma_color"])
+    assert code == pytest.approx(0.1 * 0.5, rel=1e-5)
+    assert slope(0.01, 0.05) / code == pytest.approx(80, rel=1e-5)
+
+
+def _identity_zhang(extra=None):
+    config = get_method("zhang").default_config("smoke")
+    no_warp = {"rotation_deg": 0.0, "log2_scale": 0.0, "translation": 0.0, "tps_grid": 0, "tps_std": 0.0}
+    config = deep_update(config, {"method": {"warp": no_warp, "brightness": 0.0, "contrast": 0.0,
+                                             "landmark_control_fraction": 0.0, **(extra or {})}})
+    method = build_method("zhang", config)
+    method.eval()  # batch norm by running statistics: the two views are computed alike
+    return method
+
+
+def test_concentration_and_separation_average_the_two_views():
+    """With no warp the warped view is the original: the doubled-batch average of the code equals
+    one view's value, where a sum would double it (keypoint_encoder.py:297-301, 321)."""
+    method = _identity_zhang()
+    images = torch.rand(2, 3, 80, 80)
+    with torch.no_grad():
+        terms = method(images, torch.Generator().manual_seed(0), step=0)
+        out = method.model(method.to_view(images))
+    m = method.config["method"]
+    assert terms["conc"].item() == pytest.approx(concentration_loss(out["variances"], m["concentration_sigma"] == "std")
+                                                 .item(), rel=1e-5)
+    from lmcore.losses.zhang import separation_loss
+
+    assert terms["sep"].item() == pytest.approx(separation_loss(out["points"], m["sigma_sep"]).item(), rel=1e-5)
+    assert terms["eqv"].item() < 1e-10
+
+
+def test_the_codes_scale_draw_has_a_log2_std_of_0_32():
+    """exp(N(0, 1) ln 1.25) (keypoint_encoder.py:165-176), not a log2 std of 1.25."""
+    spec = WarpSpec(log2_scale=CODE_WARP["log2_scale"], distribution="normal")
+    warp = random_similarity(spec, 20000, torch.Generator().manual_seed(0))
+    scale = torch.linalg.det(warp.matrix[:, :, :2]).abs().sqrt()  # map's scale = 1 / content scale
+    assert torch.log(scale).std().item() == pytest.approx(math.log(1.25), rel=0.03)
+
+
+def test_the_codes_warps_fold_some_images_and_bend_half_as_far():
+    """The code's TPS (std 0.1 in [-1, 1] units of the 96 px frame, evaluated with half its kernel)
+    folds a few percent of images; read with the wrong unit (0.1 of the image edge) most would fold."""
+    g = torch.Generator().manual_seed(0)
+    ticks = torch.linspace(-1, 1, 33)
+    gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
+    grid = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(1000, -1, -1)
+
+    def folded(spec):
+        warp = random_tps(spec, 1000, g)
+        return (torch.linalg.det(warp.jacobian(grid)).min(1).values <= 0).float().mean().item()
+
+    code = folded(WarpSpec(**CODE_WARP))
+    assert 0.03 < code < 0.15
+    assert folded(WarpSpec(**{**CODE_WARP, "tps_std": 0.1, "tps_bend": 1.0})) > 3 * code
+    bend = WarpSpec(tps_grid=7, tps_std=0.05, tps_bend=0.5)
+    full = WarpSpec(tps_grid=7, tps_std=0.05, tps_bend=1.0)
+    half, whole = random_tps(bend, 4, torch.Generator().manual_seed(1)), random_tps(full, 4, torch.Generator().manual_seed(1))
+    assert torch.allclose(half.weights, 0.5 * whole.weights) and torch.allclose(half.affine, whole.affine)
+
+
+def test_the_codes_decoder_maps_give_landmarks_one_percent_of_eq_11s_share():
+    """The code divides its Gaussian by 2 pi sigma^4 (HW)^2 against a background of 1 / (HW)
+    (keypoints_2d.py:157-158, keypoint_decoder.py:80-83): at sigma = 0.125 on 80 x 80, the landmark
+    channel's peak-to-background ratio is 1 / (sigma^2 HW) = 1 / 100 of Eq. 11's."""
+    from lmcore.models.landmark_autoencoder import LandmarkAutoencoder
+
+    small = {"width": 4, "depth": 2, "max_width": 8, "skip_convs": 1, "block_convs": 1}
+    point = torch.tensor([[[1 / 80, 1 / 80]]])  # a pixel centre of an 80 px map
+    kwargs = dict(detector_net=small, feature_net=small, decoder_net=small)
+    paper = LandmarkAutoencoder(1, decoder_maps="density", **kwargs).render(point, 80, 0.125)
+    code = LandmarkAutoencoder(1, decoder_maps="code", **kwargs).render(point, 80, 0.125)
+    ratio_paper = (paper[0, 0] / paper[0, 1]).max().item()
+    ratio_code = (code[0, 0] / code[0, 1]).max().item()
+    assert ratio_paper == pytest.approx(1 / (2 * math.pi * 0.125**2), rel=1e-3)
+    assert ratio_code / ratio_paper == pytest.approx(1 / (0.125**2 * 80 * 80), rel=1e-4)
+
+
+class _Constant(torch.nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, images):
+        return self.value
+
+
+def test_descriptors_pool_under_the_detection_maps_in_the_code():
+    """The code pools each descriptor under D_k itself (generic_encoder.py:76-84); the paper under
+    its Gaussian fit (Eq. 10). A two-peaked map separates the two."""
+    from lmcore.models.landmark_autoencoder import LandmarkAutoencoder
+
+    small = {"width": 4, "depth": 1, "max_width": 4, "skip_convs": 1, "block_convs": 1}
+    size = 16
+    features = torch.zeros(1, 2, size, size)
+    features[0, 0, 2, 2] = 1.0  # a feature only at one of the two peaks
+    detection = torch.full((1, 2, size, size), 1e-9)
+    detection[0, 0, 2, 2] = detection[0, 0, 13, 13] = 1.0
+    detection[0, 1] = 1.0
+    points, variances = landmark_statistics(detection[:, :1])
+    for pooling, expected in (("detection", 0.5), ("gaussian", None)):
+        model = LandmarkAutoencoder(1, feature_channels=2, descriptor_dim=2, detector_net=small, feature_net=small,
+                                    decoder_net=small, descriptor_pooling=pooling)
+        model.features = _Constant(features)
+        model.encode_weight.data = torch.eye(2).expand(2, 2, 2).clone()
+        pooled = model.descriptors(torch.zeros(1, 3, size, size), detection, points, variances)[0, 0, 0].item()
+        if expected is not None:
+            assert pooled == pytest.approx(expected, rel=1e-4)
+        else:  # the Gaussian fit centres between the peaks and spreads over both: far less at (2, 2)
+            assert pooled < 0.1

@@ -8,13 +8,15 @@ import torch
 
 from lmcore.config import deep_update
 from lmcore.fidelity import fidelity_problems, fidelity_table
+from lmcore.fidelity import fse as fse_table
+from lmcore.fidelity import jakab as jakab_table
 from lmcore.fidelity import zhang as zhang_table
 from lmcore.geometry import AffineWarp, WarpSpec, gaussian_densities, landmark_statistics, random_similarity, random_tps
 from lmcore.losses.zhang import EQUIVARIANCE_CODE_SCALE, concentration_loss, equivariance_loss, reconstruction_loss
 from lmcore.methods import build_method, get_method
 from lmcore.methods.zhang import CODE_WARP
 
-TABLES = [zhang_table.TABLE]
+TABLES = [fse_table.TABLE, zhang_table.TABLE, jakab_table.TABLE]
 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t.method)
@@ -181,3 +183,118 @@ def test_descriptors_pool_under_the_detection_maps_in_the_code():
             assert pooled == pytest.approx(expected, rel=1e-4)
         else:  # the Gaussian fit centres between the peaks and spreads over both: far less at (2, 2)
             assert pooled < 0.1
+
+
+# --------------------------------------------------------------------------- Jakab: the code's formulas
+
+
+def test_the_codes_gaussian_maps_carry_half_the_mass():
+    """exp(-d^2 / std^2) (imm_model.py:54-59) against exp(-d^2 / (2 std^2)): at std 0.1 on a 16 x 16
+    map the book's earlier form carried 2.0-2.3x the code's mass."""
+    from lmcore.models.conditional_generator import GaussianRenderer
+
+    points = torch.tensor([[[0.03, -0.11], [0.4, 0.25]]])
+    code = GaussianRenderer(0.1, "code")(points, [16])[0]
+    earlier = GaussianRenderer(0.1, "sigma")(points, [16])[0]
+    ratio = (earlier.sum((-1, -2)) / code.sum((-1, -2)))
+    assert ((ratio > 1.9) & (ratio < 2.4)).all()
+    from lmcore.geometry import squared_distance_maps
+
+    assert torch.allclose(code, torch.exp(-squared_distance_maps(points, 16, 16) / 0.1**2))
+
+
+def test_the_pose_reaches_the_decoder_at_the_bottleneck_only():
+    """The code's decoder reads the 16 x 16 maps alone (imm_model.py:161): changing the finer maps
+    changes nothing; with maps at every scale it does."""
+    from lmcore.models.conditional_generator import ConditionalGenerator
+
+    for maps_at, finer_matter in (("bottleneck", False), ("all", True)):
+        torch.manual_seed(0)
+        model = ConditionalGenerator(3, width=4, downsamples=2, max_width=8, maps_at=maps_at).eval()
+        appearance = model.appearance(torch.rand(1, 3, 32, 32))
+        maps = model.renderer(torch.zeros(1, 3, 2), [8, 16, 32])
+        other = [maps[0]] + [torch.rand_like(m) for m in maps[1:]]
+        same = torch.allclose(model.generator(appearance, maps), model.generator(appearance, other))
+        assert same != finer_matter
+    assert ConditionalGenerator(3, downsamples=3, maps_at="bottleneck").map_sizes(128) == [16]
+
+
+def test_the_codes_perceptual_term_on_a_tiny_input():
+    """1000 x sum_k mean(mask_k e_k) / w_k with squared errors and the code's starting normalisers
+    (imm_model.py:131, 142-150), computed by hand for the pixel term alone."""
+    from lmcore.losses.perceptual import PerceptualLoss, smooth_border_mask
+
+    loss = PerceptualLoss(("relu1_2",), distance="l2", initial=[0.5, 2.0], scale=1000.0, gray=True).eval()
+    a, b = torch.zeros(1, 3, 16, 16), torch.full((1, 3, 16, 16), 0.2)
+    mask = smooth_border_mask(16)
+    terms = loss.terms(a, b, mask)
+    pixel = (mask * 0.2**2).mean().item()  # the mask broadcast over the three channels
+    assert terms[0].item() == pytest.approx(pixel, rel=1e-6)
+    assert loss(a, b, mask).item() == pytest.approx(1000 * (terms[0] / 0.5 + terms[1] / 2.0).item(), rel=1e-5)
+
+
+def test_the_border_mask_is_the_codes_strip():
+    """10 zeros, a 20-sample tanh ramp 0.5 + 0.5 tanh(t / 0.4), ones, mirrored (tps_dataset.py:47-67)."""
+    from lmcore.losses.perceptual import smooth_border_mask
+
+    mask = smooth_border_mask(128)[0, 0]
+    strip = mask[64]  # a row through the middle: the x strip times 1
+    assert (strip[:10] == 0).all() and (strip[30:98] == 1).all() and (strip[118:] == 0).all()
+    assert strip[10].item() == pytest.approx(0.5 + 0.5 * math.tanh(-1 / 0.4), rel=1e-5)
+    assert torch.allclose(strip, strip.flip(0)) and mask.mean().item() == pytest.approx(0.6875**2, rel=0.02)
+
+
+def test_the_codes_warps_draw_kernel_weights_directly():
+    """w = 0.001 N + 0.005 Bern(1/2) N on a 10 x 10 grid over [-1, 1], added to the affine map
+    (tps_sampler.py:127-189): no spline is solved, so the weights are unconstrained."""
+    from lmcore.geometry import TPSWarp
+    from lmcore.methods.jakab import CODE_SOURCE_WARP, CODE_TARGET_WARP
+
+    g = torch.Generator().manual_seed(0)
+    warp = random_tps(WarpSpec(**CODE_TARGET_WARP), 4000, g)
+    assert isinstance(warp, TPSWarp) and warp.control.shape == (4000, 100, 2)
+    assert warp.control[0].min().item() == -1 and warp.control[0].max().item() == 1
+    weights = warp.weights.flatten()
+    expected_var = 0.001**2 + 0.5 * 0.005**2
+    assert weights.var().item() == pytest.approx(expected_var, rel=0.05)
+    assert warp.weights.sum(1).abs().mean() > 1e-3  # a fitted spline's weights sum to zero
+    assert torch.allclose(warp.affine[:, :, :2], torch.eye(2).expand(4000, 2, 2))  # no rotation or scale
+    assert warp.affine[:, :, 2].std().item() == pytest.approx(0.1, rel=0.05)  # N(0, 0.1) in [-1, 1] units
+    source = random_tps(WarpSpec(**CODE_SOURCE_WARP), 4000, g)
+    assert source.weights.var().item() == pytest.approx(0.001**2 + 0.5 * 0.01**2, rel=0.05)
+
+
+def test_the_codes_source_is_warped_from_its_target():
+    """source = target ∘ S (tps_dataset.py:82-83): with an identity source warp the two views agree."""
+    config = get_method("jakab").default_config("smoke")
+    identity = {"rotation_deg": 0.0, "log2_scale": 0.0, "translation": 0.0, "tps_std": 0.0, "tps_sparse_std": 0.0}
+    method = build_method("jakab", deep_update(config, {"method": {"source_warp": identity}}))
+    images = torch.rand(2, 3, 80, 80)
+    source, target = method.views(images, torch.Generator().manual_seed(0))
+    assert torch.allclose(source, target, atol=1e-5)
+    other = build_method("jakab", deep_update(config, {"method": {"source_warp": identity,
+                                                                  "pair_warps": "independent"}}))
+    source, target = other.views(images, torch.Generator().manual_seed(0))
+    assert not torch.allclose(source, target, atol=1e-3)  # each warped from the original
+
+
+def test_per_tensor_clipping_clips_each_gradient_on_its_own():
+    """clip_by_norm per tensor (cnn_train_multi.py:232-239) against one global norm."""
+    from lmcore.training.loop import TrainConfig, clip_gradients
+
+    big, small = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    for mode, expected_small in (("per_tensor", 0.5), ("global", 0.5 / math.sqrt(100 + 0.25))):
+        big.grad, small.grad = torch.tensor([6.0, 8.0, 0.0]), torch.tensor([0.3, 0.4])
+        clip_gradients([big, small], TrainConfig(grad_clip=1.0, grad_clip_mode=mode))
+        assert small.grad.norm().item() == pytest.approx(expected_small, rel=1e-5)
+        assert big.grad.norm().item() == pytest.approx(1.0 if mode == "per_tensor" else 10 / math.sqrt(100.25),
+                                                       rel=1e-5)
+
+
+def test_weight_decay_on_convolution_kernels_only():
+    from lmcore.training.loop import TrainConfig, make_optimizer
+
+    conv = torch.nn.Conv2d(2, 2, 3)
+    optimiser = make_optimizer(conv.parameters(), TrainConfig(weight_decay=1e-5, weight_decay_on="conv_weights"))
+    decays = {p.ndim: g["weight_decay"] for g in optimiser.param_groups for p in g["params"]}
+    assert decays == {4: 1e-5, 1: 0.0}

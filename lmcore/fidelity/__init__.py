@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-FOLLOWS = ("code", "paper", "departure")
+FOLLOWS = ("code", "paper", "choice", "departure")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class Row:
 
     element: what it is; paper: the paper's value or words; code: the released code's (``None``:
     no code was released); code_ref: ``file:line`` in the authors' repository; follows: what the
-    ``paper`` profile reproduces (``"code"``, ``"paper"``, or ``"departure"``: neither, ``why``
-    says why); key: the config key (``method.lambda_sep``) whose resolved value the lmbook columns
+    ``paper`` profile reproduces (``"code"``, ``"paper"``, ``"choice"``: lmbook's where the paper
+    and code are silent, or ``"departure"``: neither, ``why`` says why); key: the config key (``method.lambda_sep``) whose resolved value the lmbook columns
     show; value: the value the ``paper`` profile must hold for ``follows`` to be true (checked);
     variant: the budget variant (``"k30"``) whose config the row is about; lmbook: the lmbook
     column's text where no key says it; why: the reason for a departure, or a note.
@@ -101,8 +101,8 @@ def fidelity_problems(table: FidelityTable) -> list[str]:
     for row in table.rows:
         if row.follows not in FOLLOWS:
             problems.append(f"{row.element}: follows must be one of {FOLLOWS}")
-        if row.follows == "departure" and not row.why:
-            problems.append(f"{row.element}: a departure needs its reason")
+        if row.follows in ("departure", "choice") and not row.why:
+            problems.append(f"{row.element}: a {row.follows} needs its reason")
         if row.follows == "code" and table.repository and not row.code_ref:
             problems.append(f"{row.element}: a row that follows the code needs the code's file:line")
         if row.key is None:
@@ -133,7 +133,8 @@ def fidelity_table(table: FidelityTable):
         else:
             ours, cpu = row.lmbook, row.lmbook if row.lmbook_cpu is None else row.lmbook_cpu
         code = "no code released" if row.code is None else row.code + (f" ({row.code_ref})" if row.code_ref else "")
-        follows = {"code": "the code", "paper": "the paper", "departure": "departs"}[row.follows]
+        follows = {"code": "the code", "paper": "the paper", "choice": "lmbook's choice (silent)",
+                   "departure": "departs"}[row.follows]
         rows.append({"element": row.element, "paper": row.paper, "released code (file:line)": code,
                      "lmbook paper": ours, "lmbook cpu": cpu, "paper profile follows": follows, "why": row.why})
     return pd.DataFrame(rows).set_index("element")

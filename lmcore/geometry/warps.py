@@ -223,12 +223,20 @@ class WarpSpec:
 
     Lengths are fractions of the image edge (the image is 1 wide), the papers' unit; angles in
     degrees. ``distribution`` is ``"uniform"`` (rotation and log2-scale uniform in
-    ``+-value``) or ``"normal"`` (``value`` is the standard deviation). Translation is always
-    uniform in ``+-translation``. ``tps_grid`` control points per side (0: no TPS), spanning
-    ``[-tps_extent, tps_extent]`` in normalised coordinates, are jittered with Gaussian noise of
-    std ``tps_std``. ``tps_bend`` scales the spline's non-affine part after it is fitted (1: the
-    thin-plate spline through the jittered points; the released code of Zhang et al. evaluates
-    its spline with half the kernel it was solved with, which is ``tps_bend = 0.5``).
+    ``+-value``) or ``"normal"`` (``value`` is the standard deviation). Translation is uniform in
+    ``+-translation``, or normal with that std (``translation_distribution = "normal"``).
+
+    The TPS part (``tps_grid`` control points per side, spanning ``[-tps_extent, tps_extent]`` in
+    normalised coordinates; 0: none) is of one of two kinds:
+
+    * ``tps_kind = "spline"``: the control points are jittered with Gaussian noise of std
+      ``tps_std`` and the thin-plate spline through them is fitted; ``tps_bend`` then scales its
+      non-affine part (the released code of Zhang et al. evaluates its spline with half the kernel
+      it was solved with: ``tps_bend = 0.5``);
+    * ``tps_kind = "kernel"``: the spline's kernel weights are drawn directly, in normalised units,
+      ``N(0, tps_std^2)`` plus ``N(0, tps_sparse_std^2)`` on a random half of them, and added to the
+      similarity's map unconstrained (no spline is solved), as the released code of Jakab et al.
+      draws its warps (imm/utils/tps_sampler.py).
     """
 
     rotation_deg: float = 0.0
@@ -239,6 +247,9 @@ class WarpSpec:
     distribution: str = "uniform"
     tps_extent: float = 1.0
     tps_bend: float = 1.0
+    translation_distribution: str = "uniform"
+    tps_kind: str = "spline"
+    tps_sparse_std: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -259,7 +270,12 @@ def random_similarity(spec: WarpSpec, batch: int, generator=None, device=None) -
     """A batch of random similarities drawn from ``spec`` (its TPS fields are ignored)."""
     angle = _draw(math.radians(spec.rotation_deg), batch, spec.distribution, generator, device)
     scale = torch.exp2(_draw(spec.log2_scale, batch, spec.distribution, generator, device))
-    shift = (draws.uniform((batch, 2), generator, device) * 2 - 1) * (2 * spec.translation)
+    if spec.translation_distribution == "normal":
+        shift = draws.normal((batch, 2), generator, device) * (2 * spec.translation)
+    elif spec.translation_distribution == "uniform":
+        shift = (draws.uniform((batch, 2), generator, device) * 2 - 1) * (2 * spec.translation)
+    else:
+        raise ValueError(f"unknown translation distribution '{spec.translation_distribution}' (uniform or normal)")
     return AffineWarp.similarity(angle, scale, shift)
 
 
@@ -286,6 +302,10 @@ def random_tps(
     (defaults to ``spec.tps_std``). Returns an :class:`AffineWarp` when there is no TPS part.
     """
     similarity = random_similarity(spec, batch, generator, device)
+    if spec.tps_kind == "kernel" and control_points is None:
+        return _random_kernel_tps(spec, similarity, batch, generator, device)
+    if spec.tps_kind not in ("spline", "kernel"):
+        raise ValueError(f"unknown TPS kind '{spec.tps_kind}' (spline or kernel)")
     std = spec.tps_std if control_std is None else control_std
     if control_points is None and (spec.tps_grid == 0 or std == 0):
         return similarity
@@ -300,6 +320,18 @@ def random_tps(
     affine = torch.cat([lin @ local.affine[:, :, :2], lin @ local.affine[:, :, 2:] + t], dim=2)
     weights = spec.tps_bend * local.weights @ lin.transpose(1, 2)
     return TPSWarp(control, affine, weights)
+
+
+def _random_kernel_tps(spec: WarpSpec, similarity: AffineWarp, batch: int, generator, device) -> Warp:
+    """``map(p) = similarity.map(p) + sum_i w_i U(|p - c_i|)`` with the weights drawn directly."""
+    if spec.tps_grid == 0:
+        return similarity
+    control = regular_grid(spec.tps_grid, batch, device, extent=spec.tps_extent)
+    weights = draws.normal(control.shape, generator, device) * spec.tps_std
+    if spec.tps_sparse_std:
+        half = (draws.uniform(control.shape, generator, device) < 0.5).to(weights.dtype)
+        weights = weights + half * draws.normal(control.shape, generator, device) * spec.tps_sparse_std
+    return TPSWarp(control, similarity.matrix, weights)
 
 
 @dataclass

@@ -6,6 +6,13 @@ Weights: the ImageNet VGG16 conv weights fetched by ``data_scripts/fetch_vgg16_w
 torchvision's cache. Nothing is downloaded implicitly (an attempt would stall or print into the
 chapters on an offline machine); with neither file, :class:`lmcore.errors.MissingDataError` names
 the script. The loss never falls back to random weights.
+
+The released code of Jakab et al. (tomasjakab/imm) computes the loss otherwise in ways an argument
+reproduces: squared errors (``distance="l2"``), normalisers started from fixed values
+(``initial``) instead of the first batch, the sum multiplied by 1000 (``scale``), a grayscale
+image fed to the network (``gray``) and a smooth border mask (:func:`smooth_border_mask`). Its
+network, a VGG16 trained for colourisation (Larsson et al. 2017), cannot be had offline: ImageNet
+VGG16 stands in for it.
 """
 from __future__ import annotations
 
@@ -81,47 +88,81 @@ class VGG16Features(nn.Module):
         return out
 
 
-class PerceptualLoss(nn.Module):
-    """Sum over layers (and the pixels, if ``pixel_weight``) of the mean L1 feature difference,
-    each term divided by a running mean of its own size ("per-layer normalisation" of Jakab et al.:
-    every layer contributes about equally whatever its scale).
+def smooth_border_mask(size: int, margin: float = 10 / 128, ramp: float = 20 / 128, device=None) -> torch.Tensor:
+    """The released code's loss mask (imm/datasets/tps_dataset.py:47-67 with margin 10 and step 20
+    of 128 px, celeba_dataset.py:165): per axis, zeros over ``margin`` of the edge, a tanh ramp
+    ``0.5 + 0.5 tanh(t / 0.4)``, ``t`` in [-1, 1], over ``ramp``, ones in the middle, mirrored;
+    the outer product of the two strips. ``1 x 1 x size x size``."""
+    m, r = round(margin * size), round(ramp * size)
+    if size - 2 * m - 2 * r < 0:
+        raise ValueError(f"a border mask of margin {m} and ramp {r} px does not fit {size} px")
+    up = 0.5 + 0.5 * torch.tanh(torch.linspace(-1, 1, r, device=device) / 0.4)
+    strip = torch.cat([torch.zeros(m, device=device), up, torch.ones(size - 2 * m - 2 * r, device=device),
+                       up.flip(0), torch.zeros(m, device=device)])
+    return (strip[:, None] * strip[None, :])[None, None]
 
-    The running means are buffers, so they are checkpointed and a resumed run continues exactly.
+
+class PerceptualLoss(nn.Module):
+    """Sum over layers (and the pixels, if ``pixel_weight``) of the mean feature difference (L1, or
+    squared with ``distance="l2"``), each term divided by a running mean of its own size
+    ("per-layer normalisation" of Jakab et al.: every layer contributes about equally whatever its
+    scale), the sum multiplied by ``scale``.
+
+    The running means start from the first batch's terms, or from ``initial`` (pixels first, then
+    each layer); they are buffers, so they are checkpointed and a resumed run continues exactly.
+    ``gray``: the network sees the image's mean over its channels (as three equal channels).
+    A ``mask`` (``B x 1 x H x W``, resized to each term's size) weighs each position's error; the
+    mean still runs over every position, as in the released code (imm_model.py:142-150).
     """
 
     def __init__(self, layers=("relu1_2", "relu2_2", "relu3_3"), pixel_weight: float = 1.0, momentum: float = 0.01,
-                 normalise: bool = True):
+                 normalise: bool = True, distance: str = "l1", initial=None, scale: float = 1.0, gray: bool = False):
         super().__init__()
+        if distance not in ("l1", "l2"):
+            raise ValueError(f"distance must be 'l1' or 'l2', got '{distance}'")
         self.vgg = VGG16Features(layers)
         self.pixel_weight = pixel_weight
         self.momentum = momentum
         self.normalise = normalise
+        self.distance, self.scale, self.gray = distance, scale, gray
         names = (["pixels"] if pixel_weight else []) + list(layers)
         self.names = names
-        self.register_buffer("running", torch.zeros(len(names)))
-        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+        if initial is not None and len(initial) != len(names):
+            raise ValueError(f"{len(names)} initial normalisers needed ({', '.join(names)}), got {len(initial)}")
+        self.register_buffer("running", torch.tensor(list(initial), dtype=torch.float32) if initial is not None
+                             else torch.zeros(len(names)))
+        self.register_buffer("initialised", torch.tensor(initial is not None))
 
     @property
     def source(self) -> str:
         return self.vgg.source
 
-    def terms(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _error(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        error = (a - b).abs() if self.distance == "l1" else (a - b) ** 2
+        if mask is not None:
+            error = error * F.interpolate(mask, size=error.shape[-2:], mode="bilinear", align_corners=False)
+        return error.mean()
+
+    def terms(self, generated: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Raw per-term losses (pixels first, then each layer): a vector."""
         values = []
         if self.pixel_weight:
-            values.append(self.pixel_weight * (generated - target).abs().mean())
+            values.append(self.pixel_weight * self._error(generated, target, mask))
+        if self.gray:  # repeated, not expanded: a stride-0 input takes a slow path of the convolutions
+            generated = generated.mean(1, keepdim=True).repeat(1, 3, 1, 1)
+            target = target.mean(1, keepdim=True).repeat(1, 3, 1, 1)
         feats_g = self.vgg(generated)
         with torch.no_grad():
             feats_t = self.vgg(target)
         for name in self.vgg.layers:
-            values.append((feats_g[name] - feats_t[name]).abs().mean())
+            values.append(self._error(feats_g[name], feats_t[name], mask))
         return torch.stack(values)
 
     @timed("perceptual")
-    def forward(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        values = self.terms(generated, target)
+    def forward(self, generated: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        values = self.terms(generated, target, mask)
         if not self.normalise:
-            return values.sum()
+            return self.scale * values.sum()
         if self.training:
             with torch.no_grad():
                 if not bool(self.initialised):
@@ -129,7 +170,7 @@ class PerceptualLoss(nn.Module):
                     self.initialised.fill_(True)
                 else:
                     self.running.lerp_(values.detach(), self.momentum)
-        return (values / self.running.clamp_min(1e-8)).sum()
+        return self.scale * (values / self.running.clamp_min(1e-8)).sum()
 
 
 def pixel_loss(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

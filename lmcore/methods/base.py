@@ -47,7 +47,9 @@ from ..geometry import crop_warp, warp_image
 #: the ranges of a :class:`~lmcore.geometry.WarpSpec` group (lengths in image edges, angles in degrees)
 WARP_RANGES = {"rotation_deg": Between(0, 180), "log2_scale": Between(0, 3), "translation": Between(0, 1),
                "tps_grid": Between(0, 32), "tps_std": Between(0, 1), "distribution": OneOf("uniform", "normal"),
-               "tps_extent": Between(0.1, 2), "tps_bend": Between(0, 1)}
+               "tps_extent": Between(0.1, 2), "tps_bend": Between(0, 1),
+               "translation_distribution": OneOf("uniform", "normal"), "tps_kind": OneOf("spline", "kernel"),
+               "tps_sparse_std": Between(0, 1)}
 #: ranges every method shares (each method's ``ranges`` adds its own settings)
 COMMON_RANGES = {"num_landmarks": Between(1, 256), "view_crop": Between(0.1, 1.5), "view_size": Between(16, 1024)}
 

@@ -319,7 +319,7 @@ class C3(Jakab):
     def mild_view(self, images: torch.Tensor, generator) -> torch.Tensor:
         """A view of each image under the Jakab target warp (the mild one)."""
         b = images.shape[0]
-        warp = ComposedWarp(random_tps(self.target_warp, b, generator, images.device), self.view_warp(b, images.device))
+        warp = self.in_view(random_tps(self.target_warp, b, generator, images.device), self.view_warp(b, images.device))
         return warp_image(images, warp, size=self.view_size)
 
     def encode(self, views: torch.Tensor) -> dict:
@@ -358,11 +358,11 @@ class C3(Jakab):
         m = self.config["method"]
         terms: dict[str, torch.Tensor] = {}
         total = 0.0
-        # Jakab's paired term on A: the target view x' is also A's view in the cycle
-        source, target = self.views(images_a, generator)
+        # Jakab's paired term on A (with its loss mask): the target view x' is also A's view in the cycle
+        source, target, mask = self.views(images_a, generator, with_mask=True)
         paired = self.model(source, target)
         if m["paired_weight"]:
-            terms["paired"] = self.criterion(paired["generated"], target)
+            terms["paired"] = self.criterion(paired["generated"], target, mask)
             total = total + m["paired_weight"] * terms["paired"]
         codes_i = None
         if m["cycle_weight"] or m["inv_weight"] or (m["equiv_weight"] and m["equiv_pairs"] == "unpaired"):

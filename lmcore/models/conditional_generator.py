@@ -3,6 +3,11 @@ reused: the pose encoder, the Gaussian renderer (the tight bottleneck) and the i
 separate modules that the Sanchez and C3 chapters compose differently.
 
 Shapes: images ``B x 3 x S x S`` in [0, 1]; points ``B x K x 2`` normalised (see lmcore.geometry).
+
+Where the authors' released code (tomasjakab/imm) builds its generator otherwise, an argument
+reproduces it (the chapter's fidelity table lists each): Gaussians ``exp(-d^2 / std^2)``
+(``map_form="code"``), the pose maps fed at the bottleneck only (``maps_at="bottleneck"``),
+bilinear upsampling and a linear output.
 """
 from __future__ import annotations
 
@@ -51,65 +56,89 @@ class PoseEncoder(nn.Module):
         return marginal_soft_argmax(scores)[0], scores
 
 
+MAP_FORMS = ("sigma", "code")
+MAPS_AT = ("all", "bottleneck")
+UPSAMPLING = ("nearest", "bilinear")
+OUTPUTS = ("sigmoid", "linear")
+
+
 class GaussianRenderer(nn.Module):
-    """Landmarks -> Gaussian maps ``exp(-|u - p|^2 / (2 std^2))`` at several resolutions.
+    """Landmarks -> Gaussian maps at several resolutions: ``exp(-|u - p|^2 / (2 std^2))``
+    (``form="sigma"``) or ``exp(-|u - p|^2 / std^2)`` (``form="code"``, the released code's,
+    imm/models/imm_model.py:54-59: a Gaussian of std ``std / sqrt 2``, carrying about half the mass).
 
     This is the bottleneck: the generator sees the pose only through these maps, so the encoder
     must put its K points where the geometry of the image is. ``std`` is in normalised units.
     """
 
-    def __init__(self, std: float = 0.1):
+    def __init__(self, std: float = 0.1, form: str = "sigma"):
         super().__init__()
-        self.std = std
+        if form not in MAP_FORMS:
+            raise ValueError(f"map form must be one of {MAP_FORMS}, got '{form}'")
+        self.std = std if form == "sigma" else std / 2**0.5
 
     def forward(self, points: torch.Tensor, sizes) -> list[torch.Tensor]:
         return [gaussian_heatmaps(points, s, s, self.std) for s in sizes]
 
 
 class ImageGenerator(nn.Module):
-    """Appearance features (``B x A x h x w``) + landmark maps at every scale -> image.
+    """Appearance features (``B x A x h x w``) + landmark maps -> image.
 
     At the coarsest scale the maps are concatenated with the appearance features; each of the
-    ``upsamples`` stages doubles the resolution (nearest), concatenates the maps of that scale and
-    applies two 3x3 convolutions; a 3x3 convolution and a sigmoid give the image in (0, 1).
+    ``upsamples`` stages doubles the resolution (``upsampling``), concatenates the maps of that
+    scale (``maps_at="all"``; with ``"bottleneck"`` the maps enter at the coarsest scale only, as in
+    the released code, imm_model.py:161) and applies two 3x3 convolutions; a 3x3 convolution gives
+    the image, through a sigmoid into (0, 1) (``output="sigmoid"``) or linear (the code's).
     """
 
     def __init__(self, appearance_channels: int, num_landmarks: int, width: int = 32, upsamples: int = 3,
-                 max_width: int = 256, out_channels: int = 3):
+                 max_width: int = 256, out_channels: int = 3, maps_at: str = "all", upsampling: str = "nearest",
+                 output: str = "sigmoid"):
         super().__init__()
+        if maps_at not in MAPS_AT or upsampling not in UPSAMPLING or output not in OUTPUTS:
+            raise ValueError(f"maps_at in {MAPS_AT}, upsampling in {UPSAMPLING}, output in {OUTPUTS}")
         widths = [min(width * 2**i, max_width) for i in range(upsamples + 1)]  # fine ... coarse
-        self.upsamples = upsamples
+        self.upsamples, self.maps_at, self.upsampling, self.output = upsamples, maps_at, upsampling, output
+        stage_maps = num_landmarks if maps_at == "all" else 0
         self.start = nn.Sequential(conv_bn_relu(appearance_channels + num_landmarks, widths[-1]),
                                    conv_bn_relu(widths[-1], widths[-1]))
         self.stages = nn.ModuleList()
         for level in reversed(range(upsamples)):
-            self.stages.append(nn.Sequential(conv_bn_relu(widths[level + 1] + num_landmarks, widths[level]),
+            self.stages.append(nn.Sequential(conv_bn_relu(widths[level + 1] + stage_maps, widths[level]),
                                              conv_bn_relu(widths[level], widths[level])))
         self.out = nn.Conv2d(widths[0], out_channels, 3, padding=1)
 
     def forward(self, appearance: torch.Tensor, maps: list[torch.Tensor]) -> torch.Tensor:
-        """``maps`` from coarse to fine: ``upsamples + 1`` tensors, the first at the features' size."""
+        """``maps`` from coarse to fine: ``upsamples + 1`` tensors, the first at the features' size
+        (only the first is read with ``maps_at="bottleneck"``)."""
         x = self.start(torch.cat([appearance, maps[0]], 1))
-        for stage, m in zip(self.stages, maps[1:]):
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = stage(torch.cat([x, m], 1))
-        return torch.sigmoid(self.out(x))
+        for level, stage in enumerate(self.stages, 1):
+            x = F.interpolate(x, scale_factor=2, mode=self.upsampling,
+                              **({"align_corners": False} if self.upsampling == "bilinear" else {}))
+            x = stage(torch.cat([x, maps[level]], 1) if self.maps_at == "all" else x)
+        image = self.out(x)
+        return torch.sigmoid(image) if self.output == "sigmoid" else image
 
 
 class ConditionalGenerator(nn.Module):
     """The whole model: pose encoder + renderer + appearance encoder + generator."""
 
     def __init__(self, num_landmarks: int, width: int = 32, downsamples: int = 3, max_width: int = 256,
-                 gaussian_std: float = 0.1):
+                 gaussian_std: float = 0.1, map_form: str = "sigma", maps_at: str = "all",
+                 upsampling: str = "nearest", output: str = "sigmoid"):
         super().__init__()
         self.pose = PoseEncoder(num_landmarks, width, downsamples, max_width)
         self.appearance = ConvEncoder(3, width, downsamples, max_width)
-        self.renderer = GaussianRenderer(gaussian_std)
-        self.generator = ImageGenerator(self.appearance.out_channels, num_landmarks, width, downsamples, max_width)
+        self.renderer = GaussianRenderer(gaussian_std, map_form)
+        self.generator = ImageGenerator(self.appearance.out_channels, num_landmarks, width, downsamples, max_width,
+                                        maps_at=maps_at, upsampling=upsampling, output=output)
         self.downsamples = downsamples
+        self.maps_at = maps_at
 
     def map_sizes(self, size: int) -> list[int]:
-        return [size // 2 ** (self.downsamples - i) for i in range(self.downsamples + 1)]
+        """The sizes the pose is rendered at (coarse to fine; only the coarsest at the bottleneck)."""
+        sizes = [size // 2 ** (self.downsamples - i) for i in range(self.downsamples + 1)]
+        return sizes if self.maps_at == "all" else sizes[:1]
 
     def forward(self, appearance_images: torch.Tensor, pose_images: torch.Tensor) -> dict:
         """Render the pose of ``pose_images`` with the appearance of ``appearance_images``."""

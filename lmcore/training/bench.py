@@ -30,7 +30,7 @@ import time
 import torch
 
 from ..profiling import measure_sections
-from .loop import TrainConfig, _draw_batch, _make_optimizer, forward_context, prepare_for_training, prepare_images
+from .loop import TrainConfig, _draw_batch, clip_gradients, make_optimizer, forward_context, prepare_for_training, prepare_images
 
 
 def _storage_key(tensor: torch.Tensor):
@@ -62,7 +62,7 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
     method, model = prepare_for_training(method, cfg, device)
     method.train()
     trainable = [p for p in method.parameters() if p.requires_grad]
-    optimizer = _make_optimizer(trainable, cfg)
+    optimizer = make_optimizer(trainable, cfg)
     data = prepare_images(images, cfg.resolution, device)
     target_data = None if targets is None else targets.to(device)
     sampler = torch.Generator().manual_seed(0)
@@ -89,8 +89,7 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
         forward_s = time.perf_counter() - start
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        clip_gradients(trainable, cfg)
         optimizer.step()
         sync()
         return time.perf_counter() - start, forward_s, sum(seen.values())

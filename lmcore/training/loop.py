@@ -51,12 +51,14 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.0
+    weight_decay_on: str = "all"  # all parameters, or conv_weights: convolution kernels only (Jakab's code)
     optimizer: str = "adam"  # adam (L2 weight decay, as the papers' regulariser) or adamw
     betas: tuple[float, float] = (0.9, 0.999)
     lr_milestones: tuple[int, ...] = ()  # steps at which the learning rate is multiplied by lr_gamma
     lr_gamma: float = 0.1
     warmup_steps: int = 0
     grad_clip: float | None = None
+    grad_clip_mode: str = "global"  # the norm of all gradients together, or per_tensor (each tensor's, Jakab's code)
     resolution: int = 80  # training images are resized to this (evaluation is always at full size)
     checkpoint_every: int = 500
     eval_every: int = 0  # 0: no learning curve
@@ -110,6 +112,10 @@ class TrainConfig:
             fail("grad_clip", "null (no clipping) or a number > 0")
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             fail("optimizer", " or ".join(repr(o) for o in OPTIMIZERS))
+        if not isinstance(self.grad_clip_mode, str) or self.grad_clip_mode not in CLIP_MODES:
+            fail("grad_clip_mode", " or ".join(repr(o) for o in CLIP_MODES))
+        if not isinstance(self.weight_decay_on, str) or self.weight_decay_on not in DECAY_TARGETS:
+            fail("weight_decay_on", " or ".join(repr(o) for o in DECAY_TARGETS))
         if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
             fail("precision", " or ".join(repr(p) for p in PRECISIONS))
         for key in ("channels_last", "compile"):
@@ -131,6 +137,8 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("adam", "adamw")
+CLIP_MODES = ("global", "per_tensor")
+DECAY_TARGETS = ("all", "conv_weights")
 PRECISIONS = ("fp32", "bf16")
 _INT_MINIMA = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "eval_every": 0,
                "keep_every": 0, "warmup_steps": 0, "resolution": 8, "seed": 0}
@@ -191,12 +199,33 @@ def prepare_images(images: torch.Tensor, resolution: int, device: torch.device) 
     return torch.cat(out).to(device)
 
 
-def _make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``params``; with ``weight_decay_on = "conv_weights"`` only the
+    convolution kernels (4-D tensors) are decayed, as Jakab et al.'s code regularises them."""
+    params = list(params)
+    if cfg.weight_decay_on == "conv_weights":
+        groups = [{"params": [p for p in params if p.ndim == 4], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.ndim != 4], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": params, "weight_decay": cfg.weight_decay}]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
     raise ValueError(f"unknown optimizer '{cfg.optimizer}' (adam or adamw)")
+
+
+def clip_gradients(parameters, cfg: TrainConfig) -> None:
+    """Clip to ``cfg.grad_clip``: the norm of all gradients together (``"global"``), or each
+    tensor's own (``"per_tensor"``: the released code of Jakab et al., cnn_train_multi.py:232-239)."""
+    if not cfg.grad_clip:
+        return
+    if cfg.grad_clip_mode == "per_tensor":
+        for p in parameters:
+            if p.grad is not None:
+                torch.nn.utils.clip_grad_norm_([p], cfg.grad_clip)
+    else:
+        torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_clip)
 
 
 def _lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
@@ -486,7 +515,7 @@ def train(
     if world > 1 and device.type != "cuda" and _has_batchnorm(method) and rank == 0:
         print(f"{name}: BatchNorm statistics are per process on the CPU (SyncBatchNorm needs GPUs), so this "
               f"{world}-process run is not exactly the one-process run on the global batch", flush=True)
-    optimizer = _make_optimizer([p for p in method.parameters() if p.requires_grad], cfg)
+    optimizer = make_optimizer([p for p in method.parameters() if p.requires_grad], cfg)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
     # The same seeds on every process: each draws the whole global batch (images and warps) and
     # keeps its share (_draw_batch, geometry.batch_shard), so its generators stay in step with
@@ -581,8 +610,7 @@ def train(
                 f"{where}. Lower the learning rate or check the input data.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.grad_clip)
+        clip_gradients(list(method.parameters()), cfg)
         optimizer.step()
         schedule.step()
         step += 1

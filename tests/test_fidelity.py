@@ -8,6 +8,7 @@ import torch
 
 from lmcore.config import deep_update
 from lmcore.fidelity import fidelity_problems, fidelity_table
+from lmcore.fidelity import c3 as c3_table
 from lmcore.fidelity import fse as fse_table
 from lmcore.fidelity import jakab as jakab_table
 from lmcore.fidelity import zhang as zhang_table
@@ -16,7 +17,7 @@ from lmcore.losses.zhang import EQUIVARIANCE_CODE_SCALE, concentration_loss, equ
 from lmcore.methods import build_method, get_method
 from lmcore.methods.zhang import CODE_WARP
 
-TABLES = [fse_table.TABLE, zhang_table.TABLE, jakab_table.TABLE]
+TABLES = [fse_table.TABLE, zhang_table.TABLE, jakab_table.TABLE, c3_table.TABLE]
 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t.method)

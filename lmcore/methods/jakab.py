@@ -111,6 +111,13 @@ TUNING = {
         "target_warp", "source_warp", "pair_warps")}},
     "the code's, earlier optimisation": deep_update({"train": BEFORE_AUDIT_CPU["train"]},
                                                     {"method": {"output": "sigmoid", "upsampling": "nearest"}}),
+    # after the rows above (the earlier bottleneck and warps each did better with the code's other
+    # settings, the earlier perceptual loss worse), the two combinations they point to
+    "the code's perceptual loss, earlier bottleneck and warps": {"method": {
+        k: BEFORE_AUDIT["method"][k] for k in ("map_form", "maps_at", "target_warp", "source_warp", "pair_warps")}},
+    "before the audit, with the code's perceptual loss": deep_update(BEFORE_AUDIT_CPU, {"method": {
+        k: _CPU["method"][k] for k in ("perceptual_distance", "normaliser_init", "loss_scale", "vgg_input",
+                                       "border_mask")}}),
 }
 
 BUDGETS = {

@@ -282,3 +282,16 @@ def test_impossible_values_are_one_line_and_exit_2(assignment, message, capsys):
     assert cli.main(["fse", "--profile", "smoke", "--set", assignment, "--show"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.search(message, err), err
+
+
+def test_a_process_keys_its_runs_by_the_code_it_read_at_start(monkeypatch):
+    """The snapshot (code_identity.sources), not the files on disk later, says what a run ran: an
+    edit during a long sweep neither relabels its later runs nor makes them look uncommitted."""
+    from lmcore.training import code_identity
+
+    snapshot = code_identity.sources()
+    assert snapshot is code_identity.sources()  # read once per process
+    before = code_fingerprint("fse")
+    monkeypatch.setitem(code_identity._SOURCES, "lmcore/losses/fse.py", snapshot["lmcore/losses/fse.py"] + b"\n# x\n")
+    assert code_fingerprint("fse") != before
+    assert "lmcore/losses/fse.py" in code_identity.dirty_files(files=list(code_files("fse")))

@@ -13,6 +13,12 @@ figure or another method's module retrains nothing. Two modules are registries, 
 executes: ``lmcore/__init__.py`` and the method registry ``lmcore/methods/__init__.py``; they are
 neither part of a closure nor followed (following the registry would put every method in every
 closure).
+
+A process reads the package's sources **once**, when this module is imported (:func:`sources`),
+and keys every run it trains by that snapshot, the code it is running: editing ``lmcore`` while a
+long sweep trains neither relabels the sweep's later runs with code they did not run nor makes
+them look uncommitted. Whether a run's code is committed is decided the same way, by comparing
+the snapshot with ``HEAD``'s files (:func:`dirty_files`).
 """
 from __future__ import annotations
 
@@ -31,13 +37,30 @@ ENGINE = ("lmcore/training/runs.py", "lmcore/data/sources.py")
 NOT_FOLLOWED = frozenset({"lmcore/__init__.py", "lmcore/methods/__init__.py"})
 
 
+_SOURCES: dict[str, bytes] = {}
+
+
+def sources(root: Path = PROJECT_ROOT) -> dict[str, bytes]:
+    """``{relative path: bytes}`` of every ``lmcore`` source: for the project, the snapshot this
+    process took when it imported this module; for another root (tests), read now."""
+    root = Path(root)
+    if root.resolve() == PROJECT_ROOT.resolve() and _SOURCES:
+        return _SOURCES
+    found = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "lmcore").rglob("*.py"))
+             if "__pycache__" not in p.relative_to(root).parts and p.is_file()}
+    if root.resolve() == PROJECT_ROOT.resolve():
+        _SOURCES.update(found)
+    return found
+
+
 def _module_file(module: str, root: Path) -> str | None:
     """``lmcore.a.b`` -> ``lmcore/a/b.py`` or ``lmcore/a/b/__init__.py`` (relative), if it exists."""
     parts = module.split(".")
     if parts[0] != "lmcore":
         return None
+    files = sources(root)
     for candidate in ("/".join(parts) + ".py", "/".join(parts) + "/__init__.py"):
-        if (root / candidate).is_file():
+        if candidate in files:
             return candidate
     return None
 
@@ -49,8 +72,7 @@ def _module_name(rel: str) -> str:
 
 def _imports(rel: str, root: Path) -> set[str]:
     """The ``lmcore`` files that ``rel`` imports (at any depth of its code), as relative paths."""
-    source = (root / rel).read_bytes()
-    tree = ast.parse(source, filename=rel)
+    tree = ast.parse(sources(root)[rel], filename=rel)
     module = _module_name(rel)
     package = module if rel.endswith("__init__.py") else module.rpartition(".")[0]
     found: set[str] = set()
@@ -81,23 +103,27 @@ def _parents(rel: str, root: Path) -> set[str]:
     """The package ``__init__`` files Python runs before ``rel``."""
     out = set()
     parts = rel.split("/")[:-1]
+    files = sources(root)
     for i in range(1, len(parts) + 1):
         init = "/".join(parts[:i]) + "/__init__.py"
-        if (root / init).is_file():
+        if init in files:
             out.add(init)
     return out
 
 
 def module_closure(roots: tuple[str, ...], root: Path = PROJECT_ROOT) -> tuple[str, ...]:
     """Every ``lmcore`` file reached from ``roots`` (relative paths) by imports, sorted."""
-    return _closure(tuple(roots), str(Path(root).resolve()), _tree_stamp(Path(root)))
+    files = sources(root)
+    stamp = hashlib.sha256(b"".join(hashlib.sha256(k.encode() + v).digest() for k, v in files.items())).hexdigest()
+    return _closure(tuple(roots), str(Path(root).resolve()), stamp)
 
 
 @lru_cache(maxsize=64)
-def _closure(roots: tuple[str, ...], root: str, stamp: tuple) -> tuple[str, ...]:
+def _closure(roots: tuple[str, ...], root: str, stamp: str) -> tuple[str, ...]:
     base = Path(root)
+    files = sources(base)
     seen: set[str] = set()
-    todo = [r for r in roots if (base / r).is_file()]
+    todo = [r for r in roots if r in files]
     while todo:
         rel = todo.pop()
         if rel in seen or rel in NOT_FOLLOWED:
@@ -107,19 +133,10 @@ def _closure(roots: tuple[str, ...], root: str, stamp: tuple) -> tuple[str, ...]
     return tuple(sorted(seen))
 
 
-def _tree_stamp(root: Path) -> tuple:
-    """Cheap key that changes when a source file under ``root/lmcore`` changes (size, mtime)."""
-    package = root / "lmcore"
-    return tuple(sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
-                        for p in package.rglob("*.py") if "__pycache__" not in p.parts))
-
-
 def method_roots(method: str | None) -> tuple[str, ...]:
     """The closure's roots for ``method`` (its module and :data:`ENGINE`); for None, every module."""
     if method is None:
-        package = PROJECT_ROOT / "lmcore"
-        return tuple(sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in package.rglob("*.py")
-                            if "__pycache__" not in p.parts))
+        return tuple(sources())
     from ..methods import REGISTRY, get_method
 
     get_method(method)  # an unknown name is a ConfigError naming the choices
@@ -131,12 +148,9 @@ def code_files(method: str | None = None, root: Path = PROJECT_ROOT) -> dict[str
     """``{relative path: first 16 hex digits of its sha256}`` of the code a run of ``method``
     depends on (its import closure); every ``lmcore`` module for ``method=None``."""
     root = Path(root)
-    if method is None:
-        files = sorted(p.relative_to(root).as_posix() for p in (root / "lmcore").rglob("*.py")
-                       if "__pycache__" not in p.relative_to(root).parts and p.is_file())
-    else:
-        files = module_closure(method_roots(method), root)
-    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest()[:16] for rel in files}
+    files = sources(root)
+    chosen = sorted(files) if method is None else module_closure(method_roots(method), root)
+    return {rel: hashlib.sha256(files[rel]).hexdigest()[:16] for rel in chosen}
 
 
 def code_fingerprint(method: str | None = None, root: Path = PROJECT_ROOT) -> str:
@@ -155,10 +169,25 @@ def changed_files(old: dict[str, str] | None, new: dict[str, str]) -> list[str]:
     return sorted(rel for rel in set(old) | set(new) if old.get(rel) != new.get(rel))
 
 
+def _git_blob(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def dirty_files(root: Path = PROJECT_ROOT, files: list[str] | None = None) -> list[str] | None:
     """The ``.py`` files under ``root/lmcore`` that differ from ``HEAD`` (modified, staged, deleted,
     renamed, or untracked and not ignored), among ``files`` (relative paths, e.g. a run's closure)
-    when given; ``None`` when git cannot tell (no git, not a repository)."""
+    when given; ``None`` when git cannot tell (no git, not a repository). For the project's own
+    run closures (``files`` given) the comparison is with this process's snapshot (:func:`sources`),
+    the code it runs, not with the files on disk now."""
+    if files is not None and Path(root).resolve() == PROJECT_ROOT.resolve():
+        try:
+            listing = subprocess.run(["git", "ls-tree", "-r", "HEAD", "--", "lmcore"], cwd=root, capture_output=True,
+                                     check=True, text=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        committed = {line.split("\t", 1)[1]: line.split()[2] for line in listing.splitlines() if "\t" in line}
+        snapshot = sources(root)
+        return sorted(rel for rel in files if rel not in snapshot or committed.get(rel) != _git_blob(snapshot[rel]))
     try:
         out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", "lmcore"],
                              cwd=root, capture_output=True, check=True).stdout
@@ -186,3 +215,6 @@ def lmcore_is_dirty(root: Path = PROJECT_ROOT, files: list[str] | None = None) -
     """Whether any file of :func:`dirty_files` differs from ``HEAD``; ``None`` when git cannot tell."""
     found = dirty_files(root, files)
     return None if found is None else bool(found)
+
+
+sources()  # the snapshot: this process's code, whatever is edited on disk later

@@ -11,13 +11,14 @@ from lmcore.fidelity import fidelity_problems, fidelity_table
 from lmcore.fidelity import c3 as c3_table
 from lmcore.fidelity import fse as fse_table
 from lmcore.fidelity import jakab as jakab_table
+from lmcore.fidelity import sanchez as sanchez_table
 from lmcore.fidelity import zhang as zhang_table
 from lmcore.geometry import AffineWarp, WarpSpec, gaussian_densities, landmark_statistics, random_similarity, random_tps
 from lmcore.losses.zhang import EQUIVARIANCE_CODE_SCALE, concentration_loss, equivariance_loss, reconstruction_loss
 from lmcore.methods import build_method, get_method
 from lmcore.methods.zhang import CODE_WARP
 
-TABLES = [fse_table.TABLE, zhang_table.TABLE, jakab_table.TABLE, c3_table.TABLE]
+TABLES = [fse_table.TABLE, zhang_table.TABLE, jakab_table.TABLE, c3_table.TABLE, sanchez_table.TABLE]
 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t.method)
@@ -286,7 +287,9 @@ def test_per_tensor_clipping_clips_each_gradient_on_its_own():
     big, small = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
     for mode, expected_small in (("per_tensor", 0.5), ("global", 0.5 / math.sqrt(100 + 0.25))):
         big.grad, small.grad = torch.tensor([6.0, 8.0, 0.0]), torch.tensor([0.3, 0.4])
-        clip_gradients([big, small], TrainConfig(grad_clip=1.0, grad_clip_mode=mode))
+        module = torch.nn.Module()
+        module.big, module.small = big, small
+        clip_gradients(module, TrainConfig(grad_clip=1.0, grad_clip_mode=mode))
         assert small.grad.norm().item() == pytest.approx(expected_small, rel=1e-5)
         assert big.grad.norm().item() == pytest.approx(1.0 if mode == "per_tensor" else 10 / math.sqrt(100.25),
                                                        rel=1e-5)

@@ -9,11 +9,6 @@ the model, generator and loss are in ``model.py``, the detector and the projecti
 ``databases.py``, the evaluation in ``extract_data.py``, ``test.py`` and ``affine_all_epochs.py``.
 The code does not train the core: it ships its weights (``checkpoint_fansoft/fan_109.pth``, not in
 the stored mirror), so the core's rows follow the paper.
-
-Keys marked "(proposed)" in the audit's report (issue 30) do not exist before the Sanchez chapter
-adopts the code's generator, bottleneck, loss and pairs
-(:mod:`lmcore.models.sanchez_generator`); until then :func:`lmcore.fidelity.fidelity_problems`
-reports them.
 """
 from __future__ import annotations
 
@@ -45,7 +40,7 @@ ROWS = (
     Row("bottleneck map", "exp(-σ⁻² |u - a|²), σ = √0.5 (§3, §4.1)",
         "exp(-d² / 0.5), d in pixels of the 32 x 32 map: std 0.5 map px (1/32 of the view: 0.031 normalised), "
         "peak 1", "utils.py:24-45; MTFAN.py:209-219; model.py:91; Train_options.py:19", key="method.map_sigma",
-        value=0.5, why="(proposed key: lmcore.models.sanchez_generator.sanchez_maps) before the audit lmbook drew "
+        value=0.5, why="before the audit lmbook drew "
                        "Jakab's exp(-d² / 2·0.1²) in normalised units at 16 ... 128 px: 3.2x wider"),
     # ---- generator (§4.1)
     Row("generator", "image-to-image network: two stride-2 convolutions up to 256 features, the heatmaps "
@@ -54,12 +49,11 @@ ROWS = (
         "with the features, 6 residual blocks (two 3x3 convs, BN, no ReLU after the sum) at 128 + K channels, "
         "two 4x4 stride-2 transposed convs halving the channels (138 → 69 → 34), 7x7 conv to RGB, tanh; "
         "no biases", "model.py:11-64, 94", key="method.generator", value="sanchez",
-        why="(proposed key: lmcore.models.sanchez_generator.SanchezGenerator) before the audit lmbook used "
+        why="before the audit lmbook used "
             "Jakab's (an appearance encoder, maps at every decoder scale, a sigmoid)"),
     Row("generator width", "256 features after the downsampling (§4.1)", "conv_dim 32: 128 features (+ K)",
-        "model.py:94, 36-41", key="method.generator_width", value=32, why="(proposed key)"),
-    Row("residual blocks", "6", "6 (repeat_num)", "model.py:27, 47-48", key="method.generator_blocks", value=6,
-        why="(proposed key)"),
+        "model.py:94, 36-41", key="method.generator_width", value=32),
+    Row("residual blocks", "6", "6 (repeat_num)", "model.py:27, 47-48", key="method.generator_blocks", value=6),
     Row("generator normalisation", "-", "BatchNorm2d with affine parameters and running statistics everywhere "
         "(the block's docstring says instance norm), always in training mode", "model.py:12-20, 32, 39, 45, 53, "
         "102-104", follows="code", lmbook="SanchezGenerator: BatchNorm2d, in the training loop's mode"),
@@ -72,36 +66,36 @@ ROWS = (
         "(indices 3, 8, 15, 22)", "utils.py:77-95", key="method.vgg_layers",
         value=["relu1_2", "relu2_2", "relu3_3", "relu4_3"], why="before the audit lmbook added relu5_3"),
     Row("perceptual distance", "l1 norm (§3)", "MSELoss: the mean squared error of each layer",
-        "model.py:115, 118-124", key="method.perceptual_distance", value="l2", why="before the audit: L1"),
+        "model.py:115, 118-124", key="method.loss", value="sanchez",
+        why="method.loss = sanchez: lmcore.models.sanchez_generator.SanchezLoss (before the audit: Jakab's L1)"),
     Row("term weights", "the sum of the pixel and perceptual terms (§3)",
         "pixel MSE + the four layer MSEs, unweighted, no normalisers", "model.py:118-124, 144",
-        key="method.perceptual_normalise", value=False,
-        why="(proposed key) before the audit lmbook divided each term by its running mean (Jakab's normalisation)"),
+        key="method.loss", value="sanchez",
+        why="before the audit lmbook divided each term by its running mean (Jakab's normalisation)"),
     Row("loss scale", "-", "1", "model.py:144", key="method.loss_scale", value=1.0),
     Row("VGG input", "-", "the [0, 1] RGB images as they are: no ImageNet mean/std", "model.py:118-120; "
-        "utils.py:89-95, 111", key="method.vgg_imagenet_normalise", value=False,
-        why="(proposed key: sanchez_generator.vgg_raw_input undoes VGG16Features's normalisation) "
-            "before the audit lmbook normalised with ImageNet statistics"),
+        "utils.py:89-95, 111", key="method.loss", value="sanchez",
+        why="sanchez_generator.vgg_raw_input undoes VGG16Features's normalisation (before the audit lmbook "
+            "normalised with ImageNet statistics)"),
     Row("VGG input colour", "-", "RGB", "model.py:118-120", key="method.vgg_input", value="rgb"),
     Row("loss mask", "-", "none", "model.py:144", key="method.border_mask", value=False),
     # ---- training pairs (§4.1 "Training")
     Row("training pairs", "random similarity transformations (scaling, rotation, translation) of the image (§4.1)",
         "two independent rotations of the original image, each then cropped around its own rotated landmarks; "
-        "no TPS, no drawn translation or scale", "databases.py:19-30; utils.py:100-144", key="method.pairs",
-        value="sanchez", why="(proposed key: sanchez_generator.sanchez_pair_warps) before the audit lmbook drew "
-                             "Jakab's TPS warps"),
+        "no TPS, no drawn translation or scale", "databases.py:19-30; utils.py:100-144", key="method.generator",
+        value="sanchez", why="the code's generator comes with its pairs (sanchez_generator.sanchez_pair_warps); "
+                             "before the audit lmbook drew Jakab's TPS warps"),
     Row("which view is which", "the detector sees y, the generator reconstructs y from y' (§3)",
         "the detector sees Im (rotated more) and the generator must reproduce Im from ImP",
         "databases.py:26-30; model.py:141-144", follows="code",
         lmbook="Jakab's target (detector, loss) and source (appearance)"),
     Row("rotation stds", "-", "N(0, 30°) for Im, N(0, 15°) for ImP ((j + 1) x --angle 15)",
         "databases.py:26; Train_options.py:35; train.py:46, 83", key="method.rotation_std_deg", value=[30.0, 15.0],
-        why="(proposed key) target first, appearance second"),
-    Row("rotation clip", "-", "±40°", "utils.py:103", key="method.rotation_clip_deg", value=40.0,
-        why="(proposed key)"),
+        why="target first, appearance second"),
+    Row("rotation clip", "-", "±40°", "utils.py:103", key="method.rotation_clip_deg", value=40.0),
     Row("crop margin jitter", "-", "margin 70 % of the landmark box's mean side, int(70 + N(0, 4)) per image: "
         "a zoom of std ≈ 3.3 %", "utils.py:106, 119-144; Train_options.py:22", key="method.margin_std", value=4.0,
-        why="(proposed key) reproduced as a zoom about the view's centre (sanchez_generator.margin_scales)"),
+        why="reproduced as a zoom about the view's centre (sanchez_generator.margin_scales)"),
     Row("crop", "loose crops (§4.1)", "the box of the rotated 5 landmarks plus the margin, clamped to the rotated "
         "canvas (replicated borders), resized anisotropically to 128 x 128 (bilinear, after a bilinear rotation)",
         "utils.py:119-144, 148-167", follows="departure", key="method.view_crop",
@@ -133,7 +127,7 @@ ROWS = (
         value=1.0),
     Row("how the clipping is taken", "-", "the FAN's gradients and the generator's each clipped to norm 1 on "
         "their own", "model.py:146-148", key="train.grad_clip_mode", value="per_network",
-        why="(proposed value) before the audit: the norm of all gradients together"),
+        why="before the audit: the norm of all gradients together"),
     Row("rotation draws across loader workers", "-",
         "NumPy draws the angles and margins in 12 DataLoader workers forked from one NumPy state (seed 1000) "
         "each epoch: with the PyTorch of 2019 every worker and epoch repeats the same sequence",

@@ -21,6 +21,8 @@ pairs of different images   ``trains_on_pairs``: the loop hands ``(images_a, ima
                             two different images of the training split per example (C3)
 frozen weights              ``frozen_prefixes``: state-dict keys that are data or a parent's
                             weights, left out of checkpoints and restored from their source
+clipping groups             :meth:`clip_groups`: the networks ``train.grad_clip_mode =
+                            "per_network"`` clips apart (default: one group, all parameters)
 parent runs                 ``config["parents"] = {role: {"method", "name", "overrides"}}``: runs
                             trained (or reused) first, whose identities are part of this run's;
                             :meth:`adopt_parents` receives their trained models
@@ -206,6 +208,10 @@ class LandmarkMethod(nn.Module):
     def adopt_parents(self, parents: dict[str, "LandmarkMethod"]) -> None:
         """Take what this method needs from its trained parent runs (``{role: model}``), before
         training starts and before a checkpoint is loaded. Methods without parents ignore it."""
+
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """The parameter groups clipped apart under ``train.grad_clip_mode = "per_network"``."""
+        return [list(self.parameters())]
 
     def state_dict(self, *args, **kwargs):
         state = super().state_dict(*args, **kwargs)

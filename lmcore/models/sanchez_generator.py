@@ -216,7 +216,10 @@ class SanchezLoss(nn.Module):
     def terms(self, generated: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return sanchez_loss_terms(generated, target, self.vgg, self.layers, self.imagenet_normalised)
 
-    def forward(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, generated: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: Jakab's loss interface; the code's loss has none, so it must be None."""
+        if mask is not None:
+            raise ValueError("the Sanchez code's loss takes no mask")
         return sanchez_loss(generated, target, self.vgg, self.layers, self.imagenet_normalised)
 
 

@@ -89,7 +89,7 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
         forward_s = time.perf_counter() - start
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_gradients(trainable, cfg)
+        clip_gradients(method, cfg)
         optimizer.step()
         sync()
         return time.perf_counter() - start, forward_s, sum(seen.values())

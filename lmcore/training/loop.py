@@ -58,7 +58,9 @@ class TrainConfig:
     lr_gamma: float = 0.1
     warmup_steps: int = 0
     grad_clip: float | None = None
-    grad_clip_mode: str = "global"  # the norm of all gradients together, or per_tensor (each tensor's, Jakab's code)
+    # the norm of all gradients together, per_tensor (each tensor's: Jakab's code) or per_network
+    # (each of the method's clip_groups: Sanchez's code clips its detector and generator apart)
+    grad_clip_mode: str = "global"
     resolution: int = 80  # training images are resized to this (evaluation is always at full size)
     checkpoint_every: int = 500
     eval_every: int = 0  # 0: no learning curve
@@ -137,7 +139,7 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("adam", "adamw")
-CLIP_MODES = ("global", "per_tensor")
+CLIP_MODES = ("global", "per_tensor", "per_network")
 DECAY_TARGETS = ("all", "conv_weights")
 PRECISIONS = ("fp32", "bf16")
 _INT_MINIMA = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "eval_every": 0,
@@ -215,17 +217,22 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer '{cfg.optimizer}' (adam or adamw)")
 
 
-def clip_gradients(parameters, cfg: TrainConfig) -> None:
-    """Clip to ``cfg.grad_clip``: the norm of all gradients together (``"global"``), or each
-    tensor's own (``"per_tensor"``: the released code of Jakab et al., cnn_train_multi.py:232-239)."""
+def clip_gradients(method: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Clip to ``cfg.grad_clip``: the norm of all the method's gradients together (``"global"``),
+    each tensor's own (``"per_tensor"``: the released code of Jakab et al.,
+    cnn_train_multi.py:232-239), or each of the method's ``clip_groups()`` apart (``"per_network"``)."""
     if not cfg.grad_clip:
         return
     if cfg.grad_clip_mode == "per_tensor":
-        for p in parameters:
-            if p.grad is not None:
-                torch.nn.utils.clip_grad_norm_([p], cfg.grad_clip)
+        groups = [[p] for p in method.parameters()]
+    elif cfg.grad_clip_mode == "per_network":
+        groups = method.clip_groups()
     else:
-        torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_clip)
+        groups = [list(method.parameters())]
+    for group in groups:
+        group = [p for p in group if p.grad is not None]
+        if group:
+            torch.nn.utils.clip_grad_norm_(group, cfg.grad_clip)
 
 
 def _lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
@@ -610,7 +617,7 @@ def train(
                 f"{where}. Lower the learning rate or check the input data.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_gradients(list(method.parameters()), cfg)
+        clip_gradients(method, cfg)
         optimizer.step()
         schedule.step()
         step += 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 
@@ -150,3 +151,38 @@ def tuning_table(records: Sequence[dict], digits: int = 2) -> pd.DataFrame:
             "git commit": short_commit(r["git_commit"]),
         })
     return pd.DataFrame(rows).set_index("setting") if rows else pd.DataFrame()
+
+
+def ordering_verdicts(per_face: dict, expected: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """Which of several methods is better, and whether the difference outlasts the spread between
+    training runs: ``per_face`` maps a method to its per-face errors on one test split, ``runs x
+    faces`` (one row per training run, e.g. per seed; the same faces for all). Every pair is
+    compared with :func:`lmcore.evaluation.paired_difference_over_seeds` (runs and faces
+    resampled). Returns the pairs' table and lines saying the order where each step of it is
+    certain, and which steps are within the spread, beside ``expected`` (e.g. the paper's order)."""
+    from .evaluation import paired_difference_over_seeds
+
+    means = {name: float(np.mean(errors)) for name, errors in per_face.items()}
+    order = sorted(means, key=means.get)
+    rows, certain = [], {}
+    for i, a in enumerate(order):
+        for b in order[i + 1:]:
+            d = paired_difference_over_seeds(per_face[a], per_face[b])
+            certain[(a, b)] = d["certain"]
+            rows.append({"pair": f"{a} − {b}", "runs": f"{d['runs'][0]} and {d['runs'][1]}",
+                         "difference (points)": round(d["difference"], 2),
+                         "95 % interval": f"[{d['low']:.2f}, {d['high']:.2f}]",
+                         "verdict": f"{a} lower" if d["certain"] else "within the spread"})
+    lines = []
+    steps = [(a, b) for a, b in zip(order, order[1:])]
+    stated = " < ".join(order)
+    if all(certain[s] for s in steps):
+        lines.append(f"order (every step certain): {stated}")
+    else:
+        unsure = ", ".join(f"{a} and {b}" for a, b in steps if not certain[(a, b)])
+        lines.append(f"means in the order {stated}; not separated beyond the runs' spread: {unsure}")
+    if expected:
+        agrees = list(expected) == order and all(certain[s] for s in steps)
+        lines.append(f"expected order {' < '.join(expected)}: "
+                     f"{'reproduced' if agrees else 'not reproduced' if all(certain[s] for s in steps) else 'not established'}")
+    return pd.DataFrame(rows).set_index("pair"), lines

@@ -39,6 +39,25 @@ def test_the_bootstrap_interval_holds_the_mean_and_narrows_as_faces_grow():
     assert bootstrap_interval(large) == bootstrap_interval(large)  # seeded: the same interval every build
 
 
+def test_a_difference_between_training_runs_widens_the_interval_over_seeds():
+    from lmcore.evaluation import paired_difference_over_seeds
+
+    rng = np.random.default_rng(2)
+    hard = rng.gamma(2.0, 5.0, 400)
+    # A is 0.5 worse on average, but each of its runs lands 2 points off at random (a seed spread
+    # larger than the gap): the faces alone would call it certain, the runs do not allow it
+    a = np.stack([hard + 0.5 + shift for shift in (-2.0, 0.0, 2.5)]) + rng.normal(0, 0.1, (3, 400))
+    b = np.stack([hard, hard + 0.05, hard - 0.05])
+    over_seeds = paired_difference_over_seeds(a, b)
+    assert over_seeds["difference"] == pytest.approx(a.mean() - b.mean())
+    assert not over_seeds["certain"] and over_seeds["low"] < 0 < over_seeds["high"]
+    assert paired_difference(a.mean(0), b.mean(0))["certain"]  # faces only: falsely certain
+    steady = np.stack([hard + 0.5] * 3) + rng.normal(0, 0.1, (3, 400))
+    assert paired_difference_over_seeds(steady, b)["certain"]
+    with pytest.raises(ValueError, match="same faces"):
+        paired_difference_over_seeds(a, b[:, :-1])
+
+
 def test_a_paired_difference_is_certain_where_the_separate_intervals_overlap():
     rng = np.random.default_rng(1)
     hard = rng.gamma(2.0, 5.0, 500)  # the faces' difficulty dominates both detectors' errors

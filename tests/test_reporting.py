@@ -83,3 +83,22 @@ def test_a_parent_is_found_among_the_references_only_when_it_is_the_same_run(tmp
     child["parents"]["pairs"]["identity"] = "bbb"  # the parent was retrained since
     assert reporting.published_parent(child, "pairs", root=tmp_path) is None
     assert reporting.published_parent(_provenance("orphan"), "pairs", root=tmp_path) is None
+
+
+def test_an_ordering_is_stated_only_where_its_steps_outlast_the_runs_spread():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    hard = rng.gamma(2.0, 5.0, 300)
+    per_face = {"proposed": np.stack([hard + s for s in (0.0, 0.1, -0.1)]),
+                "finetune": np.stack([hard + 3 + s for s in (0.0, 0.1, -0.1)]),
+                "scratch": np.stack([hard + 3.3 + s for s in (-2.5, 0.0, 2.5)])}  # its seeds spread 5 points
+    table, lines = reporting.ordering_verdicts(per_face, expected=("proposed", "finetune", "scratch"))
+    assert table.loc["proposed − finetune", "verdict"] == "proposed lower"
+    assert table.loc["finetune − scratch", "verdict"] == "within the spread"
+    assert "not separated beyond the runs' spread: finetune and scratch" in lines[0]
+    assert lines[1].endswith("not established")
+    per_face["scratch"] = np.stack([hard + 6] * 3)
+    _, lines = reporting.ordering_verdicts(per_face, expected=("proposed", "finetune", "scratch"))
+    assert lines == ["order (every step certain): proposed < finetune < scratch",
+                     "expected order proposed < finetune < scratch: reproduced"]

@@ -66,6 +66,38 @@ def paired_difference(per_face_a, per_face_b, level: float = 0.95, samples: int 
     return {"difference": float(difference.mean()), "low": low, "high": high, "certain": bool(low > 0 or high < 0)}
 
 
+def paired_difference_over_seeds(per_seed_a, per_seed_b, level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES,
+                                 seed: int = 0) -> dict:
+    """How much method A's mean error exceeds B's when each was trained several times (seeds):
+    ``per_seed_a`` is ``S_a x N`` (one row of per-face errors per training run), ``per_seed_b``
+    ``S_b x N`` on the same faces. The bootstrap resamples each method's runs and the faces (the
+    same faces for both), so the interval holds the spread between training runs as well as the
+    spread over faces; with one run each it is :func:`paired_difference`.
+
+    Returns ``{"difference", "low", "high", "certain", "runs"}``; ``certain``: the interval excludes 0.
+    """
+    a = np.asarray(per_seed_a, dtype=np.float64)
+    b = np.asarray(per_seed_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.size == 0 or b.size == 0:
+        raise ValueError(f"per-seed errors must be runs x faces on the same faces, got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("per-face errors contain NaN or infinity")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), not {level}")
+    rng = np.random.default_rng(seed)
+    n = a.shape[1]
+    differences = np.empty(samples)
+    for i in range(samples):
+        faces = rng.integers(0, n, n)
+        runs_a = rng.integers(0, a.shape[0], a.shape[0])
+        runs_b = rng.integers(0, b.shape[0], b.shape[0])
+        differences[i] = a[runs_a][:, faces].mean() - b[runs_b][:, faces].mean()
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(differences, [tail, 100 - tail])
+    return {"difference": float(a.mean() - b.mean()), "low": float(low), "high": float(high),
+            "certain": bool(low > 0 or high < 0), "runs": (a.shape[0], b.shape[0])}
+
+
 def cumulative_error_distribution(per_face, thresholds: Sequence[float]) -> np.ndarray:
     """The fraction of faces whose error is at most each threshold (the CED curve)."""
     errors = _errors(per_face)

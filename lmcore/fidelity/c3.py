@@ -37,9 +37,10 @@ ROWS = (
     Row("λ_cycle", "not given (Eq. 5)", None, follows="choice", key="method.cycle_weight",
         why="each term of the order of the perceptual loss at the start; compared on tune_val (chapter 5)"),
     Row("λ_inv", "not given (Eq. 5)", None, follows="choice", key="method.inv_weight",
-        why="as λ_cycle; ten times smaller or larger compared on tune_val"),
+        why="as λ_cycle, relative to a perceptual loss of unit scale (multiplied by method.loss_scale, "
+            "which the paired and cycle terms carry); ten times smaller or larger compared on tune_val"),
     Row("λ_equiv", "not given (Eq. 5)", None, follows="choice", key="method.equiv_weight",
-        why="as λ_cycle; ten times smaller or larger compared on tune_val"),
+        why="as λ_inv"),
     Row("the paired loss beside Eq. 5", "the ablation's 'without C3' row learns from synthetic pairs", None,
         follows="choice", key="method.paired_weight", value=1.0, why="kept, weight 1"),
     Row("how pairs of faces are drawn", "'sampled from the collection'", None, follows="choice",

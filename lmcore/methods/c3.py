@@ -378,7 +378,9 @@ class C3(Jakab):
             if m["inv_weight"]:
                 terms["inv"] = pose_invariance_loss((codes_i["maps"][0], codes_j["maps"][0]),
                                                     (out["pose_i_again"][0], out["pose_j_again"][0]))
-                total = total + m["inv_weight"] * terms["inv"]
+                # Eq. 5's weights are relative to a perceptual loss of unit scale: the paired and
+                # cycle terms carry the criterion's loss_scale (the Jakab code's x1000), so these do too
+                total = total + m["inv_weight"] * m["loss_scale"] * terms["inv"]
         if m["equiv_weight"]:
             if m["equiv_pairs"] == "unpaired":
                 x, y = target, views_j
@@ -390,7 +392,7 @@ class C3(Jakab):
                 maps_y = paired["maps"][0]
             flow = self.flow_between(x, y)
             terms["equiv"] = equivariance_loss(maps_x, maps_y, flow["T_ab"], flow["T_ba"])
-            total = total + m["equiv_weight"] * terms["equiv"]
+            total = total + m["equiv_weight"] * m["loss_scale"] * terms["equiv"]
         terms["loss"] = total
         return terms
 

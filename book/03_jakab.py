@@ -123,6 +123,9 @@ if tuning:
     scored = {r["tuning_label"]: r.tune_error() for r in tuning}
     best = min(scored, key=scored.get)
     print(f"lowest tune_val error: '{best}' ({scored[best]:.2f} %)")
+    if "before the audit" in scored and best != "before the audit":
+        print(f"its margin over the earlier settings: {scored['before the audit'] - scored[best]:.2f} points "
+              "(two runs of one config have differed by about a point here)")
 else:
     print("no committed tuning records under results/tuning/jakab/ (tools/tune_settings.py jakab --publish)")
 

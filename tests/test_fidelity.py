@@ -268,7 +268,9 @@ def test_the_codes_warps_draw_kernel_weights_directly():
 
 def test_the_codes_source_is_warped_from_its_target():
     """source = target ∘ S (tps_dataset.py:82-83): with an identity source warp the two views agree."""
-    config = get_method("jakab").default_config("smoke")
+    from lmcore.methods.jakab import CODE_WARPS
+
+    config = deep_update(get_method("jakab").default_config("smoke"), {"method": CODE_WARPS})
     identity = {"rotation_deg": 0.0, "log2_scale": 0.0, "translation": 0.0, "tps_std": 0.0, "tps_sparse_std": 0.0}
     method = build_method("jakab", deep_update(config, {"method": {"source_warp": identity}}))
     images = torch.rand(2, 3, 80, 80)

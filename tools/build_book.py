@@ -112,14 +112,31 @@ def execute_chapter(stem: str, staging: Path, profile: str, timeout: int | None)
     raw = staging / f".{stem}.input.ipynb"
     jupytext.write(notebook, raw, fmt="ipynb")
     started = time.perf_counter()
+    executed = staging / f"{stem}.ipynb"
     try:
         papermill.execute_notebook(
-            str(raw), str(staging / f"{stem}.ipynb"), parameters={"profile": profile}, kernel_name="python3",
+            str(raw), str(executed), parameters={"profile": profile}, kernel_name="python3",
             cwd=str(BOOK), progress_bar=False, log_output=False, execution_timeout=timeout,
+            # the kernel's warning that it listens on local TCP is not the reader's business
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     finally:
         raw.unlink(missing_ok=True)
+    hide_parameter_cells(executed)
     return time.perf_counter() - started
+
+
+def hide_parameter_cells(path: Path) -> None:
+    """Tag the parameters cell and papermill's injected one ``remove-cell``: the page shows the
+    profile in its banner (``lmcore.chapter.setup_chapter``), not as raw code."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(notebook, path)
 
 
 def build_html(staging: Path, output: Path, strict: bool) -> Path:

@@ -69,6 +69,10 @@ def make_driver(profile_dir: str):
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
+#: text of the chapters' parameters cell and of papermill's injected one, which no page may show
+PARAMETER_MARKERS = ("profile = None  #", "# Parameters\nprofile = ")
+
+
 def check_page(driver, url: str, name: str, screenshots: Path | None, settle_s: float = 20.0) -> list[str]:
     """Problems found on one page (empty when it passes)."""
     problems = []
@@ -93,6 +97,10 @@ def check_page(driver, url: str, name: str, screenshots: Path | None, settle_s: 
         problems.append(f"{name}: {views} widget view(s) embedded but {len(visible)} rendered visibly")
     if errors:
         problems.append(f"{name}: {errors} widget error box(es)")
+    code = driver.execute_script("return Array.from(document.querySelectorAll('div.cell_input, div.highlight pre'))"
+                                 ".map(e => e.innerText).join('\\n');")
+    if any(marker in code for marker in PARAMETER_MARKERS):
+        problems.append(f"{name}: a parameters cell is shown")
     print(f"[check] {name}: {len(figures)} figure(s), {views} widget view(s), {len(visible)} rendered"
           + ("" if not problems else "  <- " + "; ".join(problems)), flush=True)
     return problems
@@ -123,6 +131,11 @@ def check_book(html: Path, screenshots: Path | None = None, require_widgets: boo
             server.shutdown()
     if require_widgets and total_views == 0:
         problems.append("no page of the book embeds a widget")
+    intro = html / "intro.html"
+    if intro.exists():  # the index's own table must link every chapter, not only the sidebar
+        body = intro.read_text().split('id="main-content"')[-1]
+        problems += [f"intro: the index does not link {stem}" for stem in chapters_from_toc()
+                     if f'href="{stem}.html' not in body]
     for p in problems:
         print(f"[check] FAIL {p}", file=sys.stderr)
     print(f"[check] {'FAILED' if problems else 'passed'}: {len(chapters_from_toc())} chapter page(s)")

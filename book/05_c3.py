@@ -83,8 +83,8 @@ budget = Method.budget(profile)
 # | how `argmax` in T is differentiated | the soft-argmax (expectation under the score map S) | an argmax has no gradient |
 # | Eq. 4 trains the flow too? | no: T is detached, the flow stays as pre-trained (`method.flow_trainable`) | otherwise the flow can move towards the landmarks as much as the landmarks towards the flow |
 # | the paired loss beside Eq. 5 | kept (`paired_weight` 1): the ablation's "without C3" row learns from synthetic pairs, so the paper keeps them | |
-# | loss weights (λ_cycle, λ_inv, λ_equiv) | 1, 100, 10 | each term then contributes about as much as the perceptual losses at the start (they are of order 1); λ_inv and λ_equiv ten times smaller or larger compared on `tune_val` (the sweep below) |
-# | Gaussian std, VGG layers of the perceptual loss, warps | Jakab's (chapter 3) | the same pre-training |
+# | loss weights (λ_cycle, λ_inv, λ_equiv) | 1, 100, 10, relative to a perceptual loss of unit scale (λ_inv and λ_equiv are multiplied by the perceptual loss's `loss_scale`, the Jakab code's ×1000, which the paired and cycle terms carry) | each term then contributes about as much as the perceptual losses at the start; λ_inv and λ_equiv ten times smaller or larger compared on `tune_val` (the sweep below) |
+# | Gaussian std, VGG layers and form of the perceptual loss, warps | Jakab's (chapter 3's profiles: the released code's in `paper`; in `cpu`, the code's loss with the book's earlier bottleneck and warps, as chosen there) | the same pre-training |
 # | how pairs are drawn | uniformly over ordered pairs of different images of `unsup_train` | the paper says "sampled from the collection" |
 #
 # The stop-gradient of the appendix: `I_ij` and `I_ji` (the first swap) are constants of the step, so
@@ -115,7 +115,10 @@ display(pd.DataFrame({"c3_flow method": pd.Series(flow_config["method"], dtype=o
 # ### Eq. 5's weights, chosen on `tune_val`
 #
 # The paper gives no weights for Eq. 5. The starting point set each new term about as large as the
-# perceptual losses at the start (they are of order 1): λ_cycle 1, λ_inv 100, λ_equiv 10. Each weight of
+# perceptual losses at the start (they were of order 1 with the book's earlier perceptual loss; the
+# released Jakab code's loss is ×1000, and λ_inv and λ_equiv are multiplied by that scale too, so the
+# balance stays): λ_cycle 1, λ_inv 100, λ_equiv 10. The sweep was trained again on the generator of
+# chapter 3's audit. Each weight of
 # the two terms that C3 adds beside the cycle was then made ten times smaller or larger, one at a
 # time, every run as long as the chapter's `cpu` K = 10 run and from the same pre-training
 # (`tools/tune_settings.py c3`; the sweep is `C3.budgets["cpu"].variants["tuning"]`), and the runs

@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
@@ -592,8 +593,11 @@ def train(
     n = len(data)
     t0 = time.perf_counter()
     method.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, mininterval=10.0,
-               desc=name, leave=False)
+    # a bar where a terminal shows it (kept when done); in a pipe or a log, a plain line every tenth
+    report = progress and rank == 0
+    interactive = report and sys.stderr.isatty()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not interactive, mininterval=10.0, desc=name, leave=True)
+    plain_every = max(1, cfg.steps // 10) if report and not interactive else 0
     steps_this_call = 0
     while step < cfg.steps:
         batch = _draw_batch(data, target_data, n, cfg.batch_size, sampler, device, pairs, (rank, world))
@@ -623,6 +627,9 @@ def train(
         step += 1
         steps_this_call += 1
         bar.update(1)
+        if plain_every and (step % plain_every == 0 or step == cfg.steps):
+            minutes = (elapsed + time.perf_counter() - t0) / 60
+            print(f"{name}: step {step}/{cfg.steps}, loss {loss_value:.4g}, {minutes:.1f} min", flush=True)
         for key, value in zip(names, values.tolist()):
             interval[key] = interval.get(key, 0.0) + value
         interval_steps += 1

@@ -381,7 +381,11 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     if int(os.environ.get("RANK", "0")) != 0:
         return RunRecord({})
     eval_start = time.perf_counter()
+    if progress:
+        print(f"{method}/{name}: evaluating (forward, backward and consistency errors on the test splits)", flush=True)
     metrics = for_inference(model).evaluate(source, options, few_shot, subsample)
+    if progress:
+        print(f"{method}/{name}: evaluated in {time.perf_counter() - eval_start:.0f} s", flush=True)
     record = {
         "method": method,
         "profile": profile,

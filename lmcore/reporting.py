@@ -11,6 +11,23 @@ def short_commit(commit: str) -> str:
     return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
+def short_device(device: dict) -> str:
+    """A device as a table cell: the GPU's name, or the CPU's without trademarks and filler words
+    (``Intel(R) Xeon(R) Processor @ 2.80GHz`` -> ``Intel Xeon @ 2.80GHz``)."""
+    import re
+
+    name = device.get("name", device.get("type", "?"))
+    name = re.sub(r"\((R|TM|tm)\)|\bCPU\b|\bProcessor\b|\b\d+-Core\b", "", name)
+    return re.sub(r"\s+", " ", name).strip() or device.get("type", "?")
+
+
+def code_state(record: dict) -> str:
+    """Whether the record's ``lmcore`` code was the commit's: ``as committed``, ``uncommitted
+    changes`` or ``unknown`` (records older than that field)."""
+    dirty = record.get("lmcore_dirty")
+    return "unknown" if dirty is None else ("uncommitted changes" if dirty else "as committed")
+
+
 def regressor_label(record: dict) -> str:
     """How the record's forward errors were fitted: the book's protocol changed on 2026-11-23 from
     a fit with an intercept to one without and with a ridge chosen on tune_val (chapter 0), and
@@ -63,8 +80,9 @@ def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | Non
             "run": label(r) if label else r.get("run_name", "?"),
             "method": r["method"],
             "profile": r["profile"],
-            "device": r["device"].get("name", r["device"].get("type")),
-            "git commit": short_commit(r["git_commit"]),
+            "device": short_device(r["device"]),
+            "git commit": r["git_commit"][:10],
+            "lmcore": code_state(r),
             "steps": r.get("steps"),
             "regressor": regressor_label(r),
             "training (min)": round(r["wall_time_s"] / 60, 1),

@@ -31,7 +31,7 @@ def landmarks_under_warps(detect: Callable, image: torch.Tensor, spec: WarpSpec,
         show_landmarks(ax, views[i], points[i], colours=colours, size=16, title="original" if i == 0 else f"warp {i}")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.92 if title else 1))  # the title above the panels' own
     return fig
 
 
@@ -49,7 +49,7 @@ def landmarks_on_instances(detect: Callable, images: torch.Tensor, ncols: int = 
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.92 if title else 1))  # the title above the panels' own
     return fig
 
 
@@ -68,7 +68,7 @@ def regression_on_faces(discovered_train, annotated_train, discovered_test, anno
         ax.scatter(truth[:, 0], truth[:, 1], c="white", s=6, edgecolors="black", linewidths=0.3)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.92 if title else 1))  # the title above the panels' own
     return fig
 
 

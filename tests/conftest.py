@@ -36,3 +36,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def copy_mtfl(src, dst, splits=True):
+    """An editable copy of MTFL-80: label files (and split lists) copied, image folders symlinked."""
+    import shutil
+
+    dst.mkdir(parents=True)
+    for name in ("new_training.txt", "new_testing.txt"):
+        shutil.copyfile(src / name, dst / name)
+    if splits:
+        shutil.copytree(src / "splits", dst / "splits")
+    for folder in ("lfw_5590", "net_7876", "AFLW"):
+        (dst / folder).symlink_to(src / folder, target_is_directory=True)
+    return dst

@@ -12,6 +12,7 @@ from lmcore.data import images as images_module
 from lmcore.data.images import load_image_stack, read_rgb
 from lmcore.errors import CorruptDataError, MissingDataError
 from lmcore.paths import find_dataset
+from conftest import copy_mtfl
 
 
 @pytest.mark.parametrize("split", ["unsup_train", "regressor_train", "test_mtfl", "test_aflw", "excluded_bad_labels",
@@ -89,16 +90,6 @@ def test_a_malformed_label_row_names_the_line(tmp_path):
 # --------------------------------------------------------------------------- label validation
 
 
-def _copy_mtfl(src, dst, splits=True):
-    """Label files (and split lists) copied, image folders symlinked: a cheap editable copy."""
-    dst.mkdir()
-    for name in ("new_training.txt", "new_testing.txt"):
-        shutil.copyfile(src / name, dst / name)
-    if splits:
-        shutil.copytree(src / "splits", dst / "splits")
-    for folder in ("lfw_5590", "net_7876", "AFLW"):
-        (dst / folder).symlink_to(src / folder, target_is_directory=True)
-    return dst
 
 
 def _edit_token(path, lineno, column, token):
@@ -111,13 +102,13 @@ def _edit_token(path, lineno, column, token):
 
 
 def test_a_valid_copy_loads_with_the_same_fingerprint(mtfl, tmp_path):
-    copy = MTFL80(_copy_mtfl(mtfl.root, tmp_path / "mtfl80"))
+    copy = MTFL80(copy_mtfl(mtfl.root, tmp_path / "mtfl80"))
     assert copy.fingerprint() == mtfl.fingerprint() and len(mtfl.fingerprint()) == 64
     assert copy.splits == mtfl.splits
 
 
 def test_a_label_file_cut_at_a_line_boundary_is_refused(mtfl, tmp_path):
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
     lines = (root / "new_training.txt").read_text().splitlines(keepends=True)
     (root / "new_training.txt").write_text("".join(lines[:9000]))  # parses cleanly on its own
     with pytest.raises(CorruptDataError, match=r"new_training.txt has 9000 rows; splits/unsup_train.txt "
@@ -126,7 +117,7 @@ def test_a_label_file_cut_at_a_line_boundary_is_refused(mtfl, tmp_path):
 
 
 def test_a_truncated_copy_without_lists_is_refused_by_its_row_count(mtfl, tmp_path):
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80", splits=False)
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80", splits=False)
     lines = (root / "new_training.txt").read_text().splitlines(keepends=True)
     (root / "new_training.txt").write_text("".join(lines[:9000]))
     with pytest.raises(CorruptDataError, match="has 9000 rows; MTFL-80 has 10000"):
@@ -134,7 +125,7 @@ def test_a_truncated_copy_without_lists_is_refused_by_its_row_count(mtfl, tmp_pa
 
 
 def test_a_split_list_that_differs_names_the_split_and_the_label_file(mtfl, tmp_path):
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
     shipped = (root / "splits" / "tune_val.txt").read_text().splitlines()
     (root / "splits" / "tune_val.txt").write_text("\n".join(shipped[1:] + shipped[:1]) + "\n")
     with pytest.raises(CorruptDataError, match=r"new_training.txt gives 1340 rows for 'tune_val'; "
@@ -151,7 +142,7 @@ def test_a_split_list_that_differs_names_the_split_and_the_label_file(mtfl, tmp_
     (lambda data: data[:-1], r"new_training.txt:10000: the last row has no line end"),
 ], ids=["cut-number", "cut-number-with-line-end", "cut-line-end"])
 def test_a_file_cut_inside_its_last_row_names_the_line(mtfl, tmp_path, cut, message):
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
     data = (root / "new_training.txt").read_bytes()
     assert data.endswith(b" 21.0\n")  # the shipped file's last value
     (root / "new_training.txt").write_bytes(cut(data))
@@ -169,7 +160,7 @@ def test_a_file_cut_inside_its_last_row_names_the_line(mtfl, tmp_path, cut, mess
     ("4", r"new_training.txt:2: '4' is not written"),
 ])
 def test_a_bad_value_names_the_file_and_line(mtfl, tmp_path, token, message):
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
     _edit_token(root / "new_training.txt", 2, 2, token)
     with pytest.raises(CorruptDataError, match=message):
         MTFL80(root)

@@ -30,20 +30,11 @@ from lmcore.data.sources import clear_source_cache, get_source
 from lmcore.errors import CorruptCheckpointError, CorruptDataError, MissingDataError
 from lmcore.paths import SHARED_DATA, find_dataset
 from lmcore.training import loop
+from conftest import copy_mtfl
 
 FETCH = "python data_scripts/fetch_mtfl.py"
 
 
-def _copy_mtfl(src, dst, splits=True):
-    """Label files (and split lists) copied, image folders symlinked: a cheap editable copy."""
-    dst.mkdir(parents=True)
-    for name in mtfl_module.LABEL_FILES:
-        shutil.copyfile(src / name, dst / name)
-    if splits:
-        shutil.copytree(src / "splits", dst / "splits")
-    for folder in ("lfw_5590", "net_7876", "AFLW"):
-        (dst / folder).symlink_to(src / folder, target_is_directory=True)
-    return dst
 
 
 def _cut(path, rows):
@@ -69,7 +60,7 @@ def test_the_bounds_are_the_80px_frame_with_a_10px_margin_and_admit_the_shipped_
 
 def test_labels_shifted_out_of_the_frame_are_refused_naming_the_line(mtfl, tmp_path):
     """The reported defect: +45 px on test_mtfl's x values passed the old bounds [-40, 120]."""
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
     path = root / "new_training.txt"
     lines = path.read_text().split("\n")
     test_rows = set(mtfl.splits["test_mtfl"])
@@ -112,7 +103,7 @@ def test_the_row_counts_are_the_readmes(mtfl):
 
 
 def test_a_whole_copy_without_splits_is_refused_naming_the_fetch_command(mtfl, tmp_path):
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80", splits=False)
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80", splits=False)
     with pytest.raises(CorruptDataError) as info:
         MTFL80(root)
     message = _one_line(info)
@@ -121,7 +112,7 @@ def test_a_whole_copy_without_splits_is_refused_naming_the_fetch_command(mtfl, t
 
 def test_a_label_file_cut_to_9000_rows_without_splits_is_refused(mtfl, tmp_path):
     """The reported defect: this copy trained on 8,043 faces and re-derived another test split."""
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80", splits=False)
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80", splits=False)
     _cut(root / "new_training.txt", 9000)
     with pytest.raises(CorruptDataError) as info:
         MTFL80(root)
@@ -132,7 +123,7 @@ def test_a_label_file_cut_to_9000_rows_without_splits_is_refused(mtfl, tmp_path)
 @pytest.mark.parametrize("label_file, rows", [("new_training.txt", 9000), ("new_testing.txt", 2994)])
 def test_a_copy_cut_together_with_its_split_lists_is_refused(mtfl, tmp_path, label_file, rows):
     """Split lists re-derived from the cut file agree with it: only the README's count tells."""
-    root = _copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
     _cut(root / label_file, rows)
     splits = derive_splits(read_label_file(root / "new_training.txt"), read_label_file(root / "new_testing.txt"))
     for split, names in splits.items():

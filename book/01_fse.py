@@ -201,7 +201,8 @@ for k, record in runs.items():
         "paper: MAFL, regressor on CelebA": paper_celeba,
         "paper: MAFL, regressor on MAFL": paper_mafl,
     })
-display(pd.DataFrame(rows).set_index("K"))
+display(reporting.separated(pd.DataFrame(rows).set_index("K"), profile,
+                            paper_columns=["paper: MAFL, regressor on CelebA", "paper: MAFL, regressor on MAFL"]))
 print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", papers.FSE_TABLE1["source"])
 
 # %% [markdown]
@@ -241,7 +242,7 @@ curve = runs[30].few_shot("test_mtfl")
 table4 = pd.DataFrame([{"n": c["n"], "mean": round(c["mean"], 2), "std": round(c["std"], 2)} for c in curve]).set_index("n")
 paper4 = papers.FSE_TABLE4["rows"]
 table4["paper (MAFL)"] = [paper4.get(n, paper4[19000] if n == len(regressor_train) else None) for n in table4.index]
-display(table4)
+display(reporting.separated(table4, profile, paper_columns=["paper (MAFL)"]))
 viz.few_shot_plot({f"K = 30, test_mtfl [{profile}]": curve,
                    f"K = 30, test_aflw [{profile}]": runs[30].few_shot("test_aflw")},
                   paper={n: v for n, v in paper4.items() if n != 19000}, paper_label="paper, MAFL (K = 30)")

@@ -186,12 +186,12 @@ for k, record in runs.items():
                  "test_aflw (%)": round(record.forward("test_aflw"), 2),
                  "paper: MAFL": papers.ZHANG_TABLE1["rows"][k]["MAFL"],
                  "paper: AFLW": papers.ZHANG_TABLE1["rows"][k]["AFLW"]})
-display(pd.DataFrame(rows).set_index("K"))
+display(reporting.separated(pd.DataFrame(rows).set_index("K"), profile, paper_columns=["paper: MAFL", "paper: AFLW"]))
 print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", papers.ZHANG_TABLE1["source"])
 # the paper has K = 30 better than K = 10; this execution's verdict, on the split settings are chosen by
 tune10, tune30 = runs[10].tune_error(), runs[30].tune_error()
-print(f"tune_val: K = 10 {tune10:.2f} %, K = 30 {tune30:.2f} % -> K = 30 is "
-      f"{'not worse than' if tune30 <= tune10 else 'worse than'} K = 10 [{profile}]")
+print(reporting.verdict(profile, f"tune_val: K = 10 {tune10:.2f} %, K = 30 {tune30:.2f} % -> K = 30 is "
+                                 f"{'not worse than' if tune30 <= tune10 else 'worse than'} K = 10 [{profile}]"))
 
 # %% [markdown]
 # ### Committed reference runs, and the comparison with chapter 1
@@ -248,7 +248,7 @@ table1c = reporting.protocol_table(list(ablation_runs.values()),
 paper_1c = {"full L": "full", "w/o L_recon": "w/o recon", "w/o L_conc": "w/o conc", "w/o L_sep": "w/o sep",
             "w/o L_eqv": "w/o eqv"}
 table1c[("paper: MAFL", "")] = [papers.ZHANG_TABLE1["ablation"][paper_1c[n]] for n in table1c.index]
-display(table1c)
+display(reporting.separated(table1c, profile, paper_columns=[("paper: MAFL", "")]))
 
 # %% [markdown]
 # ## Table 5: grid vs landmark TPS control points (K = 10)
@@ -269,7 +269,7 @@ table5 = pd.DataFrame({name: {"profile": r.profile,
                               "paper: CelebA-regressor MAFL": papers.ZHANG_TABLE1["tps_ratio"][name]}
                        for name, r in ratio_runs.items()}).T
 table5.index.name = "grid:landmark"
-display(table5)
+display(reporting.separated(table5, profile, paper_columns=["paper: CelebA-regressor MAFL"]))
 
 # %% [markdown]
 # ## Figure 38: error against the number of labelled images

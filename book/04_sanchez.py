@@ -269,7 +269,7 @@ for mode, values in papers.SANCHEZ["table1"].items():
     table1.loc[f"paper: {mode}", ["test_mtfl (%)", "test_aflw (%)"]] = [values["MAFL"], values["AFLW"]]
     table1.loc[f"paper: {mode}", "profile"] = "paper's (MAFL / AFLW)"
 table1 = table1.drop(columns="mean shape")
-display(table1)
+display(reporting.separated(table1, profile, paper_rows=[f"paper: {mode}" for mode in papers.SANCHEZ["table1"]]))
 print("mean shape on test_mtfl / test_aflw:", round(mean_shape, 2), "/", round(chapter.mean_shape_aflw, 2), "% IOD")
 print("paper:", papers.SANCHEZ["table1_source"])
 for mode, r in runs.items():  # a detector that has not learnt the face's geometry does no better than the mean shape

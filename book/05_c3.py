@@ -243,9 +243,9 @@ print("sources:", papers.C3["source"], "|", papers.JAKAB["source"])
 for k in (10, 30):
     c3_error = runs[k].metric("forward", "test_mtfl")["mean"]
     paired = baselines[k].metric("forward", "test_mtfl")["mean"]
-    print(f"K = {k}: C3 {c3_error:.2f} vs its paired pre-training {paired:.2f} on test_mtfl: "
+    print(reporting.verdict(profile, f"K = {k}: C3 {c3_error:.2f} vs its paired pre-training {paired:.2f} on test_mtfl: "
           + ("C3 is better" if c3_error < paired else "C3 is NOT better") + f" ({c3_error - paired:+.2f} points; "
-          f"C3 trained {runs[k].steps} more steps on top of the pre-training's {baselines[k].steps})")
+          f"C3 trained {runs[k].steps} more steps on top of the pre-training's {baselines[k].steps})"))
 
 # %% [markdown]
 # ## Table 2: the ablation cycle × flow (K = 10)
@@ -267,7 +267,11 @@ def show_ablation(rows: dict) -> None:
     tune_val (every run records its tune_val error, regressor fitted on tune_fit) and the test order."""
     frame = reporting.protocol_table(list(rows.values()), label=lambda r: next(n for n, x in rows.items() if x is r))
     frame[("paper", "MAFL")] = [papers.C3["ablation"][label] for label in rows]
-    display(frame)
+    rows_profile = next(iter(rows.values())).profile
+    display(reporting.separated(frame, rows_profile, paper_columns=[("paper", "MAFL")]))
+    if rows_profile == "smoke":
+        print(reporting.SMOKE_NOTE)
+        return
     print(f"best on tune_val: {frame[('forward', 'tune_val')].idxmin()}; the paper's best: cycle + flow "
           f"({papers.C3['ablation_source']})")
     test = frame[("forward", "test_mtfl")]

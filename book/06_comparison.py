@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lmcore import leaderboard, viz
+from lmcore import leaderboard, reporting, viz
 from lmcore.chapter import setup_chapter
 from lmcore.evaluation import (FAILURE_THRESHOLD, PROTOCOL_VARIANTS, Detections, RegressionOptions,
                                cumulative_error_distribution, failure_rate, kendall_tau, paired_difference, ranking,
@@ -166,7 +166,8 @@ for name, results in scored.items():
     rows.append(row)
 board = pd.DataFrame(rows).set_index("method")
 board = board.loc[sorted(board.index, key=lambda n: scored[n][("forward", "test_mtfl")]["mean"])]
-display(board)
+display(reporting.separated(board, profile, paper_columns=["paper: MAFL", "paper: AFLW"],
+                            result_columns=[c for c in board.columns if c.startswith(("forward", "backward", "consistency"))]))
 
 # %% [markdown]
 # The interval is a percentile bootstrap of the mean over test faces (1,000 resamples, a fixed
@@ -199,7 +200,14 @@ for split in SPLITS:
                       "difference (points of IOD)": round(d["difference"], 2),
                       "95% CI": f"[{d['low']:.2f}, {d['high']:.2f}]",
                       "real?": "yes" if d["certain"] else "no: the interval holds 0"})
-display(pd.DataFrame(pairs).set_index(["split", "against"]))
+if not pairs:
+    print("fewer than two methods scored in this build: nothing to compare")
+else:
+    pairs = pd.DataFrame(pairs).set_index(["split", "against"])
+    if profile == "smoke":  # the method is shown; a verdict on numbers that mean nothing is not
+        pairs = pairs.drop(columns="real?")
+        print(reporting.SMOKE_NOTE)
+    display(reporting.separated(pairs, profile))
 
 # %% [markdown]
 # ## Beyond the mean
@@ -343,10 +351,14 @@ for split in SPLITS:
                         "first place": ranking(scores)[0],
                         "pairs swapped": "; ".join(f"{b} now ahead of {a}" for a, b in swapped) or "none"})
 changes = pd.DataFrame(changes).set_index(["split", "variant"])
-display(changes)
-plain = [f"* On {split}, **{variant}** changes the ranking: {row['pairs swapped']} (τ = {row['Kendall tau']})."
-         for (split, variant), row in changes.iterrows() if row["pairs swapped"] != "none"]
-display(Markdown("\n".join(plain) if plain else "No variant changes the ranking of these runs on either test split."))
+if profile == "smoke":  # rankings of smoke runs are noise: show what is computed, not what it says
+    print(reporting.SMOKE_NOTE)
+    display(changes[["first place"]].assign(**{"first place": lambda f: f["first place"] + " (smoke)"}))
+else:
+    display(changes)
+    plain = [f"* On {split}, **{variant}** changes the ranking: {row['pairs swapped']} (τ = {row['Kendall tau']})."
+             for (split, variant), row in changes.iterrows() if row["pairs swapped"] != "none"]
+    display(Markdown("\n".join(plain) if plain else "No variant changes the ranking of these runs on either test split."))
 
 # %% [markdown]
 # ## A landmark browser
@@ -390,9 +402,11 @@ else:
 # %% tags=["hide-input"]
 committed = pd.read_csv(RESULTS_DIR / "leaderboard.csv")
 committed["K"] = committed["K"].astype("Int64")  # the mean shape and the supervised detector have none
-display(committed[["method", "K", "profile", "forward test_mtfl", "forward test_aflw", "backward test_mtfl",
-                   "backward test_aflw", "consistency test_mtfl", "paper MAFL", "paper AFLW", "steps",
-                   "training min", "git commit", "regressor", "record"]].set_index(["method", "K"]))
+display(reporting.separated(
+    committed[["method", "K", "profile", "forward test_mtfl", "forward test_aflw", "backward test_mtfl",
+               "backward test_aflw", "consistency test_mtfl", "paper MAFL", "paper AFLW", "steps",
+               "training min", "git commit", "regressor", "record"]].set_index(["method", "K"]),
+    profile, paper_columns=["paper MAFL", "paper AFLW"]))
 
 # %% [markdown]
 # ## What this chapter does not do yet

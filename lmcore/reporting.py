@@ -204,3 +204,56 @@ def ordering_verdicts(per_face: dict, expected: Sequence[str] = ()) -> tuple[pd.
         lines.append(f"expected order {' < '.join(expected)}: "
                      f"{'reproduced' if agrees else 'not reproduced' if all(certain[s] for s in steps) else 'not established'}")
     return pd.DataFrame(rows).set_index("pair"), lines
+
+
+SMOKE_NOTE = ("smoke profile: these runs prove the code path in a few steps, and their numbers mean nothing, "
+              "so no verdict is drawn from them here (the cpu and paper profiles draw it)")
+PAPER_STYLE = {"background-color": "#eef2f7", "font-style": "italic"}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and not pd.isna(value)
+
+
+def separated(frame: pd.DataFrame, profile: str, paper_columns: Sequence = (), paper_rows: Sequence = (),
+              digits: int = 2, result_columns: Sequence | None = None):
+    """``frame`` as a styled table in which this build's numbers and the papers' cannot be mixed
+    up: the papers' cells (``paper_columns`` and ``paper_rows``) are shaded and in italics, and each
+    number of a smoke run (the row's ``profile`` column, else ``profile``) becomes text carrying
+    the word *smoke* (``"20.89 smoke"``), so that no smoke number stands beside a paper number
+    without it: every number outside the papers' cells, or only those of ``result_columns``
+    (numbers, or text starting with one such as ``"20.89 [19.8, 22.1]"``). Returns a pandas
+    ``Styler`` (a table in the built page)."""
+    import re
+
+    shown = frame.copy().astype(object)
+    paper_columns, paper_rows = list(paper_columns), list(paper_rows)
+    profile_column = next((c for c in shown.columns if c == "profile" or c == ("profile", "")), None)
+    for index in shown.index:
+        if index in paper_rows:
+            continue
+        row_profile = shown.at[index, profile_column] if profile_column is not None else profile
+        if row_profile != "smoke":
+            continue
+        for column in shown.columns:
+            value = shown.at[index, column]
+            if column in paper_columns or (result_columns is not None and column not in result_columns):
+                continue
+            if _is_number(value):
+                number = f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
+                shown.at[index, column] = f"{number} smoke"
+            elif result_columns is not None and isinstance(value, str) and re.match(r"^-?\d", value):
+                shown.at[index, column] = f"{value} smoke"
+    styler = shown.style.format(lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) and not pd.isna(v)
+                                else ("–" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)))
+    if paper_columns:
+        styler = styler.set_properties(subset=pd.IndexSlice[:, paper_columns], **PAPER_STYLE)
+    if paper_rows:
+        styler = styler.set_properties(subset=pd.IndexSlice[paper_rows, :], **PAPER_STYLE)
+    return styler
+
+
+def verdict(profile: str, text: str) -> str:
+    """``text`` (a conclusion drawn from this build's runs), or :data:`SMOKE_NOTE` in the smoke
+    profile, whose numbers support no conclusion."""
+    return SMOKE_NOTE if profile == "smoke" else text

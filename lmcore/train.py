@@ -1,6 +1,7 @@
 """Command line: train one method in one profile and print where its record is.
 
     python -m lmcore.train fse --profile cpu --name k30 --set method.num_landmarks=30
+    python -m lmcore.train --from-record results/zhang/k10.json   # a committed reference, again
 
 Every ``--set`` key must exist in the method's config (``python -m lmcore.train fse --show``
 prints it) and every value must have its type: a typo or an impossible value ends with one
@@ -64,9 +65,13 @@ def main(argv=None) -> int:
     from .errors import ConfigError, LmbookError
 
     parser = _Parser(prog="python -m lmcore.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("method", choices=sorted(REGISTRY))
+    parser.add_argument("method", nargs="?", choices=sorted(REGISTRY), help="omitted with --from-record")
+    parser.add_argument("--from-record", metavar="RECORD", help="train the config of a run record (e.g. a committed "
+                        "reference results/<method>/<run>.json) again: its method, profile, name and settings, "
+                        "then any --set on top")
     parser.add_argument("--profile", choices=PROFILES, default=None, help="default: $LMBOOK_PROFILE, else by hardware")
-    parser.add_argument("--name", default="default", help="run name (its folder: runs/<profile>/<method>/NAME-<identity hash>)")
+    parser.add_argument("--name", default=None, help="run name (its folder: runs/<profile>/<method>/NAME-<identity hash>); "
+                        "default: 'default'")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. method.num_landmarks=30 or train.steps=500")
     parser.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
@@ -80,6 +85,29 @@ def main(argv=None) -> int:
         from .training.runs import check_run_name
 
         overrides: dict = {}
+        if args.from_record:
+            if args.method:
+                raise ConfigError(f"give either a method or --from-record, not both (the record names its method)")
+            from .reproduce import record_overrides
+            from .training.run_record import RunRecord
+
+            try:
+                record = RunRecord.from_file(args.from_record)
+            except FileNotFoundError:
+                raise ConfigError(f"--from-record: no such file: {args.from_record}") from None
+            overrides = record_overrides(record)
+            from .reproduce import predated_settings
+
+            predated = predated_settings(record)
+            if predated:
+                print(f"python -m lmcore.train: note: {args.from_record} predates {', '.join(predated)}: they take "
+                      f"today's defaults (check out {record['git_commit'][:10]} for the very run)", file=sys.stderr)
+            args.method = record.method
+            args.profile = args.profile or record.profile
+            args.name = args.name or record.run_name
+        elif not args.method:
+            raise ConfigError("name a method (" + ", ".join(sorted(REGISTRY)) + ") or give --from-record RECORD")
+        args.name = args.name or "default"
         for text in args.assignments:
             overrides = deep_update(overrides, parse_assignment(text))
         profile = resolve_profile(args.profile)

@@ -102,3 +102,27 @@ def test_an_ordering_is_stated_only_where_its_steps_outlast_the_runs_spread():
     _, lines = reporting.ordering_verdicts(per_face, expected=("proposed", "finetune", "scratch"))
     assert lines == ["order (every step certain): proposed < finetune < scratch",
                      "expected order proposed < finetune < scratch: reproduced"]
+
+
+def test_separated_marks_every_smoke_number_and_shades_the_papers_cells():
+    import pandas as pd
+
+    frame = pd.DataFrame({"profile": ["smoke", "cpu"], "test_mtfl (%)": [20.891, 9.5], "steps": [16, 2000],
+                          "paper: MAFL": [7.95, 7.95]}, index=["k10", "k10 reference"])
+    styler = reporting.separated(frame, "smoke", paper_columns=["paper: MAFL"])
+    shown = styler.data
+    assert shown.at["k10", "test_mtfl (%)"] == "20.89 smoke" and shown.at["k10", "steps"] == "16 smoke"
+    assert shown.at["k10 reference", "test_mtfl (%)"] == 9.5  # a cpu reference keeps its number
+    assert shown.at["k10", "paper: MAFL"] == 7.95  # the paper's number is never relabelled
+    html = styler.to_html()
+    assert "font-style: italic" in html and "20.89 smoke" in html and "9.50" in html
+    # paper rows instead of columns; numbers in text ("mean [low, high]") of the result columns
+    rows = pd.DataFrame({"forward": ["12.30 [11.0, 13.6]", 7.95]}, index=["ours", "paper: C3"])
+    shown = reporting.separated(rows, "smoke", paper_rows=["paper: C3"], result_columns=["forward"]).data
+    assert shown.at["ours", "forward"] == "12.30 [11.0, 13.6] smoke" and shown.at["paper: C3", "forward"] == 7.95
+
+
+def test_verdict_is_withheld_in_the_smoke_profile_only():
+    assert reporting.verdict("cpu", "C3 is better") == "C3 is better"
+    assert reporting.verdict("paper", "C3 is better") == "C3 is better"
+    assert reporting.verdict("smoke", "C3 is better") == reporting.SMOKE_NOTE

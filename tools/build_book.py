@@ -38,8 +38,9 @@ def log(message: str) -> None:
     print(f"[lmbook] {message}", flush=True)
 
 
-def chapters_from_toc(toc_file: Path = BOOK / "_toc.yml") -> list[str]:
-    """Stems of the chapter files listed in the table of contents, in order."""
+def chapters_from_toc(toc_file: Path = BOOK / "_toc.yml", pages: bool = False) -> list[str]:
+    """Stems of the chapter files listed in the table of contents, in order (with ``pages``, the
+    markdown pages instead: those with no chapter source)."""
     toc = yaml.safe_load(toc_file.read_text())
     stems = []
 
@@ -54,7 +55,7 @@ def chapters_from_toc(toc_file: Path = BOOK / "_toc.yml") -> list[str]:
     walk(toc.get("chapters"))
     for part in toc.get("parts", []):
         walk(part.get("chapters"))
-    return [s for s in stems if (BOOK / f"{s}.py").exists()]
+    return [s for s in stems if (BOOK / f"{s}.py").exists() != pages]
 
 
 def fetch_widget_js(dest: Path, cache: Path) -> None:
@@ -95,10 +96,18 @@ def stage_book(staging: Path) -> None:
 
 
 def write_toc(staging: Path, chapters: list[str]) -> None:
-    """The staged table of contents, listing only the chapters that were executed."""
+    """The staged table of contents: the chapters that were executed and every markdown page."""
     toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
-    toc["chapters"] = [entry for entry in toc.get("chapters", []) if entry.get("file") in chapters]
+    toc["chapters"] = [entry for entry in toc.get("chapters", [])
+                       if entry.get("file") in chapters or not (BOOK / f"{entry.get('file')}.py").exists()]
     (staging / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+
+
+def write_generated_pages(staging: Path) -> None:
+    """Pages written from the committed records, never by hand: the command behind each reference."""
+    from lmcore.reproduce import reproduction_page
+
+    (staging / "using_references.md").write_text(reproduction_page() + "\n")
 
 
 def execute_chapter(stem: str, staging: Path, profile: str, timeout: int | None) -> float:
@@ -174,6 +183,7 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
 
     for path in write_leaderboard():
         log(f"wrote {path.relative_to(ROOT)} from the committed run records")
+    write_generated_pages(staging)
     chapters = chapters or chapters_from_toc()
     write_toc(staging, chapters)
     for stem in chapters:

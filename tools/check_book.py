@@ -71,6 +71,24 @@ def make_driver(profile_dir: str):
 
 #: text of the chapters' parameters cell and of papermill's injected one, which no page may show
 PARAMETER_MARKERS = ("profile = None  #", "# Parameters\nprofile = ")
+# Tables and printed lines whose box, or whose content, runs past the right edge of the article
+# without scrolling inside it: what a reader cannot see (a table that scrolls in the column is fine).
+CLIPPED_JS = """
+const article = document.querySelector('article') || document.querySelector('#main-content');
+if (!article) return [];
+const right = article.getBoundingClientRect().right;
+function scrolls(el) {
+  for (let e = el; e && e !== article; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if (['auto', 'scroll'].includes(s.overflowX) && e.getBoundingClientRect().right <= right + 2) return true;
+  }
+  return false;
+}
+return Array.from(article.querySelectorAll('table, pre'))
+  .filter(el => el.getBoundingClientRect().width > 0 && !scrolls(el) &&
+                (el.getBoundingClientRect().right > right + 2 || el.scrollWidth > el.clientWidth + 2))
+  .map(el => el.tagName.toLowerCase() + ': ' + el.innerText.slice(0, 60).replace(/\\s+/g, ' '));
+"""
 
 
 def check_page(driver, url: str, name: str, screenshots: Path | None, settle_s: float = 20.0) -> list[str]:
@@ -101,6 +119,9 @@ def check_page(driver, url: str, name: str, screenshots: Path | None, settle_s: 
                                  ".map(e => e.innerText).join('\\n');")
     if any(marker in code for marker in PARAMETER_MARKERS):
         problems.append(f"{name}: a parameters cell is shown")
+    clipped = driver.execute_script(CLIPPED_JS)
+    if clipped:
+        problems.append(f"{name}: {len(clipped)} table(s) or printed block(s) clipped at the right, first {clipped[0]!r}")
     print(f"[check] {name}: {len(figures)} figure(s), {views} widget view(s), {len(visible)} rendered"
           + ("" if not problems else "  <- " + "; ".join(problems)), flush=True)
     return problems
@@ -126,6 +147,15 @@ def check_book(html: Path, screenshots: Path | None = None, require_widgets: boo
                     continue
                 total_views += page.read_text().count("application/vnd.jupyter.widget-view+json")
                 problems += check_page(driver, f"{base}/{stem}.html", stem, screenshots)
+            for stem in chapters_from_toc(pages=True):  # the markdown pages: present, nothing clipped
+                if not (html / f"{stem}.html").exists():
+                    problems.append(f"{stem}: page missing from the build")
+                    continue
+                driver.get(f"{base}/{stem}.html")
+                clipped = driver.execute_script(CLIPPED_JS)
+                if clipped:
+                    problems.append(f"{stem}: {len(clipped)} table(s) or code block(s) clipped at the right, "
+                                    f"first {clipped[0]!r}")
         finally:
             driver.quit()
             server.shutdown()

@@ -49,6 +49,7 @@ def main() -> int:
     os.environ.setdefault("LMBOOK_PROGRESS", "0")
     os.environ.setdefault("LMBOOK_RUNS", str(ROOT / "_build" / "test" / "runs"))
 
+    ensure_chromium()  # before pytest: tests/test_check_book.py drives it too
     started = phase("pytest")
     code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT)
     done("pytest", started)
@@ -66,7 +67,6 @@ def main() -> int:
     done("chapters and book", started)
 
     started = phase("headless Chromium check of the built pages")
-    ensure_chromium()
     import check_book
 
     code = check_book.check_book(index.parent, ROOT / "_build" / "test" / "screenshots")

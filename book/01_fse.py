@@ -208,14 +208,14 @@ print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", paper
 # %% [markdown]
 # ### Committed reference runs
 #
-# The longest runs available, committed under `results/fse/` as records (no weights), with where
-# and how long they trained. Their learning curves follow.
+# The longest runs available, committed under `results/fse/` as records, with where and how long
+# they trained. Their learning curves follow.
 #
 # K = 10, 30 and 50 were trained from this chapter's `cpu` settings for 3,000 steps (three times the
-# chapter's, the learning-rate drop moved to step 2,100: `python -m lmcore.train fse --profile cpu --name k30
-# --set method.num_landmarks=30 --set train.steps=3000 --set "train.lr_milestones=[2100]" --publish`) and
-# scored with the book's current protocol (no intercept, ridge chosen on `tune_val`); the provenance
-# table's `regressor` column says so for each row.
+# chapter's, the learning-rate drop moved with them) and scored with the book's current protocol (no
+# intercept, ridge chosen on `tune_val`); the provenance table's `regressor` column says so for each
+# row. The command that trains each again, generated from its record, is in the appendix
+# ([Reproducing each reference](using_references)).
 
 # %%
 references = load_references("fse")

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lmcore import leaderboard, reporting, viz
+from lmcore import leaderboard, reporting, viz, zoo
 from lmcore.chapter import setup_chapter
 from lmcore.evaluation import (FAILURE_THRESHOLD, PROTOCOL_VARIANTS, Detections, RegressionOptions,
                                cumulative_error_distribution, failure_rate, kendall_tau, paired_difference, ranking,
@@ -359,6 +359,27 @@ else:
     plain = [f"* On {split}, **{variant}** changes the ranking: {row['pairs swapped']} (τ = {row['Kendall tau']})."
              for (split, variant), row in changes.iterrows() if row["pairs swapped"] != "none"]
     display(Markdown("\n".join(plain) if plain else "No variant changes the ranking of these runs on either test split."))
+
+# %% [markdown]
+# ## The references, re-detected from their weights
+#
+# The committed references that carry weights (the model zoo, `results/<method>/<run>.safetensors`;
+# `python -m lmcore.detect --list`) are detected again here on `regressor_train` and `test_mtfl`
+# and scored by the protocol. The forward error must come back as it was measured from the stored
+# weights when they were written, and that one must lie within 0.01 of the record's (the weights are
+# stored in fp16 where that moved it by less), so a hand-edited number or a swapped file cannot
+# pass unnoticed.
+
+# %% tags=["hide-input"]
+verified = pd.DataFrame([zoo.verify(name) for name in zoo.available()])
+if len(verified):
+    display(verified.set_index("model").round(6))
+    worst = verified["difference"].max()
+    assert worst <= zoo.VERIFY_TOLERANCE, f"a reference's weights no longer give its number (difference {worst:.2e})"
+    assert ((verified["when written"] - verified["record"]).abs() < zoo.FP16_TOLERANCE).all()
+    print(f"{len(verified)} reference(s) re-detected from their weights; largest difference {worst:.1e} % of IOD")
+else:
+    print("no committed reference carries weights yet")
 
 # %% [markdown]
 # ## A landmark browser

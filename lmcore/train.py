@@ -74,6 +74,8 @@ def main(argv=None) -> int:
                         "default: 'default'")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. method.num_landmarks=30 or train.steps=500")
+    parser.add_argument("--init-from", metavar="MODEL", help="start from a committed reference's weights "
+                        "(method/run of the model zoo, e.g. jakab/k10) with a fresh optimiser: train.init_from")
     parser.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
     parser.add_argument("--publish", action="store_true", help="copy the record to results/<method>/<name>.json")
     parser.add_argument("--show", action="store_true", help="print the resolved config and exit")
@@ -108,6 +110,8 @@ def main(argv=None) -> int:
         elif not args.method:
             raise ConfigError("name a method (" + ", ".join(sorted(REGISTRY)) + ") or give --from-record RECORD")
         args.name = args.name or "default"
+        if args.init_from:
+            overrides = deep_update(overrides, {"train": {"init_from": args.init_from}})
         for text in args.assignments:
             overrides = deep_update(overrides, parse_assignment(text))
         profile = resolve_profile(args.profile)
@@ -123,7 +127,14 @@ def main(argv=None) -> int:
             return 0
         print(summary_line(record))
         if args.publish:
-            print(f"published {display_path(publish_reference(record))}")
+            from .zoo import publish_weights
+
+            published = publish_reference(record)
+            print(f"published {display_path(published)}")
+            weights = publish_weights(published)  # the zoo's weights follow their record
+            if weights:
+                print(f"published {display_path(published.with_suffix('.safetensors'))} ({weights['dtype']}, "
+                      f"{weights['bytes'] / 1e6:.2f} MB; test_mtfl {weights['test_mtfl_fp32']:.2f} % from the weights)")
         return 0
     except ConfigError as exc:
         print(f"python -m lmcore.train: error: {exc}", file=sys.stderr)

@@ -81,11 +81,15 @@ def main(argv=None) -> int:
         try:
             record = choose(item, args.profile)
             path = publish_reference(record)
+            from lmcore.zoo import publish_weights
+
+            weights = publish_weights(path)  # the zoo's weights follow their record
         except LmbookError as exc:
             print(f"{exc}", file=sys.stderr)
             return 1
         forward = {k: round(v["mean"], 2) for k, v in record["metrics"].get("forward", {}).items()}
-        print(f"{item}: {path.relative_to(ROOT)}  forward {forward}  ({record['wall_time_s'] / 60:.1f} min, {record.profile})")
+        print(f"{item}: {path.relative_to(ROOT)}  forward {forward}  ({record['wall_time_s'] / 60:.1f} min, {record.profile})"
+              + (f"; weights {weights['dtype']}, {weights['bytes'] / 1e6:.2f} MB" if weights else ""))
     from lmcore.leaderboard import write_leaderboard
 
     for path in write_leaderboard():  # the leaderboard follows its records

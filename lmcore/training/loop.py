@@ -72,6 +72,9 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, or bf16: the forward pass under torch.autocast (bfloat16)
     channels_last: bool = False  # the networks' weights in channels-last memory format
     compile: bool = False  # torch.compile the method's forward pass
+    # start from a committed reference's weights ("method/run" of the model zoo, lmcore.zoo) with a
+    # fresh optimiser; "" starts from the method's initialisation
+    init_from: str = ""
 
     @classmethod
     def from_dict(cls, values: dict, prefix: str = "train.") -> "TrainConfig":
@@ -124,6 +127,9 @@ class TrainConfig:
         for key in ("channels_last", "compile"):
             if not isinstance(getattr(self, key), bool):
                 fail(key, "true or false")
+        if not isinstance(self.init_from, str) or (self.init_from and not re.fullmatch(r"[a-z0-9_]+/[A-Za-z0-9._-]+",
+                                                                                       self.init_from)):
+            fail("init_from", "a model of the zoo as method/run (python -m lmcore.detect --list), or \"\"")
         if (not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2
                 or not all(_is_number(b) and 0 <= b < 1 for b in self.betas)):
             fail("betas", "two numbers in [0, 1)")

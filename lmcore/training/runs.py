@@ -141,12 +141,17 @@ def run_identity(method: str, profile: str, config: dict, parents: dict[str, Run
     """What a run's result depends on: equal identities give equal runs (up to thread counts).
     Its code is the import closure of the method (:mod:`lmcore.training.code_identity`)."""
     source = get_source(config["data"]["source"])
-    return {
+    identity = {
         "method": method, "profile": profile, "config": config,
         "code": code_fingerprint(method),
         "data": source.fingerprint(),
         "parents": {role: r["identity"] for role, r in (parents or {}).items()},  # (the step is in config)
     }
+    if config["train"].get("init_from"):  # the weights it starts from, not only their name
+        from ..zoo import ancestor_of
+
+        identity["init"] = ancestor_of(config["train"]["init_from"], method)["weights_sha256"]
+    return identity
 
 
 def run_directory(method: str, profile: str, name: str, identity_hash: str) -> Path:
@@ -367,6 +372,12 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     model = build_with_parents(method, config, parents)
     device = select_device()
     cfg = TrainConfig.from_dict(config["train"])
+    ancestor = None
+    if cfg.init_from:  # a checkpoint of this run, if any, replaces these weights when it resumes
+        from ..zoo import ancestor_of, load_initial_weights
+
+        ancestor = ancestor_of(cfg.init_from, method)
+        load_initial_weights(model, cfg.init_from)
     source = get_source(config["data"]["source"])
     subsample = cls.budget(profile).eval_subsample
     train_set = source.split(config["data"]["split"])
@@ -416,6 +427,8 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
         "resumed_with": result.resumed_with,
         "steps": result.steps,
     }
+    if ancestor:  # the reference it started from, and how many steps its lineage already had
+        record["ancestor"] = ancestor
     return RunRecord(write_record(run_dir / "record.json", record), run_dir=run_dir)
 
 

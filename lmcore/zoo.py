@@ -285,3 +285,20 @@ def verify(name: str, root: Path | str | None = None) -> dict:
     return {"model": name, "dtype": record["weights_dtype"], "from the weights": error,
             "when written": stored, "record": record["metrics"]["forward"]["test_mtfl"]["mean"],
             "difference": abs(error - stored)}
+
+
+def lineage(record: dict, root: Path | str | None = None) -> list[dict]:
+    """``record`` preceded by the committed references it was started from (``train.init_from``,
+    recursively), oldest first; a missing ancestor's record ends the chain."""
+    from .training.records import read_record
+
+    chain = [record]
+    seen = set()
+    while (chain[0].get("ancestor") or {}).get("name") and chain[0]["ancestor"]["name"] not in seen:
+        name = chain[0]["ancestor"]["name"]
+        seen.add(name)
+        path = record_path(name, root)
+        if not path.exists():
+            break
+        chain.insert(0, read_record(path))
+    return chain

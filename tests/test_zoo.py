@@ -198,3 +198,33 @@ def test_init_from_a_missing_or_foreign_model_is_one_line(model, says, capsys, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("checkpoint.pt"))
+
+
+def test_a_learning_curve_shows_the_whole_lineage(tmp_path):
+    """The curve of a run started from a reference begins where its ancestor's training time ends,
+    and the ancestor's own curve is drawn before it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lmcore.training.records import write_record
+    from lmcore.viz.figures import learning_curves
+
+    curve = lambda times: [{"wall_time_s": t, zoo_curve_key(): 20.0 - t / 60} for t in times]
+    base = {"run_name": "base", "profile": "cpu", "wall_time_s": 600.0, "history": curve([60, 300, 600])}
+    (tmp_path / "jakab").mkdir()
+    reference = RunRecord.from_file(RESULTS_DIR / "jakab" / "k10.json")  # a whole record, its curve replaced
+    write_record(tmp_path / "jakab" / "base.json", {**dict(reference), **base})
+    grown = {"run_name": "grown", "profile": "cpu", "wall_time_s": 120.0, "history": curve([60, 120]),
+             "ancestor": {"name": "jakab/base", "lineage_steps": 100}}
+    assert [r["run_name"] for r in zoo.lineage(grown, tmp_path)] == ["base", "grown"]
+    ax = learning_curves([grown], root=tmp_path)
+    ancestor_line, own_line = ax.get_lines()[:2]
+    assert list(ancestor_line.get_xdata()) == [1.0, 5.0, 10.0]
+    assert list(own_line.get_xdata()) == [11.0, 12.0]  # after the ancestor's 10 minutes
+    assert ancestor_line.get_color() == own_line.get_color()
+
+
+def zoo_curve_key():
+    from lmcore.methods.base import LEARNING_CURVE_KEY
+
+    return LEARNING_CURVE_KEY

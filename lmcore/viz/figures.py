@@ -103,18 +103,30 @@ def regressor_graph(discovered_train, annotated_train, image, discovered, annota
 
 
 def learning_curves(records: Sequence[dict], label: Callable[[dict], str] | None = None, ax=None,
-                    reference_line: float | None = None, reference_label: str = "mean shape"):
+                    reference_line: float | None = None, reference_label: str = "mean shape", root=None):
     """Forward error on test_mtfl during training (regressor on 2,000 labelled faces) against
-    training time, for each run record."""
+    training time, for each run record. A run started from a reference (``train.init_from``)
+    shows its whole lineage: the ancestors' curves first (thin, same colour), its own after their
+    training time (``root``: where the ancestors' records are, default ``results/``)."""
+    from ..zoo import lineage
+
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.4))
     for record in records:
-        history = [h for h in record.get("history", []) if LEARNING_CURVE_KEY in h]
-        if not history:
-            continue
-        minutes = [h["wall_time_s"] / 60 for h in history]
-        ax.plot(minutes, [h[LEARNING_CURVE_KEY] for h in history], marker="o", ms=3,
-                label=(label(record) if label else record.get("run_name")) + f" [{record['profile']}]")
+        offset, colour = 0.0, None
+        chain = lineage(record, root)
+        for member in chain:
+            history = [h for h in member.get("history", []) if LEARNING_CURVE_KEY in h]
+            own = member is chain[-1]
+            if history:
+                minutes = [offset + h["wall_time_s"] / 60 for h in history]
+                kwargs = {"marker": "o", "ms": 3} if own else {"lw": 1, "alpha": 0.6}
+                line, = ax.plot(minutes, [h[LEARNING_CURVE_KEY] for h in history], color=colour, **kwargs,
+                                label=((label(record) if label else record.get("run_name")) + f" [{record['profile']}]"
+                                       + (f" (from {chain[0].get('run_name')}, {len(chain) - 1} ancestor(s))"
+                                          if len(chain) > 1 else "")) if own else None)
+                colour = line.get_color()
+            offset += member.get("wall_time_s", 0) / 60
     if reference_line is not None:
         ax.axhline(reference_line, color="0.5", ls="--", lw=1, label=reference_label)
     ax.set_xlabel("training time (min)")

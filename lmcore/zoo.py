@@ -122,8 +122,10 @@ def load_detector(name: str, device=None, root: Path | str | None = None) -> Det
     from .files import file_sha256
     from .training.run_record import RunRecord
 
+    import re
+
     json_path, weights = record_path(name, root), weights_path(name, root)
-    if not json_path.exists() or not weights.exists():
+    if not re.fullmatch(r"[a-z0-9_]+/[A-Za-z0-9_-][A-Za-z0-9._-]*", name) or not json_path.exists() or not weights.exists():
         known = ", ".join(available(root)) or "none yet"
         raise ZooError(f"no model '{name}' in the zoo (models with weights: {known})")
     record = RunRecord.from_file(json_path)

@@ -11,7 +11,6 @@ come back in the photo's own pixel coordinates (x right, y down).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,16 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-EXIT_USER_ERROR = 2
+from .cli import OneLineParser, lmbook_error, user_error
+
+PROG = "python -m lmcore.detect"
 POINT_NAMES = ("left eye", "right eye", "nose", "left mouth corner", "right mouth corner")
 #: PIL modes a photo may have (converted to RGB); 16/32-bit and float images are refused
 PHOTO_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "1")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block
-        print(f"python -m lmcore.detect: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
 
 
 class PhotoError(ValueError):
@@ -115,7 +110,7 @@ def model_list() -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = _Parser(prog="python -m lmcore.detect", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("photos", nargs="*", metavar="PHOTO", help="roughly centred face crops (any size)")
     parser.add_argument("--model", help="a model of the zoo, e.g. zhang/k10 (--list shows them)")
     parser.add_argument("--list", action="store_true", help="the models with their test errors")
@@ -130,15 +125,13 @@ def main(argv=None) -> int:
             print("\n".join(lines) if lines else "the zoo has no model with weights yet")
             return 0
         if not args.model or not args.photos:
-            print("python -m lmcore.detect: error: give --model NAME and at least one PHOTO (or --list)", file=sys.stderr)
-            return EXIT_USER_ERROR
+            return user_error(PROG, "give --model NAME and at least one PHOTO (or --list)")
         from .zoo import ZooError, load_detector
 
         try:
             detector = load_detector(args.model)
         except ZooError as exc:
-            print(f"python -m lmcore.detect: error: {exc}", file=sys.stderr)
-            return EXIT_USER_ERROR
+            return user_error(PROG, exc)
         photos = [read_photo(p) for p in args.photos]
         images = torch.stack([p[0] for p in photos])
         landmarks = detector(images)
@@ -163,11 +156,9 @@ def main(argv=None) -> int:
                       + (f"; annotated: {r['annotated']}" if "annotated" in r else ""))
         return 0
     except PhotoError as exc:
-        print(f"python -m lmcore.detect: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return user_error(PROG, exc)
     except LmbookError as exc:
-        print(f"python -m lmcore.detect: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return lmbook_error(PROG, exc)
 
 
 if __name__ == "__main__":

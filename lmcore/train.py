@@ -14,20 +14,14 @@ checkpoints, evaluates and writes the record.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from .cli import OneLineParser, lmbook_error, user_error
 from .methods import REGISTRY
 from .profiles import PROFILES
 
-EXIT_USER_ERROR = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block
-        print(f"python -m lmcore.train: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
+PROG = "python -m lmcore.train"
 
 
 def refuse_publishing_uncommitted(method: str) -> None:
@@ -64,7 +58,7 @@ def main(argv=None) -> int:
     from .config import deep_update, parse_assignment
     from .errors import ConfigError, LmbookError
 
-    parser = _Parser(prog="python -m lmcore.train", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("method", nargs="?", choices=sorted(REGISTRY), help="omitted with --from-record")
     parser.add_argument("--from-record", metavar="RECORD", help="train the config of a run record (e.g. a committed "
                         "reference results/<method>/<run>.json) again: its method, profile, name and settings, "
@@ -137,11 +131,9 @@ def main(argv=None) -> int:
                       f"{weights['bytes'] / 1e6:.2f} MB; test_mtfl {weights['test_mtfl_fp32']:.2f} % from the weights)")
         return 0
     except ConfigError as exc:
-        print(f"python -m lmcore.train: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return user_error(PROG, exc)
     except LmbookError as exc:
-        print(f"python -m lmcore.train: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return lmbook_error(PROG, exc)
     except OSError as exc:
         # A full disk or quota, a read-only file system or a refused write: one line, no traceback.
         # Checkpoints and records go to a temp file that is renamed (lmcore.training.loop), so the

@@ -33,20 +33,34 @@ def test_a_tuning_table_ranks_settings_by_tune_val_and_never_shows_a_test_error(
     assert column[0] == 11.8 and column[1] != column[1]  # older records have no tune_val (NaN)
 
 
+def test_a_pose_cores_sweep_ranks_by_pck_with_the_highest_first():
+    def core(label, pck):
+        record = _record(label, 0.0)
+        record["metrics"] = {"pck_val": {"pck": pck}}
+        record.update(tuning_label=label, wall_time_s=60.0, git_commit="abc", device={"name": "cpu"},
+                      config={"method": {"num_landmarks": 14}, "train": {"batch_size": 16}})
+        return record
+
+    table = reporting.tuning_table([core("narrow", 0.2), core("wide", 0.31), core("heavy", 0.25)])
+    assert list(table.index) == ["wide", "heavy", "narrow"]
+    assert list(table["LSPET val PCK@0.2 (%)"]) == [31.0, 25.0, 20.0]
+    assert "tune_val forward (%)" not in table.columns
+
+
 def test_the_committed_tuning_records_are_the_methods_sweeps():
     """Every committed tuning record names a setting of its method's sweep, with its config, and
     carries a tune_val error: the chapters' tuning tables show code and records that agree."""
     from lmcore.methods import get_method
     from lmcore.training.runs import resolve_config
 
-    for method in ("fse", "zhang", "jakab", "c3"):
+    for method in ("fse", "zhang", "jakab", "c3", "pose", "sanchez"):
         sweep = get_method(method).budget("cpu").variant("tuning")
         records = reporting.tuning_records(method)
         assert records, method
         for record in records:
             label = record["tuning_label"]
             assert label in sweep, (method, label)
-            assert record.tune_error() is not None
+            assert record.tuning_score() is not None
             expected = resolve_config(method, "cpu", sweep[label])
             assert record.config["method"] == expected["method"], (method, label)
             assert record.config["train"]["batch_size"] == expected["train"]["batch_size"]

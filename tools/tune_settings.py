@@ -5,7 +5,8 @@
 Each method's ``budgets[profile].variants["tuning"]`` (``{label: overrides}``) is trained (or
 reused) with :func:`lmcore.training.run_variants` as runs ``tune-<label slug>`` and printed with
 its **tune_val** forward error (regressor fitted on tune_fit: MTFL-80's README), the number the
-chapter's settings are chosen by; the test errors are printed too but choose nothing. With
+chapter's settings are chosen by (for the supervised pose core, its PCK@0.2 on LSPET val, its own
+validation split); the test errors are printed too but choose nothing. With
 ``--publish`` the records go to ``results/tuning/<method>/`` (refused for uncommitted ``lmcore``
 code, like every reference), where the chapters show them as their tuning tables.
 """
@@ -61,8 +62,9 @@ def main(argv=None) -> int:
                 record = run_variants(method, args.profile, {label: change}, prefix="tune", progress=False)[label]
                 record["tuning_label"] = label  # the chapters' tuning tables show it
                 where = publish_reference(record, TUNING_ROOT) if args.publish else None
-                tests = {k: round(v["mean"], 2) for k, v in record["metrics"]["forward"].items()}
-                print(f"{method} | {label}: tune_val {record.tune_error():.2f}  (tests, not used: {tests})  "
+                tests = {k: round(v["mean"], 2) for k, v in record["metrics"].get("forward", {}).items()}
+                name, value, _ = record.tuning_score()
+                print(f"{method} | {label}: {name} {value:.2f}  (tests, not used: {tests})  "
                       f"{record['wall_time_s'] / 60:.1f} min{'  -> ' + str(where.relative_to(ROOT)) if where else ''}",
                       flush=True)
     except LmbookError as exc:

@@ -114,9 +114,12 @@ BUDGETS = {
                             # how the adapted detector's points are read, compared on tune_val
                             # (tools/tune_settings.py sanchez): the code's soft argmax at 0.1 made
                             # the points unstable at this budget in an audit (issue 30)
-                            "tuning": {"soft argmax at 0.1 (the code's)": {},
-                                       "soft argmax at 1": {"method": {"point_temperature": 1.0}},
-                                       "marginals (Jakab's)": {"method": {"points": "marginal"}}}}),
+                            # (each row names its values: the profile's own is the sweep's winner)
+                            "tuning": {"soft argmax at 0.1 (the code's)": {"method": {"points": "softargmax",
+                                                                                      "point_temperature": 0.1}},
+                                       "soft argmax at 1": {"method": {"points": "softargmax", "point_temperature": 1.0}},
+                                       "marginals (Jakab's)": {"method": {"points": "marginal",
+                                                                          "point_temperature": 0.1}}}}),
     "paper": Budget(ablation_steps=20000, ablation_train={"eval_every": 0},
                     variants={"core_steps": [2000, 10000, 20000], "generalisation": _generalisation(20000),
                               "seeds": [0, 1, 2]}),

@@ -16,6 +16,8 @@ from pathlib import Path
 from ..methods.base import LEARNING_CURVE_KEY, SNAPSHOT_KEY
 from .records import read_record
 
+PCK_VAL_KEY = "pck_val"  # the pose core's PCK@0.2 on LSPET val (lmcore.methods.pose.PCK_KEY)
+
 
 class RunRecord(dict):
     """One run's record (see :mod:`lmcore.training.records` for the fields)."""
@@ -100,6 +102,16 @@ class RunRecord(dict):
         by. None for records made before it was recorded, or without the face protocol."""
         value = self.get("metrics", {}).get("tune", {}).get("tune_val", {}).get("mean")
         return None if value is None else float(value)
+
+    def tuning_score(self) -> tuple[str, float, bool] | None:
+        """What a tuning sweep chooses this run's settings by: ``(name, value, higher_is_better)``.
+        A landmark method's tune_val forward error (lower is better); a supervised pose core's
+        PCK@0.2 on LSPET val, its own validation split (higher is better). None without either."""
+        error = self.tune_error()
+        if error is not None:
+            return "tune_val forward (%)", error, False
+        pck = self.get("metrics", {}).get(PCK_VAL_KEY, {}).get("pck")
+        return None if pck is None else ("LSPET val PCK@0.2 (%)", 100 * float(pck), True)
 
     def few_shot(self, split: str) -> list[dict]:
         try:

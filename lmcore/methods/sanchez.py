@@ -107,7 +107,7 @@ BUDGETS = {
     "smoke": Budget(eval_subsample=8, ablation_steps=8, variants={"core_steps": [6], "generalisation": _generalisation(8),
                                                                   "seeds": [0, 1]}),
     "cpu": Budget(ablation_steps=150, ablation_train={"eval_every": 0},
-                  variants={"core_steps": [1000, 3000], "generalisation": _generalisation(150),
+                  variants={"core_steps": [1000, 6000], "generalisation": _generalisation(150),
                             # Table 1 trains each mode with these seeds: its order is stated only where
                             # it outlasts the spread between them
                             "seeds": [0, 1, 2],

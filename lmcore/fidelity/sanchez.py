@@ -37,6 +37,11 @@ ROWS = (
         "softmax over all 32 x 32 positions of logits / 0.1; the expected column and row index (0 ... 31)",
         "utils.py:47-74; MTFAN.py:211-219; Train_options.py:20", key="method.temperature", value=0.1,
         why="lmcore.geometry.soft_argmax: the same expectation on pixel centres, (2i + 1)/32 - 1 for index i"),
+    Row("the adapted detector's points", "soft-argmax, β = 10 (§4.1)",
+        "the same soft argmax at 0.1 as the core's (one function reads both)", "utils.py:47-74; MTFAN.py:211-219",
+        key="method.points", value="softargmax",
+        why="cpu: the maps' marginals (Jakab's soft argmax), chosen on tune_val by the sweep under this table "
+            "(results/tuning/sanchez): at 500 steps the code's 0.1 left the points at the mean shape's error"),
     Row("bottleneck map", "exp(-σ⁻² |u - a|²), σ = √0.5 (§3, §4.1)",
         "exp(-d² / 0.5), d in pixels of the 32 x 32 map: std 0.5 map px (1/32 of the view: 0.031 normalised), "
         "peak 1", "utils.py:24-45; MTFAN.py:209-219; model.py:91; Train_options.py:19", key="method.map_sigma",

@@ -132,6 +132,9 @@ def main(argv=None) -> int:
             detector = load_detector(args.model)
         except ZooError as exc:
             return user_error(PROG, exc)
+        if detector.regressor is None:
+            return user_error(PROG, f"{args.model} is a pose core (LSPET's 14 joints), not a face detector; "
+                                    "--list shows the face detectors")
         photos = [read_photo(p) for p in args.photos]
         images = torch.stack([p[0] for p in photos])
         landmarks = detector(images)

@@ -5,6 +5,11 @@
     landmarks = detector(images)          # B x 3 x 80 x 80 in [0, 1] -> B x K x 2 pixels
     points = detector.points(images)      # the 5 annotated points, by the protocol's regressor
 
+It holds two kinds of model. A **face detector** (every landmark method) detects K landmarks and
+regresses MTFL-80's 5 points from them. A **pose core** (``pose/core``, the supervised parent of
+the Sanchez chapter) detects LSPET's 14 joints; it is in the zoo so that it can be trained further
+in a later sitting (``--init-from pose/core``), and it is checked by its PCK@0.2 on LSPET val.
+
 ``results/<method>/<run>.safetensors`` holds a reference's trainable weights and buffers (never a
 frozen network that is data, such as the perceptual loss's VGG16) and the protocol's linear
 regressor from its K landmarks to MTFL-80's 5 points (fitted without an intercept on all of
@@ -36,6 +41,10 @@ MAX_FILE_BYTES = 3 * 1024 * 1024
 MAX_TOTAL_BYTES = 40 * 1024 * 1024
 #: fp16 is kept only where it moves the record's test_mtfl forward error by less than this
 FP16_TOLERANCE = 0.01
+#: ... or a pose core's PCK@0.2 on LSPET val (a fraction) by less than this
+FP16_PCK_TOLERANCE = 0.001
+PCK_VAL_KEY = "pck_val"  # lmcore.methods.pose.PCK_KEY
+FACE, POSE = "face detector", "pose core"
 #: the record's forward error must come back from the weights to within this (% of IOD)
 REPRODUCE_TOLERANCE = 1e-6
 #: chapter 6 re-detects every reference on the machine that builds the book: equal to the number
@@ -57,10 +66,27 @@ def weights_path(name: str, root: Path | str | None = None) -> Path:
     return Path(root or RESULTS_DIR) / f"{name}{WEIGHTS_SUFFIX}"
 
 
-def available(root: Path | str | None = None) -> list[str]:
-    """``method/run`` of every committed reference that has weights."""
+def kind_of(record: dict) -> str | None:
+    """:data:`FACE` for a record scored by the face protocol, :data:`POSE` for a pose core scored
+    by PCK on LSPET val, None for neither (such a reference has no weights in the zoo)."""
+    metrics = record.get("metrics", {})
+    if "test_mtfl" in metrics.get("forward", {}):
+        return FACE
+    return POSE if PCK_VAL_KEY in metrics else None
+
+
+def available(root: Path | str | None = None, kind: str | None = FACE) -> list[str]:
+    """``method/run`` of every committed reference that has weights, of one ``kind`` (:data:`FACE`
+    by default: what ``python -m lmcore.detect`` runs; :data:`POSE`; None for both)."""
+    from .training.records import read_record
+
     root = Path(root or RESULTS_DIR)
-    return sorted(f"{p.parent.name}/{p.stem}" for p in root.glob(f"*/*{WEIGHTS_SUFFIX}") if p.with_suffix(".json").exists())
+    names = []
+    for path in sorted(root.glob(f"*/*{WEIGHTS_SUFFIX}")):
+        record_file = path.with_suffix(".json")
+        if record_file.exists() and (kind is None or kind_of(read_record(record_file, check_digest=False)) == kind):
+            names.append(f"{path.parent.name}/{path.stem}")
+    return names
 
 
 class Detector(nn.Module):
@@ -68,10 +94,10 @@ class Detector(nn.Module):
     :meth:`points` the 5 regressed points, both in pixel coordinates of the input images
     (``B x 3 x H x W`` floats in [0, 1], roughly centred face crops as MTFL-80's)."""
 
-    def __init__(self, method: nn.Module, regressor: torch.Tensor, record: dict, name: str):
+    def __init__(self, method: nn.Module, regressor: torch.Tensor | None, record: dict, name: str):
         super().__init__()
         self.method = method
-        self.register_buffer("regressor", regressor)
+        self.register_buffer("regressor", regressor)  # None for a pose core
         self.record = record
         self.name = name
 
@@ -91,6 +117,8 @@ class Detector(nn.Module):
         """The 5 annotated points (eyes, nose, mouth corners) regressed from the landmarks,
         ``B x 5 x 2`` pixels. The regressor was fitted in MTFL-80's 80 px frame, so the
         landmarks are taken there and the points scaled back to the images' size."""
+        if self.regressor is None:
+            raise ZooError(f"{self.name} is a {POSE}: it has no regressor to the 5 face points")
         height, width = images.shape[-2:]
         scale = torch.tensor([IMAGE_SIZE / width, IMAGE_SIZE / height])
         landmarks = self(images) if landmarks is None else landmarks
@@ -126,7 +154,7 @@ def load_detector(name: str, device=None, root: Path | str | None = None) -> Det
 
     json_path, weights = record_path(name, root), weights_path(name, root)
     if not re.fullmatch(r"[a-z0-9_]+/[A-Za-z0-9_-][A-Za-z0-9._-]*", name) or not json_path.exists() or not weights.exists():
-        known = ", ".join(available(root)) or "none yet"
+        known = ", ".join(available(root, kind=None)) or "none yet"
         raise ZooError(f"no model '{name}' in the zoo (models with weights: {known})")
     record = RunRecord.from_file(json_path)
     expected = record.get("weights_sha256")
@@ -134,7 +162,7 @@ def load_detector(name: str, device=None, root: Path | str | None = None) -> Det
         raise ZooError(f"{weights} is not the weights file of its record ({'the record names none' if expected is None else 'its sha256 differs from the record'}); "
                        "restore it from git, or export it again with tools/publish_weights.py")
     tensors = load_file(str(weights))
-    regressor = tensors.pop(REGRESSOR_KEY)
+    regressor = tensors.pop(REGRESSOR_KEY, None)
     method = _check_buildable(record, name)
     state = {k[len(MODEL_PREFIX):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     try:
@@ -144,7 +172,7 @@ def load_detector(name: str, device=None, root: Path | str | None = None) -> Det
                        f"({str(exc).splitlines()[0][:160]}); check out commit {record['git_commit'][:10]}") from None
     method.eval()
     method.to(device or torch.device("cpu"))
-    return Detector(method, regressor.float(), dict(record), name)
+    return Detector(method, None if regressor is None else regressor.float(), dict(record), name)
 
 
 def _detections(detect, source):
@@ -171,21 +199,20 @@ def export_weights(record_file: Path | str, dtype: str = "auto") -> dict:
     """Write ``results/<method>/<run>.safetensors`` for the committed reference ``record_file``
     from the finished run it came from (found by identity in the runs folder, its checkpoint's
     sha256 checked), and add the file's sha256 to the record. Returns what was measured."""
-    from safetensors.torch import save_file
-
     from .data.sources import get_source
     from .evaluation import RegressionOptions
-    from .files import file_sha256
-    from .training.records import write_record
     from .training.run_record import RunRecord
     from .training.runs import load_trained, run_directory
 
     record_file = Path(record_file)
     record = RunRecord.from_file(record_file)
     name = f"{record.method}/{record.run_name}"
+    if kind_of(record) == POSE:
+        return _export_pose_core(record_file, record, dtype)
     forward = record["metrics"].get("forward", {}).get("test_mtfl")
     if forward is None:
-        raise ZooError(f"{name}: its record has no forward error on test_mtfl: the zoo holds face detectors")
+        raise ZooError(f"{name}: its record has neither a forward error on test_mtfl nor a PCK on LSPET val: "
+                       "the zoo holds face detectors and pose cores")
     options_recorded = forward.get("options", {})
     if options_recorded.get("intercept") or not options_recorded.get("ridge_choice"):
         raise ZooError(f"{name} was scored with an earlier protocol (an intercept or a fixed ridge): train it again")
@@ -210,6 +237,17 @@ def export_weights(record_file: Path | str, dtype: str = "auto") -> dict:
     dtype = "fp16" if dtype == "fp16" else "fp32"
     tensors = {MODEL_PREFIX + k: (v.half() if dtype == "fp16" and v.is_floating_point() else v) for k, v in state.items()}
     tensors[REGRESSOR_KEY] = regressor.float()
+    return _write_weights(record_file, record, tensors, dtype, measured)
+
+
+def _write_weights(record_file: Path, record: dict, tensors: dict, dtype: str, measured: dict) -> dict:
+    """The safetensors file beside the record, and its sha256, dtype and checks in the record."""
+    from safetensors.torch import save_file
+
+    from .files import file_sha256
+    from .training.records import write_record
+
+    name = f"{record['method']}/{record['run_name']}"
     target = weights_path(name, record_file.parent.parent)
     tmp = target.with_name(target.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"record": f"{name}.json", "identity": record["identity"], "dtype": dtype,
@@ -222,10 +260,45 @@ def export_weights(record_file: Path | str, dtype: str = "auto") -> dict:
     return {"name": name, "dtype": dtype, "bytes": target.stat().st_size, **measured}
 
 
+def _pck_val(method, source, record: dict) -> float:
+    """PCK@0.2 on LSPET val, on the same people as the record's (a smoke run scores every n-th)."""
+    return float(method.pck(source.split("val", every=record.get("data", {}).get("eval_subsample", 1)))["pck"])
+
+
+def _export_pose_core(record_file: Path, record, dtype: str) -> dict:
+    """:func:`export_weights` for a pose core: its PCK@0.2 on LSPET val must come back from the
+    weights (to 1e-6); fp16 where that moves it by less than :data:`FP16_PCK_TOLERANCE`."""
+    from .data.sources import get_source
+    from .training.run_record import RunRecord
+    from .training.runs import load_trained, run_directory
+
+    name = f"{record.method}/{record.run_name}"
+    run_dir = run_directory(record.method, record.profile, record.run_name, record["identity"])
+    run = RunRecord.from_file(run_dir / "record.json", run_dir=run_dir)
+    if run.get("checkpoint_sha256") != record.get("checkpoint_sha256"):
+        raise ZooError(f"{run_dir} is not the run {record_file} was published from (another checkpoint)")
+    method = load_trained(run, device=torch.device("cpu"))
+    source = get_source(record["config"]["data"]["source"])
+    pck32 = _pck_val(method, source, record)
+    if abs(pck32 - record["metrics"][PCK_VAL_KEY]["pck"]) > REPRODUCE_TOLERANCE:
+        raise ZooError(f"{name}: its weights give PCK {pck32:.6f} on LSPET val, its record "
+                       f"{record['metrics'][PCK_VAL_KEY]['pck']:.6f}: not written")
+    state = _trainable_state(method)
+    measured = {"pck_val_fp32": pck32}
+    if dtype in ("auto", "fp16"):
+        method.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})
+        measured["pck_val_fp16"] = _pck_val(method, source, record)
+        if dtype == "fp16" or abs(measured["pck_val_fp16"] - pck32) < FP16_PCK_TOLERANCE:
+            dtype = "fp16"
+    dtype = "fp16" if dtype == "fp16" else "fp32"
+    tensors = {MODEL_PREFIX + k: (v.half() if dtype == "fp16" and v.is_floating_point() else v) for k, v in state.items()}
+    return _write_weights(record_file, record, tensors, dtype, measured)
+
+
 def publish_weights(record_file: Path | str) -> dict | None:
     """After a reference is (re-)published: remove its earlier weights file, which belonged to the
     record it replaced, and export the new one where the zoo can hold it (a face detector scored
-    by the current protocol). Returns what :func:`export_weights` measured, or None with nothing
+    by the current protocol, or a pose core). Returns what :func:`export_weights` measured, or None with nothing
     written when the reference is not a face detector."""
     from .training.run_record import RunRecord
 
@@ -233,7 +306,7 @@ def publish_weights(record_file: Path | str) -> dict | None:
     record_file.with_suffix(WEIGHTS_SUFFIX).unlink(missing_ok=True)
     record = RunRecord.from_file(record_file)
     forward = record["metrics"].get("forward", {}).get("test_mtfl")
-    if forward is None or not forward.get("options", {}).get("ridge_choice"):
+    if kind_of(record) != POSE and (forward is None or not forward.get("options", {}).get("ridge_choice")):
         return None
     return export_weights(record_file)
 
@@ -248,7 +321,7 @@ def ancestor_of(name: str, method: str, root: Path | str | None = None) -> dict:
     json_path, weights = record_path(name, root), weights_path(name, root)
     if not json_path.exists() or not weights.exists():
         raise ConfigError(f"setting 'train.init_from': no model '{name}' in the zoo (models with weights: "
-                          f"{', '.join(available(root)) or 'none yet'})")
+                          f"{', '.join(available(root, kind=None)) or 'none yet'})")
     record = RunRecord.from_file(json_path)
     if record.method != method:
         raise ConfigError(f"setting 'train.init_from': {name} is a {record.method} model, this run trains {method}")
@@ -272,7 +345,7 @@ def load_initial_weights(method_model, name: str, root: Path | str | None = None
 
 def verify(name: str, root: Path | str | None = None) -> dict:
     """Re-detect MTFL-80's regressor_train and test_mtfl with the committed weights of ``name`` and
-    score them by the protocol: returns the forward error, the record's, and the one measured from
+    score them by the protocol (a pose core: LSPET val, scored by PCK@0.2): returns the forward error, the record's, and the one measured from
     the stored weights when they were written (fp16 weights give that one, within
     :data:`FP16_TOLERANCE` of the record's)."""
     from .data.sources import get_source
@@ -281,12 +354,32 @@ def verify(name: str, root: Path | str | None = None) -> dict:
     detector = load_detector(name, root=root)
     record = detector.record
     source = get_source(record["config"]["data"]["source"])
+    if kind_of(record) == POSE:  # PCK as a fraction
+        pck = _pck_val(detector.method, source, record)
+        check = record["weights_check"]
+        stored = check["pck_val_fp16"] if record["weights_dtype"] == "fp16" else check["pck_val_fp32"]
+        return {"model": name, "dtype": record["weights_dtype"], "score": "PCK@0.2 LSPET val", "from the weights": pck,
+                "when written": stored, "record": record["metrics"][PCK_VAL_KEY]["pck"], "difference": abs(pck - stored)}
     error, _ = _forward_and_regressor(detector.method.detect, source, RegressionOptions())
     check = record["weights_check"]
     stored = check["test_mtfl_fp16"] if record["weights_dtype"] == "fp16" else check["test_mtfl_fp32"]
-    return {"model": name, "dtype": record["weights_dtype"], "from the weights": error,
+    return {"model": name, "dtype": record["weights_dtype"], "score": "forward test_mtfl (% IOD)", "from the weights": error,
             "when written": stored, "record": record["metrics"]["forward"]["test_mtfl"]["mean"],
             "difference": abs(error - stored)}
+
+
+def per_face_errors(name: str, split: str = "test_mtfl", root: Path | str | None = None) -> np.ndarray:
+    """Each face's forward error on ``split`` (``N``, % of IOD) from the face detector ``name``'s
+    committed weights and regressor: what a comparison over training runs resamples
+    (:func:`lmcore.reporting.ordering_verdicts`) when the runs themselves are not on this machine."""
+    from .data.sources import get_source
+    from .evaluation import normalised_errors
+
+    detector = load_detector(name, root=root)
+    test = get_source(detector.record["config"]["data"]["source"]).split(split)
+    images = test.images.float() / 255.0
+    points = torch.cat([detector.points(images[i:i + 512]) for i in range(0, len(images), 512)])
+    return normalised_errors(points.numpy(), test.points.numpy()).mean(1)
 
 
 def lineage(record: dict, root: Path | str | None = None) -> list[dict]:

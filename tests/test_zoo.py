@@ -29,8 +29,13 @@ def test_every_weights_file_has_its_record_and_the_records_digest():
         record = RunRecord.from_file(path.with_suffix(".json"))
         assert record["weights_sha256"] == file_sha256(path), path
         assert record["weights_dtype"] in ("fp16", "fp32")
-        # fp16 only where it moved test_mtfl by less than the tolerance, measured when exported
+        # fp16 only where it moved test_mtfl (a pose core: its PCK) by less than the tolerance, measured when exported
         check = record["weights_check"]
+        if zoo.kind_of(record) == zoo.POSE:
+            assert abs(check["pck_val_fp32"] - record["metrics"]["pck_val"]["pck"]) <= zoo.REPRODUCE_TOLERANCE
+            if record["weights_dtype"] == "fp16":
+                assert abs(check["pck_val_fp16"] - check["pck_val_fp32"]) < zoo.FP16_PCK_TOLERANCE
+            continue
         assert abs(check["test_mtfl_fp32"] - record["metrics"]["forward"]["test_mtfl"]["mean"]) <= zoo.REPRODUCE_TOLERANCE
         if record["weights_dtype"] == "fp16":
             assert abs(check["test_mtfl_fp16"] - check["test_mtfl_fp32"]) < zoo.FP16_TOLERANCE
@@ -54,6 +59,8 @@ def test_a_model_regresses_the_test_faces_to_its_records_error(name):
     assert points.shape == (len(test), 5, 2)
     error = normalised_errors(points.numpy(), test.points.numpy(), normaliser_points=test.points.numpy()).mean()
     assert error == pytest.approx(record["metrics"]["forward"]["test_mtfl"]["mean"], abs=2 * zoo.FP16_TOLERANCE)
+    per_face = zoo.per_face_errors(name)  # what an ordering over seeds resamples: the same faces' errors
+    assert per_face.shape == (len(test),) and per_face.mean() == pytest.approx(error, abs=1e-4)
 
 
 @pytest.fixture
@@ -131,6 +138,7 @@ def test_detect_lists_the_models(capsys):
     ("folder", "is a folder"),
     ("unknown_model", "no model"),
     ("no_photo", "give --model"),
+    ("pose_core", "not a face detector"),
 ])
 def test_detect_user_errors_are_one_line_and_exit_2(case, says, tmp_path, capsys):
     from PIL import Image
@@ -146,6 +154,9 @@ def test_detect_user_errors_are_one_line_and_exit_2(case, says, tmp_path, capsys
     elif case == "unknown_model":
         Image.new("RGB", (40, 40)).save(photo)
         model = "zhang/k99"
+    elif case == "pose_core":  # the committed pose core is in the zoo, but detects people's joints
+        Image.new("RGB", (40, 40)).save(photo)
+        model = "pose/core"
     elif case == "missing":
         photo = tmp_path / "missing.png"
     argv = ["--model", model] + ([] if case == "no_photo" else [str(photo)])
@@ -228,3 +239,32 @@ def zoo_curve_key():
     from lmcore.methods.base import LEARNING_CURVE_KEY
 
     return LEARNING_CURVE_KEY
+
+
+def test_a_pose_core_is_exported_checked_by_its_pck_and_refused_as_a_face_detector(tmp_path, monkeypatch, capsys):
+    """A pose core goes into the zoo so that it can be trained further: its PCK on LSPET val must
+    come back from the weights; it has no face regressor, and the face tools say so in one line."""
+    from lmcore.train import main as train_main
+    from lmcore.training.records import write_record
+
+    monkeypatch.setenv("LMBOOK_RUNS", str(tmp_path / "runs"))
+    assert train_main(["pose", "--profile", "smoke", "--name", "core"]) == 0
+    run = next((tmp_path / "runs" / "smoke" / "pose").glob("core-*"))
+    record_file = tmp_path / "results" / "pose" / "core.json"  # as published (which needs committed code)
+    record_file.parent.mkdir(parents=True)
+    write_record(record_file, dict(RunRecord.from_file(run / "record.json")))
+    done = zoo.export_weights(record_file)
+    assert done["pck_val_fp32"] == pytest.approx(RunRecord.from_file(record_file)["metrics"]["pck_val"]["pck"], abs=1e-9)
+    root = tmp_path / "results"
+    assert zoo.available(root) == [] and zoo.available(root, kind=zoo.POSE) == ["pose/core"]
+    checked = zoo.verify("pose/core", root=root)
+    assert checked["difference"] <= zoo.VERIFY_TOLERANCE and checked["score"].startswith("PCK")
+    detector = zoo.load_detector("pose/core", root=root)
+    assert detector.regressor is None and detector(torch.rand(2, 3, 128, 128)).shape == (2, 14, 2)
+    with pytest.raises(zoo.ZooError, match="no regressor"):
+        detector.points(torch.rand(1, 3, 128, 128))
+    # the committed weights are not changed by any of this; a changed file is refused
+    path = root / "pose" / ("core" + zoo.WEIGHTS_SUFFIX)
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(zoo.ZooError, match="sha256 differs"):
+        zoo.load_detector("pose/core", root=root)

@@ -3,7 +3,8 @@
     python tools/publish_weights.py results/zhang/k10.json results/jakab/k10.json
 
 Writes ``results/<method>/<run>.safetensors`` (trainable weights and buffers, fp16 where that
-moves test_mtfl's forward error by < 0.01, and the protocol's 5-point regressor) and adds its
+moves test_mtfl's forward error by < 0.01, and the protocol's 5-point regressor; for a pose core,
+fp16 where that moves its PCK on LSPET val by < 0.1 point, and no regressor) and adds its
 sha256 to the record (:func:`lmcore.zoo.export_weights`). ``python -m lmcore.train --publish``
 and ``tools/publish_references.py`` do this themselves; this is for references published before.
 """
@@ -32,6 +33,10 @@ def main(argv=None) -> int:
         except (LmbookError, FileNotFoundError) as exc:
             print(f"publish_weights: {path}: {exc}", file=sys.stderr)
             status = 1
+            continue
+        if "pck_val_fp32" in done:  # a pose core
+            print(f"{done['name']}: {done['dtype']}, {done['bytes'] / 1e6:.2f} MB; PCK@0.2 on LSPET val from the weights "
+                  f"{100 * done['pck_val_fp32']:.2f} % (fp16: {100 * done.get('pck_val_fp16', float('nan')):.2f} %)")
             continue
         print(f"{done['name']}: {done['dtype']}, {done['bytes'] / 1e6:.2f} MB; test_mtfl from the weights "
               f"{done['test_mtfl_fp32']:.4f} % (fp16: {done.get('test_mtfl_fp16', float('nan')):.4f} %)")

@@ -144,8 +144,10 @@ display(pd.DataFrame({"PCK@0.2 (%)": {name: round(100 * v, 1) for name, v in
 
 # %% [markdown]
 # The committed reference cores (`results/pose/`): `core`, this chapter's `cpu` settings, which the
-# references `proposed`, `finetune` and `scratch` adapt, and `core32`, the same at a 32 px view (a FAN of
-# depth 3), which the reference `k10-32px-long` adapts:
+# references `proposed`, `finetune` and `scratch` adapt; `core-long`, trained further from `core`'s
+# weights (`python -m lmcore.train pose --name core-long --init-from pose/core`) towards the aim; and
+# `core32`, an older core at a 32 px view (a FAN of depth 3), which the reference `k10-32px-long`
+# adapts:
 
 # %%
 for record in load_references("pose"):
@@ -157,6 +159,21 @@ for record in load_references("pose"):
 cores_with_weights = zoo.available(kind=zoo.POSE)
 if cores_with_weights:
     display(pd.DataFrame([zoo.verify(name) for name in cores_with_weights]).set_index("model").round(6))
+# a core trained further from another's weights: its PCK along the whole lineage, against the book's aim
+for grown in [r for r in load_references("pose") if r.get("ancestor")]:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    offset = 0
+    for part in zoo.lineage(grown):
+        points = [(offset + h["step"], 100 * h[PCK_KEY]) for h in part.get("history", []) if PCK_KEY in h]
+        if points:
+            ax.plot(*zip(*points), marker="o", ms=3, label=f"{part['run_name']} ({part['steps']} steps)")
+        offset += int(part.get("steps") or 0)
+    ax.axhline(40, color="green", ls=":", lw=1, label="the book's aim, 40 %")
+    ax.set_xlabel("core training steps, the whole lineage")
+    ax.set_ylabel("PCK@0.2, half of LSPET val (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    plt.show()
 
 # %% [markdown]
 # The core must visibly work before anything is adapted from it: its joints on people of the val

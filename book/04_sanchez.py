@@ -53,6 +53,7 @@ from lmcore.data.sources import get_source
 from lmcore.evaluation import RegressionOptions
 from lmcore.geometry.coords import normalized_to_pixels
 from lmcore.methods import get_method
+from lmcore.methods.base import LEARNING_CURVE_KEY
 from lmcore.methods.pose import FACE_KEY, PCK_KEY
 from lmcore.methods.sanchez import MODES
 from lmcore.models.projected import ProjectedConv2d, parameter_counts, trainable_share
@@ -174,6 +175,14 @@ for grown in [r for r in load_references("pose") if r.get("ancestor")]:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     plt.show()
+    pck = grown["metrics"][PCK_KEY]["pck"]
+    pace = reporting.steps_to_target(reporting.lineage_curve(grown, PCK_KEY), 0.40)
+    print(f"{grown.run_name} [{grown.profile}, {zoo.lineage(grown)[-1]['steps']} steps after its ancestors']: PCK@0.2 "
+          f"{100 * pck:.1f} % on LSPET val; the aim of 40 % is {'met' if pck >= 0.4 else 'not met'}"
+          + ("" if pck >= 0.4 or pace["per_1000_steps"] is None else
+             f"; at the pace of its last evaluations ({100 * pace['per_1000_steps']:+.2f} points per 1,000 steps) "
+             + (f"it would need at least {pace['steps_left']:,} more steps (curves flatten: a lower bound)"
+                if pace["steps_left"] else "it would not get there")))
 
 # %% [markdown]
 # The core must visibly work before anything is adapted from it: its joints on people of the val
@@ -570,5 +579,12 @@ if references:
         ax.axhline(chapter.target, color="green", ls=":", lw=1)
         ax.set_title(f"proposed-long and its ancestor; dotted: the bar ({chapter.target:.2f})", fontsize=9)
         plt.show()
+        pace = reporting.steps_to_target(reporting.lineage_curve(longest[0], LEARNING_CURVE_KEY), chapter.target)
+        error = longest[0].forward("test_mtfl")
+        if error >= chapter.target and pace["per_1000_steps"] is not None:
+            print(f"proposed-long [{longest[0].profile}]: {error:.2f} % on test_mtfl after {sum(int(r.get('steps') or 0) for r in zoo.lineage(longest[0])):,} steps "
+                  f"in all; at the pace of its last evaluations ({pace['per_1000_steps']:+.2f} points per 1,000 steps) "
+                  + (f"it would need at least {pace['steps_left']:,} more steps to reach the bar (curves flatten: "
+                     "a lower bound)" if pace["steps_left"] else "it would not reach the bar"))
 else:
     print("no committed reference runs under results/sanchez/")

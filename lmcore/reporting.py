@@ -138,6 +138,33 @@ def target_verdicts(records: Sequence[dict], target: float, split: str = "test_m
     return lines
 
 
+def lineage_curve(record: dict, key: str, root=None) -> list[tuple[int, float]]:
+    """``(step, value)`` of ``key`` along a run's whole lineage (its ancestors' curves first, each
+    run's steps counted after theirs: ``train.init_from``, :func:`lmcore.zoo.lineage`)."""
+    from .zoo import lineage
+
+    curve, offset = [], 0
+    for part in lineage(record, root):
+        curve += [(offset + int(h["step"]), float(h[key])) for h in part.get("history", []) if key in h]
+        offset += int(part.get("steps") or 0)
+    return curve
+
+
+def steps_to_target(curve: Sequence[tuple[int, float]], target: float, window: int = 4) -> dict:
+    """How far a still-moving learning curve is from ``target`` at the pace of its last ``window``
+    points (a least-squares line through them): ``{"per_1000_steps", "steps_left"}``, where
+    ``steps_left`` is None when that pace does not lead to the target (flat or moving away) and 0
+    when it is reached. Curves flatten, so a pace-based estimate is a lower bound, and said as one."""
+    last = np.asarray(curve[-window:], dtype=float)
+    if len(last) < 2:
+        return {"per_1000_steps": None, "steps_left": None}
+    slope = float(np.polyfit(last[:, 0], last[:, 1], 1)[0])
+    gap = target - last[-1, 1]
+    if gap == 0 or (gap * slope) <= 0:
+        return {"per_1000_steps": 1000 * slope, "steps_left": 0 if gap == 0 else None}
+    return {"per_1000_steps": 1000 * slope, "steps_left": int(np.ceil(gap / slope - 1e-9))}  # no rounding-up of float noise
+
+
 def tuning_records(method: str, root=None) -> list:
     """The committed tuning records of ``method`` (``results/tuning/<method>/*.json``, written by
     ``tools/tune_settings.py --publish``), in file order."""

@@ -1,4 +1,6 @@
 """Tables and verdicts built from run records."""
+import pytest
+
 from lmcore import reporting
 
 
@@ -140,3 +142,27 @@ def test_verdict_is_withheld_in_the_smoke_profile_only():
     assert reporting.verdict("cpu", "C3 is better") == "C3 is better"
     assert reporting.verdict("paper", "C3 is better") == "C3 is better"
     assert reporting.verdict("smoke", "C3 is better") == reporting.SMOKE_NOTE
+
+
+def test_steps_to_target_follows_the_last_points_pace_and_refuses_a_curve_moving_away():
+    falling = [(1000, 20.0), (2000, 18.0), (3000, 16.0), (4000, 14.0)]  # -2 points per 1,000 steps
+    estimate = reporting.steps_to_target(falling, target=10.0)
+    assert estimate["per_1000_steps"] == pytest.approx(-2.0) and estimate["steps_left"] == 2000
+    rising = [(0, 0.30), (2000, 0.32), (4000, 0.34)]  # a PCK towards 0.40
+    assert reporting.steps_to_target(rising, target=0.40)["steps_left"] == 6000
+    assert reporting.steps_to_target([(0, 12.0), (1000, 12.5)], target=10.0)["steps_left"] is None
+    assert reporting.steps_to_target([(0, 12.0)], target=10.0)["steps_left"] is None
+
+
+def test_a_lineage_curve_counts_each_runs_steps_after_its_ancestors(tmp_path):
+    from lmcore.training.records import write_record
+    from lmcore.training.run_record import RunRecord
+    from lmcore.paths import RESULTS_DIR
+
+    (tmp_path / "jakab").mkdir()
+    reference = RunRecord.from_file(RESULTS_DIR / "jakab" / "k10.json")
+    base = {"run_name": "base", "steps": 500, "history": [{"step": 250, "pck_val": 0.1}, {"step": 500, "pck_val": 0.2}]}
+    write_record(tmp_path / "jakab" / "base.json", {**dict(reference), **base})
+    grown = {"run_name": "grown", "steps": 300, "history": [{"step": 300, "pck_val": 0.25}],
+             "ancestor": {"name": "jakab/base"}}
+    assert reporting.lineage_curve(grown, "pck_val", tmp_path) == [(250, 0.1), (500, 0.2), (800, 0.25)]

@@ -45,12 +45,16 @@ def summary_line(record) -> str:
     from .paths import display_path
 
     forward = record["metrics"].get("forward", {})
-    errors = ", ".join(f"{split} {v['mean']:.2f}" for split, v in forward.items()) or "none (no face labels)"
+    score = record.tuning_score() if not forward and hasattr(record, "tuning_score") else None
+    errors = ("forward error % IOD: " + ", ".join(f"{split} {v['mean']:.2f}" for split, v in forward.items()) if forward
+              else f"{score[0]}: {score[1]:.2f}" if score else
+              ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
+              or "no score (no labels to score it by)")
     minutes = record["wall_time_s"] / 60
     trained = (f"reused the finished run ({record.get('steps')} steps, trained {minutes:.1f} min on "
                if getattr(record, "reused", False) else f"trained {record.get('steps')} steps in {minutes:.1f} min on ")
     return (f"{record.method}/{record.run_name} [{record.profile}]: {trained}{record['device'].get('name')}"
-            f"{')' if getattr(record, 'reused', False) else ''}; forward error % IOD: {errors}; record: "
+            f"{')' if getattr(record, 'reused', False) else ''}; {errors}; record: "
             f"{display_path(record.path)}")
 
 

@@ -71,3 +71,18 @@ def test_a_truncated_record_is_named_with_the_way_forward(tmp_path):
     forced = _train("fse", "--profile", "smoke", "--name", "tiny", "--force", *TINY, runs=runs)
     assert forced.returncode == 0, forced.stderr
     assert json.loads(record.read_text())["steps"] == 2
+
+
+def test_the_summary_line_names_the_score_each_kind_of_run_is_judged_by():
+    from lmcore.train import summary_line
+    from lmcore.training.run_record import RunRecord
+
+    base = {"method": "x", "profile": "cpu", "run_name": "r", "steps": 10, "wall_time_s": 60.0, "device": {"name": "cpu"}}
+    face = RunRecord({**base, "metrics": {"forward": {"test_mtfl": {"mean": 12.345}}}}, path="r.json")
+    pose = RunRecord({**base, "metrics": {"pck_val": {"pck": 0.3094}}}, path="r.json")
+    core = RunRecord({**base, "metrics": {"direct_error_test_mtfl": 7.5}}, path="r.json")
+    shoes = RunRecord({**base, "metrics": {}}, path="r.json")
+    assert "forward error % IOD: test_mtfl 12.35" in summary_line(face)
+    assert "LSPET val PCK@0.2 (%): 30.94" in summary_line(pose) and "IOD" not in summary_line(pose)
+    assert "direct_error_test_mtfl 7.50" in summary_line(core)
+    assert "no score" in summary_line(shoes)

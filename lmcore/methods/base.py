@@ -121,6 +121,8 @@ class LandmarkMethod(nn.Module):
     trains_with_labels = False
     #: the loop hands ``(images_a, images_b)`` batches of different images (unpaired data)
     trains_on_pairs = False
+    #: what :meth:`evaluate` measures, as the command line announces it
+    evaluation_summary = "forward, backward and consistency errors on the test splits"
     #: state-dict key prefixes that are not checkpointed (fetched data or a parent's weights)
     frozen_prefixes: tuple[str, ...] = ()
     #: ``{setting: Between/OneOf/ListOf or a nested dict}`` for every ``method`` setting of every

@@ -82,6 +82,7 @@ class PoseCore(LandmarkMethod):
     data_source = "lspet128"
     train_split = "train"
     trains_with_labels = True
+    evaluation_summary = "PCK@0.2 on LSPET val"
     ranges = {**COMMON_RANGES, "width": Between(8, 1024), "depth": Between(1, 6), "temperature": Between(0, 100, above=True),
               "sigma": Between(0, 100, above=True), "coordinate_weight": Between(0, 1e4), "augment": WARP_RANGES}
 
@@ -185,6 +186,7 @@ class FaceCore(PoseCore):
 
     name = "face_core"
     profiles = FACE_PROFILE_CONFIGS
+    evaluation_summary = "the five points' direct error on test_mtfl"
     budgets = {"smoke": Budget(eval_subsample=8)}  # the pose core's sweep is not the face core's
     data_source = "mtfl80"
     train_split = "regressor_train"  # MTFL-80's clean labelled training rows

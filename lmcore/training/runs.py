@@ -393,7 +393,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
         return RunRecord({})
     eval_start = time.perf_counter()
     if progress:
-        print(f"{method}/{name}: evaluating (forward, backward and consistency errors on the test splits)", flush=True)
+        print(f"{method}/{name}: evaluating ({cls.evaluation_summary})", flush=True)
     metrics = for_inference(model).evaluate(source, options, few_shot, subsample)
     if progress:
         print(f"{method}/{name}: evaluated in {time.perf_counter() - eval_start:.0f} s", flush=True)

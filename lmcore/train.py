@@ -125,14 +125,14 @@ def main(argv=None) -> int:
             return 0
         print(summary_line(record))
         if args.publish:
-            from .zoo import publish_weights
+            from .zoo import check_summary, publish_weights
 
             published = publish_reference(record)
             print(f"published {display_path(published)}")
             weights = publish_weights(published)  # the zoo's weights follow their record
             if weights:
                 print(f"published {display_path(published.with_suffix('.safetensors'))} ({weights['dtype']}, "
-                      f"{weights['bytes'] / 1e6:.2f} MB; test_mtfl {weights['test_mtfl_fp32']:.2f} % from the weights)")
+                      f"{weights['bytes'] / 1e6:.2f} MB; {check_summary(weights)})")
         return 0
     except ConfigError as exc:
         return user_error(PROG, exc)

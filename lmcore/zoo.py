@@ -295,6 +295,13 @@ def _export_pose_core(record_file: Path, record, dtype: str) -> dict:
     return _write_weights(record_file, record, tensors, dtype, measured)
 
 
+def check_summary(done: dict) -> str:
+    """What :func:`export_weights` measured, in words: the score that came back from the weights."""
+    if "pck_val_fp32" in done:
+        return f"PCK@0.2 on LSPET val {100 * done['pck_val_fp32']:.2f} % from the weights"
+    return f"test_mtfl {done['test_mtfl_fp32']:.2f} % from the weights"
+
+
 def publish_weights(record_file: Path | str) -> dict | None:
     """After a reference is (re-)published: remove its earlier weights file, which belonged to the
     record it replaced, and export the new one where the zoo can hold it (a face detector scored

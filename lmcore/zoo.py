@@ -202,7 +202,6 @@ def export_weights(record_file: Path | str, dtype: str = "auto") -> dict:
     from .data.sources import get_source
     from .evaluation import RegressionOptions
     from .training.run_record import RunRecord
-    from .training.runs import load_trained, run_directory
 
     record_file = Path(record_file)
     record = RunRecord.from_file(record_file)
@@ -216,11 +215,7 @@ def export_weights(record_file: Path | str, dtype: str = "auto") -> dict:
     options_recorded = forward.get("options", {})
     if options_recorded.get("intercept") or not options_recorded.get("ridge_choice"):
         raise ZooError(f"{name} was scored with an earlier protocol (an intercept or a fixed ridge): train it again")
-    run_dir = run_directory(record.method, record.profile, record.run_name, record["identity"])
-    run = RunRecord.from_file(run_dir / "record.json", run_dir=run_dir)
-    if run.get("checkpoint_sha256") != record.get("checkpoint_sha256"):
-        raise ZooError(f"{run_dir} is not the run {record_file} was published from (another checkpoint)")
-    method = load_trained(run, device=torch.device("cpu"))
+    method = _published_run(record, record_file)
     source = get_source(record["config"]["data"]["source"])
     options = RegressionOptions()
     error32, regressor = _forward_and_regressor(method.detect, source, options)
@@ -260,6 +255,19 @@ def _write_weights(record_file: Path, record: dict, tensors: dict, dtype: str, m
     return {"name": name, "dtype": dtype, "bytes": target.stat().st_size, **measured}
 
 
+def _published_run(record, record_file: Path):
+    """The trained method of the finished run a reference was published from (found by identity in
+    the runs folder), refused where that run's checkpoint is not the one the record names."""
+    from .training.run_record import RunRecord
+    from .training.runs import load_trained, run_directory
+
+    run_dir = run_directory(record.method, record.profile, record.run_name, record["identity"])
+    run = RunRecord.from_file(run_dir / "record.json", run_dir=run_dir)
+    if run.get("checkpoint_sha256") != record.get("checkpoint_sha256"):
+        raise ZooError(f"{run_dir} is not the run {record_file} was published from (another checkpoint)")
+    return load_trained(run, device=torch.device("cpu"))
+
+
 def _pck_val(method, source, record: dict) -> float:
     """PCK@0.2 on LSPET val, on the same people as the record's (a smoke run scores every n-th)."""
     return float(method.pck(source.split("val", every=record.get("data", {}).get("eval_subsample", 1)))["pck"])
@@ -269,15 +277,9 @@ def _export_pose_core(record_file: Path, record, dtype: str) -> dict:
     """:func:`export_weights` for a pose core: its PCK@0.2 on LSPET val must come back from the
     weights (to 1e-6); fp16 where that moves it by less than :data:`FP16_PCK_TOLERANCE`."""
     from .data.sources import get_source
-    from .training.run_record import RunRecord
-    from .training.runs import load_trained, run_directory
 
     name = f"{record.method}/{record.run_name}"
-    run_dir = run_directory(record.method, record.profile, record.run_name, record["identity"])
-    run = RunRecord.from_file(run_dir / "record.json", run_dir=run_dir)
-    if run.get("checkpoint_sha256") != record.get("checkpoint_sha256"):
-        raise ZooError(f"{run_dir} is not the run {record_file} was published from (another checkpoint)")
-    method = load_trained(run, device=torch.device("cpu"))
+    method = _published_run(record, record_file)
     source = get_source(record["config"]["data"]["source"])
     pck32 = _pck_val(method, source, record)
     if abs(pck32 - record["metrics"][PCK_VAL_KEY]["pck"]) > REPRODUCE_TOLERANCE:

@@ -45,7 +45,7 @@ def summary_line(record) -> str:
     from .paths import display_path
 
     forward = record["metrics"].get("forward", {})
-    score = record.tuning_score() if not forward and hasattr(record, "tuning_score") else None
+    score = None if forward else record.tuning_score()
     errors = ("forward error % IOD: " + ", ".join(f"{split} {v['mean']:.2f}" for split, v in forward.items()) if forward
               else f"{score[0]}: {score[1]:.2f}" if score else
               ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))

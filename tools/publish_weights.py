@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from lmcore.errors import LmbookError
-    from lmcore.zoo import export_weights
+    from lmcore.zoo import check_summary, export_weights
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("records", nargs="+", type=Path)
@@ -34,12 +34,7 @@ def main(argv=None) -> int:
             print(f"publish_weights: {path}: {exc}", file=sys.stderr)
             status = 1
             continue
-        if "pck_val_fp32" in done:  # a pose core
-            print(f"{done['name']}: {done['dtype']}, {done['bytes'] / 1e6:.2f} MB; PCK@0.2 on LSPET val from the weights "
-                  f"{100 * done['pck_val_fp32']:.2f} % (fp16: {100 * done.get('pck_val_fp16', float('nan')):.2f} %)")
-            continue
-        print(f"{done['name']}: {done['dtype']}, {done['bytes'] / 1e6:.2f} MB; test_mtfl from the weights "
-              f"{done['test_mtfl_fp32']:.4f} % (fp16: {done.get('test_mtfl_fp16', float('nan')):.4f} %)")
+        print(f"{done['name']}: {done['dtype']}, {done['bytes'] / 1e6:.2f} MB; {check_summary(done)}")
     return status
 
 

@@ -57,6 +57,8 @@ COMMON_RANGES = {"num_landmarks": Between(1, 256), "view_crop": Between(0.1, 1.5
 
 #: the history key of a learning curve's forward error on test_mtfl (viz and reporting read it)
 LEARNING_CURVE_KEY = "forward_test_mtfl"
+#: a supervised pose core's record and learning-curve key: its PCK@0.2 on LSPET val (a fraction)
+PCK_KEY = "pck_val"
 #: the history key of the landmarks recorded on a few test faces at each evaluation (widgets)
 SNAPSHOT_KEY = "snapshot_points"
 SNAPSHOT_IMAGES = 6

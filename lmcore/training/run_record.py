@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..methods.base import LEARNING_CURVE_KEY, SNAPSHOT_KEY
+from ..methods.base import LEARNING_CURVE_KEY, PCK_KEY, SNAPSHOT_KEY
 from .records import read_record
-
-PCK_VAL_KEY = "pck_val"  # the pose core's PCK@0.2 on LSPET val (lmcore.methods.pose.PCK_KEY)
 
 
 class RunRecord(dict):
@@ -110,7 +108,7 @@ class RunRecord(dict):
         error = self.tune_error()
         if error is not None:
             return "tune_val forward (%)", error, False
-        pck = self.get("metrics", {}).get(PCK_VAL_KEY, {}).get("pck")
+        pck = self.get("metrics", {}).get(PCK_KEY, {}).get("pck")
         return None if pck is None else ("LSPET val PCK@0.2 (%)", 100 * float(pck), True)
 
     def few_shot(self, split: str) -> list[dict]:

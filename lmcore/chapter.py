@@ -1,9 +1,16 @@
 """What every chapter does first: resolve the profile, say what its numbers are worth, load
-MTFL-80's splits and the mean-shape yardstick.
+MTFL-80's splits and the mean-shape yardstick; and how a chapter gets its runs in any profile.
 
     from lmcore.chapter import setup_chapter
     chapter = setup_chapter(profile)        # displays the profile note
     chapter.test_mtfl, chapter.mean_shape   # a LandmarkSet, the mean shape's error on test_mtfl
+    record = chapter.run("zhang", "k10")    # trained (or reused) here, or the committed reference
+    model = chapter.model(record)           # its checkpoint, or the reference's zoo weights
+
+In the ``reference`` profile (:mod:`lmcore.references`) nothing trains: :meth:`Chapter.run` gives
+the committed reference of that run name, or None where the book has none, and the chapter says
+so (:meth:`Chapter.missing`). ``chapter.settings`` is the training profile whose settings the
+chapter shows (``cpu`` for the references).
 """
 from __future__ import annotations
 
@@ -12,7 +19,8 @@ from dataclasses import dataclass
 from .data import LandmarkSet
 from .data.sources import get_source
 from .evaluation import mean_shape_error
-from .profiles import resolve_profile
+from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_few_shot,
+                         reference_record, resolve_book_profile, settings_profile)
 
 
 @dataclass
@@ -26,15 +34,72 @@ class Chapter:
     mean_shape_aflw: float
 
     @property
+    def settings(self) -> str:
+        """The training profile whose settings this chapter shows and trains (``cpu`` for ``reference``)."""
+        return settings_profile(self.profile)
+
+    @property
+    def trains(self) -> bool:
+        """Whether this profile trains (every profile but ``reference``)."""
+        return self.profile != REFERENCE
+
+    def run(self, method: str, name: str = "default", overrides: dict | None = None, few_shot: dict | None = None,
+            **kwargs):
+        """The run ``method/name``: trained or reused (:func:`lmcore.training.run_method`), or in the
+        reference profile the committed reference of that name (None where there is none; a
+        few-shot curve is measured from its weights where it has them)."""
+        if self.trains:
+            from .training import run_method
+
+            return run_method(method, self.profile, name, overrides, few_shot=few_shot, **kwargs)
+        record = reference_record(method, name)
+        if record is not None and few_shot and has_weights(record):
+            record["metrics"] = {**record["metrics"], "few_shot": reference_few_shot(record, few_shot)}
+        return record
+
+    def variants(self, method: str, variants: dict[str, dict], base: dict | None = None, prefix: str = "variant",
+                 reuse=(), **kwargs) -> dict:
+        """``{label: record}`` of a chapter's variants (:func:`lmcore.training.run_variants`); in the
+        reference profile, those with a committed reference (``results/<method>/<prefix>-<label>.json``)."""
+        if self.trains:
+            from .training import run_variants
+
+            return run_variants(method, self.profile, variants, base=base, prefix=prefix, reuse=reuse, **kwargs)
+        from .training import variant_run_name
+
+        found = {label: reference_record(method, variant_run_name(prefix, label)) for label in variants}
+        return {label: record for label, record in found.items() if record is not None}
+
+    def model(self, record, step: int | None = None):
+        """The trained method of ``record`` in eval mode: its checkpoint (or the kept copy at
+        ``step``), or a committed reference's zoo weights."""
+        if record.is_reference:
+            if step is not None:
+                raise ValueError("a committed reference keeps its final weights only")
+            return load_reference_model(record)
+        from .training import load_trained
+
+        return load_trained(record, step=step)
+
+    def has_model(self, record) -> bool:
+        """Whether :meth:`model` can load ``record`` (a reference needs its weights in the zoo)."""
+        return record is not None and (not record.is_reference or has_weights(record))
+
+    def missing(self, what: str) -> None:
+        """Print why a section shows nothing in this profile, and the command that trains it."""
+        print(f"{what}: the repository has no committed reference for it, and the {self.profile} profile trains "
+              f"nothing; `{TRAIN_COMMAND}` trains it")
+
+    @property
     def target(self) -> float:
         """Half the mean shape's error on test_mtfl: the book's bar for a K = 10 reference."""
         return self.mean_shape / 2
 
 
 def setup_chapter(profile: str | None = None, show: bool = True) -> Chapter:
-    """Resolve ``profile`` (None: ``$LMBOOK_PROFILE``, else by hardware), display its note (in a
-    notebook) and load what every chapter reads."""
-    profile = resolve_profile(profile)
+    """Resolve ``profile`` (None: ``$LMBOOK_PROFILE``, else by hardware: ``paper`` with a GPU,
+    ``reference`` without), display its note (in a notebook) and load what every chapter reads."""
+    profile = resolve_book_profile(profile)
     if show:
         from IPython.display import Markdown, display
 

@@ -88,9 +88,26 @@ def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | Non
             "training (min)": round(r["wall_time_s"] / 60, 1),
             "created (UTC)": r.get("created", "")[:16].replace("T", " "),
             "parent runs": parent_label(r),
+            "lmcore since": code_since(r),
         })
     frame = pd.DataFrame(rows).set_index("run")
+    if not frame["lmcore since"].any():
+        frame = frame.drop(columns="lmcore since")
     return frame if frame["parent runs"].any() else frame.drop(columns="parent runs")
+
+
+def code_since(record) -> str:
+    """For a committed reference: ``unchanged``, or the ``lmcore`` files of its method that changed
+    since the commit that trained it (``changed: a.py, b.py``); empty for a run of this machine."""
+    if getattr(record, "run_dir", True) is not None or not record.get("code_files"):
+        return ""
+    from .references import code_changes_since
+
+    changed = code_changes_since(record)
+    if not changed:
+        return "unchanged"
+    names = [c.removeprefix("lmcore/") for c in changed]
+    return "changed: " + ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
 def error_table(records: Sequence[dict], metric: str = "forward", splits: Sequence[str] = ("test_mtfl", "test_aflw"),

@@ -1,6 +1,6 @@
 """Execute every chapter headlessly with papermill and build the HTML book with jupyter-book 1.x.
 
-    python tools/build_book.py [--profile smoke|cpu|paper] [--output _build] [--strict]
+    python tools/build_book.py [--profile smoke|reference|cpu|paper] [--output _build] [--strict]
 
 Chapters are jupytext ``py:percent`` files in ``book/``, listed in ``book/_toc.yml``. Each is
 converted on the fly to a notebook, executed by papermill with its ``profile`` parameter, and
@@ -202,15 +202,17 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
-    from lmcore.profiles import PROFILES, resolve_profile
+    from lmcore.references import BOOK_PROFILES, resolve_book_profile
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=PROFILES, default=None, help="default: $LMBOOK_PROFILE, else cpu/paper by hardware")
+    parser.add_argument("--profile", choices=BOOK_PROFILES, default=None,
+                        help="default: $LMBOOK_PROFILE, else paper with a GPU and reference (the committed runs, "
+                             "nothing trained) without")
     parser.add_argument("--output", type=Path, default=ROOT / "_build")
     parser.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     parser.add_argument("--chapter", action="append", help="execute only these chapter stems (others are not staged)")
     args = parser.parse_args(argv)
-    profile = resolve_profile(args.profile)
+    profile = resolve_book_profile(args.profile)
     log(f"profile: {profile}")
     index = build(profile, args.output, args.strict, args.chapter)
     log(f"open {index}")

@@ -117,6 +117,11 @@ def pair_stack(pngs: Sequence[Sequence[bytes]], row_labels: Sequence[str], col_l
 
 def profile_note(profile: str) -> str:
     """A Markdown line saying what the profile's numbers are worth."""
+    from ..references import DESCRIPTION, REFERENCE, TRAIN_COMMAND
+
+    if profile == REFERENCE:
+        return (f"**Profile `reference`**: {DESCRIPTION}. Each table says which commit trained each reference and "
+                f"whether `lmcore` has changed since; `{TRAIN_COMMAND}` trains this chapter's runs instead.")
     text = DESCRIPTIONS[profile]
     if profile == "smoke":
         return f"**Profile `smoke`**: {text}. Every number below is a code-path check, not a result."

@@ -1,0 +1,144 @@
+"""The ``reference`` profile: a book built from the committed references, training nothing.
+
+The committed references are the longest runs made for this book (``results/<method>/<run>.json``,
+trained in the ``cpu`` profile), and the model zoo's weights beside the headline ones
+(``results/<method>/<run>.safetensors``). In the ``reference`` profile, the default where PyTorch
+sees no GPU, a chapter asks for its runs as in any profile and gets these instead:
+
+* :func:`reference_record`: the committed record of a run name, or None where the book has none
+  (a chapter then says which command trains it);
+* :func:`load_reference_model`: the method with the committed weights, for figures and widgets;
+* :func:`reference_few_shot`: a few-shot curve measured from the weights (the records hold none),
+  cached by the weights' digest;
+* :func:`code_changes_since`: which ``lmcore`` files changed since the commit that trained it.
+
+This is the book's layer: no method or training module imports it, so editing it changes no run's
+identity.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import LmbookError
+from .paths import RESULTS_DIR, cache_root
+from .profiles import PROFILES
+
+REFERENCE = "reference"
+#: the profile every committed reference was trained in: the settings a reference chapter shows
+REFERENCE_SETTINGS = "cpu"
+#: every profile a chapter (and ``make book``) accepts; training accepts :data:`lmcore.profiles.PROFILES`
+BOOK_PROFILES = ("smoke", REFERENCE, "cpu", "paper")
+assert set(PROFILES) < set(BOOK_PROFILES)
+#: how the built book itself describes this profile (the other profiles: lmcore.profiles.DESCRIPTIONS)
+DESCRIPTION = ("reference profile: the committed reference runs (trained in the cpu profile) and their weights; "
+               "nothing is trained")
+#: the command that trains what a reference chapter cannot show
+TRAIN_COMMAND = "LMBOOK_PROFILE=cpu make book"
+
+
+class NoReferenceError(LmbookError):
+    """A chapter in the reference profile needs a run the repository has no reference (or weights) for."""
+
+
+def default_book_profile() -> str:
+    """``paper`` where PyTorch sees a GPU, else ``reference``: a book without a GPU shows what
+    was trained for it instead of training for hours."""
+    return "paper" if torch.cuda.is_available() else REFERENCE
+
+
+def resolve_book_profile(requested: str | None = None) -> str:
+    """``requested``, else ``$LMBOOK_PROFILE``, else :func:`default_book_profile`."""
+    from .errors import ConfigError
+
+    profile = requested or os.environ.get("LMBOOK_PROFILE") or default_book_profile()
+    if profile not in BOOK_PROFILES:
+        raise ConfigError(f"unknown profile '{profile}' (from the argument or $LMBOOK_PROFILE); "
+                          f"choose one of {', '.join(BOOK_PROFILES)}")
+    return profile
+
+
+def settings_profile(profile: str) -> str:
+    """The training profile whose settings a chapter in ``profile`` shows (the references' for
+    ``reference``)."""
+    return REFERENCE_SETTINGS if profile == REFERENCE else profile
+
+
+def reference_record(method: str, name: str, root: Path | str = RESULTS_DIR):
+    """The committed reference ``results/<method>/<name>.json`` as a :class:`RunRecord` (marked
+    ``reused``), or None where there is none."""
+    from .training.run_record import RunRecord
+
+    path = Path(root) / method / f"{name}.json"
+    if not path.exists():
+        return None
+    record = RunRecord.from_file(path)
+    record.reused = True
+    return record
+
+
+def has_weights(record) -> bool:
+    """Whether a committed reference has its weights in the zoo."""
+    from .zoo import weights_path
+
+    return bool(record.is_reference and record.get("weights_sha256")
+                and weights_path(f"{record.method}/{record.run_name}").exists())
+
+
+def load_reference_model(record, device: torch.device | None = None):
+    """The method of a committed reference with its zoo weights, in eval mode (what
+    :func:`lmcore.training.load_trained` gives for a run of this machine). Raises
+    :class:`NoReferenceError` for a reference without weights."""
+    from .zoo import load_detector
+
+    name = f"{record.method}/{record.run_name}"
+    if not has_weights(record):
+        raise NoReferenceError(f"the reference {name} has no weights in the zoo (only its record); "
+                               f"{TRAIN_COMMAND} trains the chapter's runs")
+    return load_detector(name, device=device).method
+
+
+def _weights_key(record, extra: dict) -> str:
+    return hashlib.sha256(json.dumps({"weights": record["weights_sha256"], **extra}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reference_few_shot(record, few_shot: dict, splits: tuple[str, ...] = ("test_mtfl", "test_aflw")) -> dict:
+    """``{split: few-shot curve}`` of a reference, measured from its weights by the protocol
+    (:func:`lmcore.evaluation.few_shot_curve`, forward error, ``few_shot = {"sizes": [...],
+    "repeats": n}``) and cached under the cache folder by the weights' digest and the request."""
+    from .data.sources import get_source
+    from .evaluation import RegressionOptions, detect_all, few_shot_curve
+
+    request = {"few_shot": few_shot, "splits": list(splits), "kind": "few_shot"}
+    path = cache_root() / "references" / f"{record.method}-{record.run_name}-{_weights_key(record, request)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    model = load_reference_model(record)
+    source = get_source(record.config["data"]["source"])
+    train = source.split("regressor_train")
+    with torch.no_grad():
+        d_train = detect_all(model.detect, train.images)
+        curves = {}
+        for split in splits:
+            test = source.split(split)
+            curves[split] = few_shot_curve(d_train, train.points, detect_all(model.detect, test.images), test.points,
+                                           few_shot["sizes"], few_shot.get("repeats", 10), "forward",
+                                           RegressionOptions())
+    curves = json.loads(json.dumps(curves, default=float))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(curves))
+    tmp.replace(path)
+    return curves
+
+
+def code_changes_since(record) -> list[str]:
+    """The ``lmcore`` files of a record's method closure that differ from those that trained it
+    (empty: this ``lmcore`` runs the reference's code unchanged)."""
+    from .training.code_identity import changed_files, code_files
+
+    return changed_files(record.get("code_files"), code_files(record.method))

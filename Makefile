@@ -1,7 +1,7 @@
 # The two commands of lmbook (see README.md). Both create the project-local .venv on first use.
 .PHONY: book test data clean-book
 
-# Execute every chapter (profile chosen by hardware; LMBOOK_PROFILE=smoke|cpu|paper overrides)
+# Execute every chapter (profile chosen by hardware; LMBOOK_PROFILE=smoke|reference|cpu|paper overrides)
 # and build the HTML book into _build/html.
 book:
 	@bash tools/lmbook book

@@ -36,7 +36,7 @@
 # | total, with λ_recon raised ×10 twice | Eq. 15, App. G.3 | `methods.zhang.Zhang` |
 
 # %% tags=["parameters"]
-profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt

@@ -35,7 +35,7 @@
 # where it matters (the facts of the code are in `../shared/notes/protocols.md`).
 
 # %% tags=["parameters"]
-profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
 
 # %% tags=["hide-input"]
 import inspect
@@ -57,7 +57,8 @@ from lmcore.methods.base import LEARNING_CURVE_KEY
 from lmcore.methods.pose import FACE_KEY, PCK_AIM, PCK_KEY
 from lmcore.methods.sanchez import MODES
 from lmcore.models.projected import ProjectedConv2d, parameter_counts, trainable_share
-from lmcore.training import load_references, load_trained, run_detections, run_method, run_variants
+from lmcore.references import TRAIN_COMMAND, reference_detections
+from lmcore.training import load_references, run_detections
 from lmcore.profiles import select_device
 from lmcore.training.bench import run_step_cost
 
@@ -65,7 +66,14 @@ chapter = setup_chapter(profile)
 profile, test_mtfl, test_aflw, regressor_train = chapter.profile, chapter.test_mtfl, chapter.test_aflw, chapter.regressor_train
 mean_shape = chapter.mean_shape
 Sanchez = get_method("sanchez")
-budget = Sanchez.budget(profile)
+budget = Sanchez.budget(chapter.settings)  # the reference profile shows the cpu settings its references trained with
+
+
+def detections_of(record, regressor_set, test_sets):
+    """A run's landmarks on these faces (cached): from its checkpoint, or from a committed reference's weights."""
+    if record.is_reference:
+        return reference_detections(record, regressor_set, test_sets)
+    return run_detections(record, regressor_set, test_sets)
 
 # %% [markdown]
 # ## The projected convolution (§3, Eq. 1)
@@ -93,7 +101,7 @@ from lmcore.models.fan import FAN
 from lmcore.models.projected import make_adaptable
 
 rows = {}
-for width in (256, Sanchez.default_config(profile)["method"]["core_width"]):
+for width in (256, Sanchez.default_config(chapter.settings)["method"]["core_width"]):
     for projected in ("all", "3x3"):
         adapted = make_adaptable(FAN(16, width, 4), 10, projected=projected)
         counts = parameter_counts(adapted)
@@ -129,19 +137,22 @@ else:
     print("no committed tuning records under results/tuning/pose/ (tools/tune_settings.py pose --publish)")
 
 # %%
-core_spec = Sanchez.default_config(profile)["parents"]["core"]
-core_run = run_method(core_spec["method"], profile, core_spec["name"], core_spec["overrides"])
-core = load_trained(core_run)
+core_spec = Sanchez.default_config(chapter.settings)["parents"]["core"]
+core_run = chapter.run(core_spec["method"], core_spec["name"], core_spec["overrides"])
+core = chapter.model(core_run) if chapter.has_model(core_run) else None
 lspet = get_source("lspet128")
 lspet_val = lspet.split("val", every=budget.eval_subsample)
-display(reporting.provenance_table([core_run]))
-core_pck = core_run["metrics"][PCK_KEY]
-print(f"core PCK@0.2 on LSPET-128 val [{profile}]: {100 * core_pck['pck']:.1f} % "
-      f"({core_pck['joints']} visible joints); the paper's core: PCKh 79 % on MPII (another data set and metric)")
-print(f"the book's aim for a cpu core, {100 * PCK_AIM:.0f} %: {'met' if core_pck['pck'] >= PCK_AIM else 'not met'} [{profile}]; the paper's "
-      "early cores (epochs 1, 5, 10) had PCKh 23, 55 and 58 %")
-display(pd.DataFrame({"PCK@0.2 (%)": {name: round(100 * v, 1) for name, v in
-                                      zip(JOINT_NAMES, core_pck["per_joint"])}}).T)
+if core_run is not None:
+    display(reporting.provenance_table([core_run]))
+    core_pck = core_run["metrics"][PCK_KEY]
+    print(f"core PCK@0.2 on LSPET-128 val [{profile}]: {100 * core_pck['pck']:.1f} % "
+          f"({core_pck['joints']} visible joints); the paper's core: PCKh 79 % on MPII (another data set and metric)")
+    print(f"the book's aim for a cpu core, {100 * PCK_AIM:.0f} %: {'met' if core_pck['pck'] >= PCK_AIM else 'not met'} [{profile}]; the paper's "
+          "early cores (epochs 1, 5, 10) had PCKh 23, 55 and 58 %")
+    display(pd.DataFrame({"PCK@0.2 (%)": {name: round(100 * v, 1) for name, v in
+                                          zip(JOINT_NAMES, core_pck["per_joint"])}}).T)
+else:
+    chapter.missing(f"The core ({core_spec['method']}/{core_spec['name']})")
 
 # %% [markdown]
 # The committed reference cores (`results/pose/`): `core`, this chapter's `cpu` settings, which the
@@ -187,15 +198,18 @@ for grown in [r for r in load_references("pose") if r.get("ancestor")]:
 # %% [markdown]
 # The core must visibly work before anything is adapted from it: its joints on people of the val
 # split, and its PCK along its training (the checkpoints it keeps are the "early cores" of Tables
-# 4–5 below).
+# 4–5 below; a committed reference keeps its final weights only, and its PCK curve in its record).
 
 # %% tags=["hide-input"]
-people = lspet_val.subset(range(min(8, len(lspet_val))))
-joints = core.predict_pixels(people.images)
-fig = viz.image_grid(people.images, [j for j in joints], ncols=8, size=1.5)
-fig.suptitle(f"the core's joints on LSPET-128 val [{profile}]", fontsize=9)
-plt.show()
-curve = [(h["step"], 100 * h[PCK_KEY]) for h in core_run.history if PCK_KEY in h]
+if core is not None:
+    people = lspet_val.subset(range(min(8, len(lspet_val))))
+    joints = core.predict_pixels(people.images)
+    fig = viz.image_grid(people.images, [j for j in joints], ncols=8, size=1.5)
+    fig.suptitle(f"the core's joints on LSPET-128 val [{profile}]", fontsize=9)
+    plt.show()
+else:
+    chapter.missing("The core's joints on people")
+curve = [(h["step"], 100 * h[PCK_KEY]) for h in (core_run.history if core_run is not None else []) if PCK_KEY in h]
 if curve:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(*zip(*curve), marker="o", ms=3)
@@ -256,22 +270,27 @@ else:
     print("no committed tuning records under results/tuning/sanchez/ (tools/tune_settings.py sanchez --publish)")
 
 # %%
-config = Sanchez.default_config(profile)
+config = Sanchez.default_config(chapter.settings)
 display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}))
 display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 
 FEW_SHOT = {"sizes": [1, 5, 10, 100, 500, 1000, None], "repeats": 10}
 SEEDS = budget.variant("seeds") or [0]  # the first seed's run is the mode's run of every later table
-seed_runs = {mode: [run_method("sanchez", profile, name=mode if seed == 0 else f"{mode}-seed{seed}",
-                               overrides={"method": {"mode": mode}, "train": {"seed": seed}},
-                               few_shot=FEW_SHOT if seed == SEEDS[0] else None)
-                    for seed in SEEDS] for mode in MODES}
-runs = {mode: seed_runs[mode][0] for mode in MODES}
-models = {mode: load_trained(r) for mode, r in runs.items()}
-display(reporting.provenance_table([r for mode in MODES for r in seed_runs[mode]]))
-display(reporting.protocol_table(list(runs.values())))
-viz.learning_curves(list(runs.values()), reference_line=mean_shape)
-plt.show()
+seed_runs = {mode: {seed: chapter.run("sanchez", mode if seed == 0 else f"{mode}-seed{seed}",
+                                       overrides={"method": {"mode": mode}, "train": {"seed": seed}},
+                                       few_shot=FEW_SHOT if seed == SEEDS[0] else None)
+                     for seed in SEEDS} for mode in MODES}
+# {mode: {seed: record}}; the reference profile has only the runs with a committed reference
+seed_runs = {mode: {seed: r for seed, r in by_seed.items() if r is not None} for mode, by_seed in seed_runs.items()}
+runs = {mode: seed_runs[mode][SEEDS[0]] for mode in MODES if SEEDS[0] in seed_runs[mode]}
+models = {mode: chapter.model(r) for mode, r in runs.items() if chapter.has_model(r)}
+if runs:
+    display(reporting.provenance_table([r for mode in MODES for r in seed_runs[mode].values()]))
+    display(reporting.protocol_table(list(runs.values())))
+    viz.learning_curves(list(runs.values()), reference_line=mean_shape)
+    plt.show()
+if len(runs) < len(MODES):
+    chapter.missing(f"Table 1's runs of {', '.join(m for m in MODES if m not in runs)}")
 
 # %% [markdown]
 # Each mode's seeds, and the order of the modes on test_mtfl where it outlasts the spread between
@@ -282,13 +301,20 @@ subsample = budget.eval_subsample
 tests = {"test_mtfl": test_mtfl.subset(range(0, len(test_mtfl), subsample)),
          "test_aflw": test_aflw.subset(range(0, len(test_aflw), subsample))}
 regressor_set = regressor_train.subset(range(0, len(regressor_train), subsample))
-per_face = {mode: np.stack([run_detections(r, regressor_set, {"test_mtfl": tests["test_mtfl"]}).per_image("test_mtfl")
-                            for r in seed_runs[mode]]) for mode in MODES}
-display(pd.DataFrame({mode: {f"seed {s}": round(float(e.mean()), 2) for s, e in zip(SEEDS, per_face[mode])}
-                      for mode in MODES}).T.assign(profile=profile))
-ordering, verdicts = reporting.ordering_verdicts(per_face, expected=("proposed", "finetune", "scratch"))
-display(ordering)
-print(f"[{profile}, {len(SEEDS)} seed(s) per mode, {runs['proposed'].steps} steps] " + "; ".join(verdicts))
+measured = {mode: {seed: r for seed, r in seed_runs[mode].items() if chapter.has_model(r)} for mode in MODES}
+measured = {mode: by_seed for mode, by_seed in measured.items() if by_seed}  # the runs whose weights are here
+per_face = {mode: np.stack([detections_of(r, regressor_set, {"test_mtfl": tests["test_mtfl"]}).per_image("test_mtfl")
+                            for r in by_seed.values()]) for mode, by_seed in measured.items()}
+if per_face:
+    display(pd.DataFrame({mode: {f"seed {s}": round(float(e.mean()), 2) for s, e in zip(measured[mode], per_face[mode])}
+                          for mode in per_face}).T.assign(profile=profile))
+if len(per_face) == len(MODES) and "proposed" in runs:
+    ordering, verdicts = reporting.ordering_verdicts(per_face, expected=("proposed", "finetune", "scratch"))
+    display(ordering)
+    print(f"[{profile}, {min(len(v) for v in measured.values())} seed(s) per mode, {runs['proposed'].steps} steps] "
+          + "; ".join(verdicts))
+else:
+    chapter.missing("The order of the modes over their seeds (every mode's weights)")
 core_epoch1 = papers.SANCHEZ["core_quality"][1]
 print(f"with a weak core the paper itself has scratch ahead: its epoch-1 core (PCKh {core_epoch1[0]:.0f} %) gives "
       f"{core_epoch1[1]:.2f} forward on AFLW, against scratch's {papers.SANCHEZ['table1']['scratch']['AFLW']:.2f} "
@@ -298,7 +324,8 @@ print(f"with a weak core the paper itself has scratch ahead: its epoch-1 core (P
 # Beside them: this book's other methods (their committed reference records, K = 10) and the
 # paper's Table 1. A forward error that is not below the mean shape's means the detector has not
 # yet learnt landmarks that carry the face's geometry in this profile's budget (the printout says
-# which); the committed reference runs at the end of the chapter trained longer.
+# which); in the `reference` profile these rows are the committed references, and `proposed-long` at
+# the end of the chapter trained longer.
 
 # %%
 others = [r for name in ("fse", "zhang", "jakab") for r in load_references(name) if r.num_landmarks == 10]
@@ -327,16 +354,19 @@ for mode, r in runs.items():  # a detector that has not learnt the face's geomet
 
 # %%
 SIZES = [1, 10, 100, 1000, None]
-detections = {mode: run_detections(r, regressor_set, tests) for mode, r in runs.items()}
+detections = {mode: detections_of(r, regressor_set, tests) for mode, r in runs.items() if chapter.has_model(r)}
 rows = []
 for direction in ("forward", "backward"):
     for split in tests:
-        for mode in MODES:
+        for mode in detections:
             curve = detections[mode].curve(split, SIZES, direction=direction)
             rows.append({"direction": direction, "split": split, "mode": mode,
                          **{("all" if s is None else s): round(c["mean"], 2) for s, c in zip(SIZES, curve)}})
-table2 = pd.DataFrame(rows).set_index(["direction", "split", "mode"])
-display(table2)
+if rows:
+    table2 = pd.DataFrame(rows).set_index(["direction", "split", "mode"])
+    display(table2)
+else:
+    chapter.missing("Table 2, the errors against the number of labelled images")
 paper2 = pd.DataFrame([{"direction": d, "split": s, "mode": m,
                         **{("all" if n is None else n): v for n, v in values.items() if n in SIZES}}
                        for d, per_split in papers.SANCHEZ["table2"].items()
@@ -358,8 +388,11 @@ for split in ("test_mtfl", "test_aflw"):
     for mode, r in runs.items():
         c = r.metric("consistency", split)
         rows[(split, mode)] = [round(v, 2) for v in c["sorted"]] + [round(c["mean"], 2)]
-table3 = pd.DataFrame(rows, index=[*range(1, 11), "mean"][:len(next(iter(rows.values())))]).T
-display(table3)
+if rows:
+    table3 = pd.DataFrame(rows, index=[*range(1, 11), "mean"][:len(next(iter(rows.values())))]).T
+    display(table3)
+else:
+    chapter.missing("Table 3, the consistency of each landmark")
 paper3 = pd.DataFrame({(s, m): v for s, per_mode in papers.SANCHEZ["table3"].items() for m, v in per_mode.items()},
                       index=[*range(1, 11), "mean"]).T
 display(Markdown(f"The paper's ({papers.SANCHEZ['table3_source']}; MAFL and AFLW):"))
@@ -385,7 +418,10 @@ def show_ordering(runs_by_mode: dict) -> None:
         print(f"{column}: {order} ({agrees})")
 
 
-show_ordering(runs)
+if runs:
+    show_ordering(runs)
+else:
+    chapter.missing("The ordering of the modes")
 
 # %% [markdown]
 # ## The authors' protocol beside the book's
@@ -397,14 +433,17 @@ show_ordering(runs)
 # %%
 AUTHORS = RegressionOptions(intercept=True, ridge=1e-4, ridge_scale="max_entry")
 rows = {}
-for mode in MODES:
+for mode in detections:
     for split in tests:
         for direction in ("forward", "backward"):
             rows[(mode, split, direction)] = {
                 "book's protocol": round(detections[mode].error(split, direction)["mean"], 2),
                 "authors' protocol (intercept, r = 1e-4 of max entry)": round(
                     detections[mode].error(split, direction, AUTHORS)["mean"], 2)}
-display(pd.DataFrame(rows).T)
+if rows:
+    display(pd.DataFrame(rows).T)
+else:
+    chapter.missing("The authors' protocol beside the book's")
 
 # %% [markdown]
 # ## Tables 4–5: the quality of the core
@@ -412,23 +451,32 @@ display(pd.DataFrame(rows).T)
 # The paper adapts cores saved after 1, 5 and 10 of their 110 epochs (PCKh 23 %, 55 %, 58 %) and
 # finds that a weak core gives unstable landmarks. Here: the core's kept checkpoints, each scored by
 # PCK@0.2 on LSPET val, each adapted with the `proposed` mode for the same (shorter) budget as the
-# final core beside them.
+# final core beside them. A committed reference core keeps its final weights only: the `reference`
+# profile shows these adaptations where they have committed references.
 
 # %%
 core_steps = budget.variant("core_steps") or []
 variants = {f"core at step {s}": {"parents": {"core": {"step": s}}} for s in core_steps}
-variants[f"final core (step {core_run.steps})"] = {}
-base = Sanchez.ablation_config(profile, Sanchez.default_config(profile))
-quality = run_variants("sanchez", profile, variants, base=base, prefix="core-quality", reuse=[runs["proposed"]])
+variants[f"final core (step {core_run.steps})" if core_run is not None else "final core"] = {}
+base = Sanchez.ablation_config(chapter.settings, Sanchez.default_config(chapter.settings))
+quality = chapter.variants("sanchez", variants, base=base, prefix="core-quality",
+                           reuse=[r for r in (runs.get("proposed"),) if r is not None])
 rows = {}
 for label, record in quality.items():
     step = record.config["parents"]["core"]["step"]
-    early = load_trained(core_run, step=step) if step else core
+    if (step and core_run.is_reference) or (not step and core is None):
+        early_pck = None  # a committed reference core keeps no earlier checkpoints
+    else:
+        early = chapter.model(core_run, step=step) if step else core
+        early_pck = round(100 * early.pck(lspet_val)["pck"], 1)
     rows[label] = {"core step": step or core_run.steps,
-                   "core PCK@0.2 (%)": round(100 * early.pck(lspet_val)["pck"], 1),
+                   "core PCK@0.2 (%)": early_pck,
                    **{f"{m} {s}": round(record.metric(m, s)["mean"], 2)
                       for m in ("forward", "backward", "consistency") for s in ("test_mtfl", "test_aflw")}}
-display(pd.DataFrame(rows).T)
+if rows:
+    display(pd.DataFrame(rows).T)
+else:
+    chapter.missing("Tables 4–5, the proposed mode adapted from earlier cores")
 display(Markdown(f"The paper's ({papers.SANCHEZ['core_quality_source']}):"))
 display(pd.DataFrame({f"epoch {e}": dict(zip(("core PCKh (%)", "forward AFLW", "backward AFLW", "consistency AFLW"), v))
                       for e, v in papers.SANCHEZ["core_quality"].items()}).T)
@@ -442,33 +490,42 @@ display(pd.DataFrame({f"epoch {e}": dict(zip(("core PCKh (%)", "forward AFLW", "
 # projections cost one C_out × C_out matrix product per convolution per step. After training they
 # can be folded into the weights (`Sanchez.folded_detector`, i.e. `fold_projections`): the second
 # table times the detection of 256 faces by the adapted detector as trained and folded, and checks
-# that both give the same landmarks.
+# that both give the same landmarks (the `reference` profile times nothing: it shows the check only).
 
 # %%
-costs = {mode: run_step_cost("sanchez", profile, {"method": {"mode": mode}}, device=select_device()) for mode in MODES}
-costs = pd.DataFrame(costs).T
-costs["time / proposed"] = (costs["step_ms"] / costs.loc["proposed", "step_ms"]).round(2)
-display(costs[["step_ms", "time / proposed", "images_per_s", "saved_for_backward_mb", "parameters", "trainable",
-               "optimiser_state_mb", "device", "threads"]])
+if chapter.trains:
+    costs = {mode: run_step_cost("sanchez", profile, {"method": {"mode": mode}}, device=select_device()) for mode in MODES}
+    costs = pd.DataFrame(costs).T
+    costs["time / proposed"] = (costs["step_ms"] / costs.loc["proposed", "step_ms"]).round(2)
+    display(costs[["step_ms", "time / proposed", "images_per_s", "saved_for_backward_mb", "parameters", "trainable",
+                   "optimiser_state_mb", "device", "threads"]])
+else:  # timing a step trains it
+    print(f"What a step costs: the {profile} profile times nothing; `{TRAIN_COMMAND}` measures this machine "
+          "(chapter 7 shows the committed timings)")
 
 import copy
 import time
 
 from lmcore.evaluation import detect_all
 
-proposed = models["proposed"]
-folded = copy.deepcopy(proposed)
-folded.model.pose.detector = proposed.folded_detector()
-sample = test_mtfl.images[:256]
-timings, points = {}, {}
-for label, model in (("projected (as trained)", proposed), ("folded", folded)):
-    detect_all(model.detect, sample[:16])  # warm-up
-    start = time.perf_counter()
-    points[label] = detect_all(model.detect, sample)
-    timings[label] = {"detect 256 faces (s)": round(time.perf_counter() - start, 3)}
-display(pd.DataFrame(timings).T)
-print("largest difference between their landmarks:",
-      f"{(points['folded'] - points['projected (as trained)']).abs().max().item():.2e} px")
+if "proposed" in models:
+    proposed = models["proposed"]
+    folded = copy.deepcopy(proposed)
+    folded.model.pose.detector = proposed.folded_detector()
+    sample = test_mtfl.images[:256]
+    timings, points = {}, {}
+    for label, model in (("projected (as trained)", proposed), ("folded", folded)):
+        if chapter.trains:  # the reference profile times nothing, but checks the folding
+            detect_all(model.detect, sample[:16])  # warm-up
+        start = time.perf_counter()
+        points[label] = detect_all(model.detect, sample)
+        timings[label] = {"detect 256 faces (s)": round(time.perf_counter() - start, 3)}
+    if chapter.trains:
+        display(pd.DataFrame(timings).T)
+    print("largest difference between their landmarks:",
+          f"{(points['folded'] - points['projected (as trained)']).abs().max().item():.2e} px")
+else:
+    chapter.missing("The folded detector (the proposed mode's model)")
 
 # %% [markdown]
 # ## The three detectors on the same faces
@@ -478,13 +535,18 @@ print("largest difference between their landmarks:",
 
 # %% tags=["hide-input"]
 faces = test_mtfl.images[:6]
-fig, axes = plt.subplots(len(MODES), len(faces), figsize=(1.7 * len(faces), 1.8 * len(MODES)))
-for row, mode in enumerate(MODES):
-    points = normalized_to_pixels(models[mode].detect(faces.float() / 255).cpu(), faces.shape[-1])
-    for col in range(len(faces)):
-        viz.show_landmarks(axes[row, col], faces[col], points[col], size=10, title=mode if col == 0 else None)
-fig.suptitle(f"K = 10 landmarks of the three modes [{profile}]", fontsize=9)
-plt.show()
+shown_modes = [mode for mode in MODES if mode in models]
+if shown_modes:
+    fig, axes = plt.subplots(len(shown_modes), len(faces), figsize=(1.7 * len(faces), 1.8 * len(shown_modes)),
+                             squeeze=False)
+    for row, mode in enumerate(shown_modes):
+        points = normalized_to_pixels(models[mode].detect(faces.float() / 255).cpu(), faces.shape[-1])
+        for col in range(len(faces)):
+            viz.show_landmarks(axes[row, col], faces[col], points[col], size=10, title=mode if col == 0 else None)
+    fig.suptitle(f"K = 10 landmarks of the three modes [{profile}]", fontsize=9)
+    plt.show()
+if len(shown_modes) < len(MODES):
+    chapter.missing(f"The landmarks of {', '.join(m for m in MODES if m not in models)}")
 
 # %% [markdown]
 # ## Pick a face and a mode
@@ -496,9 +558,9 @@ plt.show()
 # %% tags=["hide-input"]
 pool = test_mtfl.images[20:26].float() / 255
 pngs = []
-for i in range(len(pool)):
+for i in range(len(pool)) if shown_modes else []:
     row = []
-    for mode in MODES:
+    for mode in shown_modes:
         out = models[mode].swap(pool[i:i + 1], pool[i:i + 1])
         size = out["pose_view"].shape[-1]
         fig, axes = plt.subplots(1, 2, figsize=(4.2, 2.2))
@@ -507,8 +569,11 @@ for i in range(len(pool)):
         viz.show_landmarks(axes[1], out["generated"][0].cpu(), title="rendered")
         row.append(viz.figure_png(fig, dpi=70))
     pngs.append(row)
-viz.pair_stack(pngs, [f"test_mtfl face {20 + i}" for i in range(len(pool))], list(MODES),
-               row_description="face", col_description="mode")
+if pngs:
+    display(viz.pair_stack(pngs, [f"test_mtfl face {20 + i}" for i in range(len(pool))], list(shown_modes),
+                           row_description="face", col_description="mode"))
+else:
+    chapter.missing("The face and mode picker")
 
 # %% [markdown]
 # ## Generalisation the other way round: a face core adapted to shoes
@@ -519,20 +584,26 @@ viz.pair_stack(pngs, [f"test_mtfl face {20 + i}" for i in range(len(pool))], lis
 # have no landmark labels here, so this is qualitative only, as the paper's Fig. 4.
 
 # %%
-generalisation = Sanchez.variant_config(profile, "generalisation")
-shoes_run = run_method("sanchez", profile, name="shoes-proposed", overrides=generalisation)
+generalisation = Sanchez.variant_config(chapter.settings, "generalisation")
+shoes_run = chapter.run("sanchez", "shoes-proposed", overrides=generalisation)
 face_core_spec = generalisation["parents"]["core"]
-face_core_run = run_method(face_core_spec["method"], profile, face_core_spec["name"])  # the parent: reused
-display(reporting.provenance_table([face_core_run, shoes_run]))
-print(f"the face core's own error on test_mtfl (its 5 points, direct): "
-      f"{face_core_run['metrics'][FACE_KEY]:.2f} % IOD")
-shoes = get_source(generalisation["data"]["source"]).split("test")
-examples = shoes.images[:16]
-shoes_model = load_trained(shoes_run)
-points = normalized_to_pixels(shoes_model.detect(examples.float() / 255).cpu(), examples.shape[-1])
-fig = viz.image_grid(examples, [p for p in points], ncols=8, size=1.3)
-fig.suptitle(f"K = {shoes_model.num_landmarks} landmarks on shoes, adapted from a face core [{profile}]", fontsize=9)
-plt.show()
+face_core_run = chapter.run(face_core_spec["method"], face_core_spec["name"])  # the parent: reused
+found = [r for r in (face_core_run, shoes_run) if r is not None]
+if found:
+    display(reporting.provenance_table(found))
+if face_core_run is not None:
+    print(f"the face core's own error on test_mtfl (its 5 points, direct): "
+          f"{face_core_run['metrics'][FACE_KEY]:.2f} % IOD")
+if chapter.has_model(shoes_run):
+    shoes = get_source(generalisation["data"]["source"]).split("test")
+    examples = shoes.images[:16]
+    shoes_model = chapter.model(shoes_run)
+    points = normalized_to_pixels(shoes_model.detect(examples.float() / 255).cpu(), examples.shape[-1])
+    fig = viz.image_grid(examples, [p for p in points], ncols=8, size=1.3)
+    fig.suptitle(f"K = {shoes_model.num_landmarks} landmarks on shoes, adapted from a face core [{profile}]", fontsize=9)
+    plt.show()
+else:
+    chapter.missing("§4.4's generalisation, a face core adapted to shoes")
 
 # %% [markdown]
 # ## Committed reference runs
@@ -573,16 +644,18 @@ if references:
             ordering, verdicts = reporting.ordering_verdicts(per_face, expected=("proposed", "finetune", "scratch"))
             display(ordering)
             print(f"[references, {steps} steps] " + "; ".join(verdicts))
-    longest = [r for r in references if r.run_name == "proposed-long"]
+    # the deepest continuation of proposed (proposed-long, proposed-longer, ...): the whole lineage
+    grown = [r for r in references if r.run_name.startswith("proposed-long")]
+    longest = sorted(grown, key=lambda r: (r.get("ancestor") or {}).get("lineage_steps", 0))[-1:]
     if longest:
         ax = viz.learning_curves(longest, reference_line=mean_shape)
         ax.axhline(chapter.target, color="green", ls=":", lw=1)
-        ax.set_title(f"proposed-long and its ancestor; dotted: the bar ({chapter.target:.2f})", fontsize=9)
+        ax.set_title(f"{longest[0].run_name} and its ancestors; dotted: the bar ({chapter.target:.2f})", fontsize=9)
         plt.show()
         pace = reporting.steps_to_target(reporting.lineage_curve(longest[0], LEARNING_CURVE_KEY), chapter.target)
         error = longest[0].forward("test_mtfl")
         if error >= chapter.target and pace["per_1000_steps"] is not None:
-            print(f"proposed-long [{longest[0].profile}]: {error:.2f} % on test_mtfl after {sum(int(r.get('steps') or 0) for r in zoo.lineage(longest[0])):,} steps "
+            print(f"{longest[0].run_name} [{longest[0].profile}]: {error:.2f} % on test_mtfl after {sum(int(r.get('steps') or 0) for r in zoo.lineage(longest[0])):,} steps "
                   f"in all; at the pace of its last evaluations ({pace['per_1000_steps']:+.2f} points per 1,000 steps) "
                   + (f"it would need at least {pace['steps_left']:,} more steps to reach the bar (curves flatten: "
                      "a lower bound)" if pace["steps_left"] else "it would not reach the bar"))

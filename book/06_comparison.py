@@ -20,8 +20,9 @@
 #
 # This chapter **trains nothing**. It reads the runs the method chapters trained in this profile
 # (found by content: a run trained by other code, data or settings is not used,
-# `lmcore.training.find_run`), detects landmarks once per run from its checkpoint
-# (`lmcore.training.run_detections`, kept beside the checkpoint), and re-scores those detections:
+# `lmcore.training.find_run`), or in the `reference` profile the committed references that carry
+# weights, detects landmarks once per run from its checkpoint or weights
+# (`lmcore.training.run_detections`, `lmcore.references.reference_detections`, both cached), and re-scores those detections:
 # intervals over test faces, error distributions, few-shot curves and protocol variants are all
 # fits on the same points (`lmcore.evaluation.Detections`). Every mean it shows is checked against
 # the run's own record before it is shown.
@@ -36,7 +37,7 @@
 # | `results/leaderboard.csv` / `.json`, from the committed records | `python -m lmcore.leaderboard` |
 
 # %% tags=["parameters"]
-profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
 
 # %% tags=["hide-input"]
 import inspect
@@ -55,6 +56,7 @@ from lmcore.evaluation import (FAILURE_THRESHOLD, PROTOCOL_VARIANTS, Detections,
 from lmcore.evaluation import statistics
 from lmcore.methods import get_method
 from lmcore.paths import RESULTS_DIR
+from lmcore.references import has_weights, number_from_weights, reference_detections
 from lmcore.training import run_detections
 
 started = time.perf_counter()
@@ -63,7 +65,7 @@ profile = chapter.profile
 SPLITS = ("test_mtfl", "test_aflw")
 POINTS = ("left eye", "right eye", "nose", "left mouth", "right mouth")
 # every method's own evaluation uses every n-th face in the smoke profile: score them all on those
-SUBSAMPLE = max(get_method(run.method).budget(profile).eval_subsample for run in leaderboard.BOOK_RUNS)
+SUBSAMPLE = max(get_method(run.method).budget(chapter.settings).eval_subsample for run in leaderboard.BOOK_RUNS)
 regressor_set = chapter.data.split("regressor_train", every=SUBSAMPLE)
 test_sets = {name: chapter.data.split(name, every=SUBSAMPLE) for name in SPLITS}
 print(f"{profile} profile: {len(regressor_set)} regressor faces, "
@@ -74,11 +76,16 @@ print(f"{profile} profile: {len(regressor_set)} regressor faces, "
 #
 # One row per headline run of a method chapter. A run is used when its chapter trained it in this
 # profile with the code, data and settings it would be trained with today; otherwise the row says
-# which chapter trains it.
+# which chapter trains it. In the `reference` profile the runs are the committed references with
+# weights (a reference without weights has numbers in its record but no landmarks to re-score).
 
 # %% tags=["hide-input"]
-found = leaderboard.book_runs(profile)
 references = leaderboard.committed_references()
+if chapter.trains:
+    found = leaderboard.book_runs(profile)
+else:
+    found = {run: references[run] if run in references and has_weights(references[run]) else None
+             for run in leaderboard.BOOK_RUNS}
 
 
 def name_of(run):
@@ -87,7 +94,9 @@ def name_of(run):
 
 display(pd.DataFrame([{
     "run": name_of(run), "record": run.key,
-    f"in this {profile} build": "yes" if record is not None else f"no: run book/{run.chapter}.py ({profile})",
+    f"in this {profile} build": "yes" if record is not None else (
+        f"no: run book/{run.chapter}.py ({profile})" if chapter.trains else
+        "no: the reference has no weights" if run in references else "no: no committed reference"),
     "committed reference": "results/" + run.key + ".json" if run in references else "-",
 } for run, record in found.items()]).set_index("run"))
 runs = {run: record for run, record in found.items() if record is not None}
@@ -101,7 +110,8 @@ runs = {run: record for run, record in found.items() if record is not None}
 # the run measured, and stops the chapter.
 
 # %% tags=["hide-input"]
-detections = {name_of(run): run_detections(record, regressor_set, test_sets) for run, record in runs.items()}
+detections = {name_of(run): (reference_detections(record, regressor_set, test_sets) if record.is_reference
+                             else run_detections(record, regressor_set, test_sets)) for run, record in runs.items()}
 records = {name_of(run): record for run, record in runs.items()}
 book_runs = {name_of(run): run for run in runs}
 detections["mean shape"] = Detections.mean_shape(regressor_set, test_sets)
@@ -114,7 +124,9 @@ checks = []
 for name, record in records.items():
     same_protocol = (record.get("evaluation") or {}).get("options") == BOOK.as_dict() or records[name]["method"] == "supervised"
     for (direction, split), result in scored[name].items():
-        recorded = record.get("metrics", {}).get(direction, {}).get(split, {}).get("mean")
+        # a reference's fp16 weights give the numbers measured from them when they were written
+        recorded = (number_from_weights(record, direction, split) if record.is_reference
+                    else record.get("metrics", {}).get(direction, {}).get(split, {}).get("mean"))
         if recorded is None or not same_protocol:
             continue
         checks.append({"run": name, "error": f"{direction} {split}", "recorded": recorded, "re-scored": result["mean"]})
@@ -371,7 +383,20 @@ else:
 # pass unnoticed.
 
 # %% tags=["hide-input"]
-verified = pd.DataFrame([zoo.verify(name) for name in zoo.available()])
+def verify_reference(model_name):
+    """zoo.verify, or where this chapter already re-detected the reference on every face (the
+    reference profile), the same row from those detections instead of a second detection pass."""
+    record = next((r for r in records.values() if r.is_reference and f"{r.method}/{r.run_name}" == model_name), None)
+    if record is None or SUBSAMPLE != 1:
+        return zoo.verify(model_name)
+    name = next(n for n, r in records.items() if r is record)
+    error, stored = scored[name][("forward", "test_mtfl")]["mean"], number_from_weights(record, "forward", "test_mtfl")
+    return {"model": model_name, "dtype": record["weights_dtype"], "score": "forward test_mtfl (% IOD)",
+            "from the weights": error, "when written": stored, "record": record.forward("test_mtfl"),
+            "difference": abs(error - stored)}
+
+
+verified = pd.DataFrame([verify_reference(name) for name in zoo.available()])
 if len(verified):
     display(verified.set_index("model").round(6))
     worst = verified["difference"].max()

@@ -28,7 +28,7 @@
 # | DDP: each process its share of the global batch, and of its random warps | `training.loop._draw_batch`, `geometry.batch_shard` |
 
 # %% tags=["parameters"]
-profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
 
 # %% tags=["hide-input"]
 import inspect
@@ -42,6 +42,7 @@ from lmcore import bench
 from lmcore.chapter import setup_chapter
 from lmcore.geometry import draws
 from lmcore.profiles import select_device
+from lmcore.references import TRAIN_COMMAND
 from lmcore.reporting import short_commit
 
 started = time.perf_counter()
@@ -55,12 +56,19 @@ device = select_device()
 # In the `smoke` profile a few methods are timed at their smoke settings, to prove the code
 # path (the numbers mean nothing). In the `cpu` and `paper` profiles every method is timed at its
 # `cpu` and `paper` settings, with the GPU options, once per code version and machine (the
-# record is kept beside the runs and reused by later builds).
+# record is kept beside the runs and reused by later builds). The `reference` profile times
+# nothing and shows the committed CPU record instead.
 
 # %% tags=["hide-input"]
-record, reused = bench.book_bench(profile, device)
-print(f"{'reused' if reused else 'measured'}: {len(record['rows'])} steps timed on {record['device']['name']} "
-      f"({record['device']['threads']} threads), {record['wall_time_s']} s, code {record['code_fingerprint']}")
+if chapter.trains:
+    record, reused = bench.book_bench(profile, device)
+    print(f"{'reused' if reused else 'measured'}: {len(record['rows'])} steps timed on {record['device']['name']} "
+          f"({record['device']['threads']} threads), {record['wall_time_s']} s, code {record['code_fingerprint']}")
+else:  # the reference profile measures nothing: the committed CPU record stands in for this machine
+    record = next(r for r in bench.load_bench_records() if r["device"]["type"] == "cpu")
+    print(f"reference profile: nothing is timed here; this is the committed record {record['path']} "
+          f"({len(record['rows'])} steps timed on {record['device']['name']}, {record['device']['threads']} threads, "
+          f"commit {short_commit(record['commit'])}); `{TRAIN_COMMAND}` measures this machine")
 
 
 def step_table(record: dict) -> pd.DataFrame:

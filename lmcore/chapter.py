@@ -87,8 +87,8 @@ class Chapter:
 
     def missing(self, what: str) -> None:
         """Print why a section shows nothing in this profile, and the command that trains it."""
-        print(f"{what}: the repository has no committed reference for it, and the {self.profile} profile trains "
-              f"nothing; `{TRAIN_COMMAND}` trains it")
+        print(f"{what}: not shown in the {self.profile} profile, which trains nothing and has no committed reference "
+              f"for it (with weights, where a figure needs a model); `{TRAIN_COMMAND}` trains it")
 
     @property
     def target(self) -> float:

@@ -45,10 +45,14 @@ class NoReferenceError(LmbookError):
     """A chapter in the reference profile needs a run the repository has no reference (or weights) for."""
 
 
+#: chapters that run in the reference profile; it becomes the default without a GPU once all do
+CONVERTED_CHAPTERS = ("00_data_and_protocol", "02_zhang", "04_sanchez", "06_comparison", "07_speed")
+
+
 def default_book_profile() -> str:
-    """``paper`` where PyTorch sees a GPU, else ``reference``: a book without a GPU shows what
-    was trained for it instead of training for hours."""
-    return "paper" if torch.cuda.is_available() else REFERENCE
+    """``paper`` where PyTorch sees a GPU, else ``cpu``. (``reference`` is chosen explicitly
+    until every chapter runs in it: :data:`CONVERTED_CHAPTERS`.)"""
+    return "paper" if torch.cuda.is_available() else REFERENCE_SETTINGS
 
 
 def resolve_book_profile(requested: str | None = None) -> str:
@@ -142,3 +146,36 @@ def code_changes_since(record) -> list[str]:
     from .training.code_identity import changed_files, code_files
 
     return changed_files(record.get("code_files"), code_files(record.method))
+
+
+def reference_detections(record, regressor_set, test_sets: dict):
+    """A reference's landmarks on a regressor set and test sets (:class:`lmcore.evaluation.Detections`)
+    from its zoo weights: what :func:`lmcore.training.run_detections` gives for a run of this
+    machine, cached under the cache folder by the weights' digest and the faces."""
+    from .evaluation import Detections
+    from .evaluation.rescore import faces_key
+
+    key = _weights_key(record, {"regressor": faces_key(regressor_set),
+                                "tests": {n: faces_key(s) for n, s in sorted(test_sets.items())}})
+    path = cache_root() / "references" / f"{record.method}-{record.run_name}-detections-{key}.pt"
+    if path.exists():
+        found = Detections.load(path, regressor_set, test_sets)
+        if found is not None:
+            return found
+    detections = Detections.of(load_reference_model(record).detect, regressor_set, test_sets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    detections.save(path)
+    return detections
+
+
+def number_from_weights(record, direction: str, split: str) -> float | None:
+    """What a reference's weights must give for ``direction`` error on ``split``: the record's own
+    number where the weights are the trained fp32 ones; for fp16 weights, the forward error on
+    test_mtfl measured from them when they were written (within 0.01 of the record's, the zoo's
+    rule), and None for the numbers fp16 was not measured on."""
+    metrics = record.get("metrics", {}).get(direction, {}).get(split, {})
+    if record.get("weights_dtype") == "fp32":
+        return metrics.get("mean")
+    if direction == "forward" and split == "test_mtfl":
+        return (record.get("weights_check") or {}).get("test_mtfl_fp16")
+    return None

@@ -1,0 +1,49 @@
+"""The reference profile: chapters get committed references instead of training."""
+import pytest
+
+from lmcore.chapter import Chapter
+from lmcore.errors import ConfigError
+from lmcore.references import (BOOK_PROFILES, NoReferenceError, has_weights, load_reference_model,
+                               number_from_weights, reference_record, resolve_book_profile, settings_profile)
+
+
+def _chapter(profile):
+    return Chapter(profile, None, None, None, None, 0.0, 0.0)
+
+
+def test_reference_profile_is_a_book_profile_not_a_training_one(monkeypatch):
+    from lmcore.profiles import PROFILES
+
+    assert "reference" in BOOK_PROFILES and "reference" not in PROFILES
+    assert settings_profile("reference") == "cpu" and settings_profile("smoke") == "smoke"
+    monkeypatch.setenv("LMBOOK_PROFILE", "nonsense")
+    with pytest.raises(ConfigError):
+        resolve_book_profile()
+    assert resolve_book_profile("reference") == "reference"
+
+
+def test_reference_chapter_returns_committed_records_and_none_for_the_rest():
+    chapter = _chapter("reference")
+    assert not chapter.trains and chapter.settings == "cpu"
+    record = chapter.run("zhang", "k10")
+    assert record is not None and record.is_reference and record.run_name == "k10"
+    assert chapter.run("zhang", "no-such-run") is None
+    found = chapter.variants("c3", {"cycle": {}, "no such": {}}, prefix="ablation")
+    assert list(found) == ["cycle"]
+
+
+def test_reference_without_weights_has_no_model():
+    record = reference_record("fse", "k30")
+    assert record is not None and not has_weights(record)
+    assert not _chapter("reference").has_model(record)
+    with pytest.raises(NoReferenceError):
+        load_reference_model(record)
+
+
+def test_number_from_weights_follows_the_stored_precision():
+    record = reference_record("zhang", "k10")
+    fp16 = dict(record, weights_dtype="fp16")
+    assert number_from_weights(fp16, "forward", "test_mtfl") == record["weights_check"]["test_mtfl_fp16"]
+    assert number_from_weights(fp16, "backward", "test_mtfl") is None
+    fp32 = dict(record, weights_dtype="fp32")
+    assert number_from_weights(fp32, "backward", "test_mtfl") == record["metrics"]["backward"]["test_mtfl"]["mean"]

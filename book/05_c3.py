@@ -40,7 +40,7 @@
 # | semantic alignment (PCK@0.1) and cross-image landmark consistency | `evaluation.alignment` |
 
 # %% tags=["parameters"]
-profile = None  # "smoke" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
+profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
 
 # %% tags=["hide-input"]
 import inspect
@@ -63,14 +63,14 @@ from lmcore.methods import get_method
 from lmcore.methods.c3 import ABLATION, C3, FLOW_EPE_KEY
 from lmcore.models.flow import SeparableConv4d, correlation_memory_bytes
 from lmcore.profiles import select_device
-from lmcore.training import load_references, load_trained, run_method, run_variants, variant_run_name
+from lmcore.training import load_references, variant_run_name
 from lmcore.training.bench import correlation_cost, run_step_cost
 
 chapter = setup_chapter(profile)
 profile, test_mtfl, test_aflw = chapter.profile, chapter.test_mtfl, chapter.test_aflw
 mean_shape = chapter.mean_shape
 Method = get_method("c3")
-budget = Method.budget(profile)
+budget = Method.budget(chapter.settings)  # the reference profile shows the cpu settings its references trained with
 
 # %% [markdown]
 # ## Settings, and what the paper leaves open
@@ -104,8 +104,8 @@ from lmcore.fidelity import fidelity_table
 display(fidelity_table(c3_fidelity.TABLE))
 
 # %%
-config = Method.default_config(profile)
-flow_config = get_method("c3_flow").default_config(profile)
+config = Method.default_config(chapter.settings)
+flow_config = get_method("c3_flow").default_config(chapter.settings)
 display(pd.DataFrame({"c3 method": pd.Series(config["method"], dtype=object)}))
 display(pd.DataFrame({"c3 train": pd.Series(config["train"], dtype=object),
                       "c3_flow train": pd.Series(flow_config["train"], dtype=object)}))
@@ -155,12 +155,19 @@ print(inspect.getsource(SeparableConv4d.forward))
 
 # %% [markdown]
 # The correlation is quadratic in the feature map's area. Its cost per pair, measured here (the
-# filter of three layers, 10, 10 and 1 channels, symmetric as in NC-Net; 256 feature channels):
+# filter of three layers, 10, 10 and 1 channels, symmetric as in NC-Net; 256 feature channels; the
+# `reference` profile times nothing and gives the correlation's memory alone):
 
 # %%
-sides = (8, 12, 16) if profile != "paper" else (8, 12, 16, 24, 32)
-cost = pd.DataFrame([correlation_cost(s, pairs=2 if profile == "smoke" else 8, device=select_device())
-                     for s in sides]).set_index("side")
+sides = (8, 12, 16) if chapter.settings != "paper" else (8, 12, 16, 24, 32)
+if chapter.trains:
+    cost = pd.DataFrame([correlation_cost(s, pairs=2 if profile == "smoke" else 8, device=select_device())
+                         for s in sides]).set_index("side")
+else:
+    print(f"the correlation's times are not measured in the {profile} profile, which runs no benchmark "
+          f"(any other profile measures them on its machine); its memory per pair is arithmetic:")
+    cost = pd.DataFrame([{"side": s, "correlation_mb_per_pair": round(correlation_memory_bytes(s) / 2 ** 20, 3)}
+                         for s in sides]).set_index("side")
 cost["one 4D tensor, 32 x 32 maps (MB)"] = round(correlation_memory_bytes(32) / 2 ** 20, 1)
 display(cost)
 
@@ -172,14 +179,17 @@ display(cost)
 # cosine correlation:
 
 # %%
-flow_run = run_method("c3_flow", profile, "flow")
-display(reporting.provenance_table([flow_run]))
-epe_split, epe = next(iter(flow_run["metrics"][FLOW_EPE_KEY].items()))  # tune_val (test_mtfl in older records)
-display(pd.DataFrame(flow_run["metrics"][FLOW_EPE_KEY]).T.round(3).rename_axis("end-point error (cells)"))
-print(f"after {flow_run.steps} steps the learnt filter is "
-      + ("better" if epe["filtered"] < epe["raw_correlation"] else "NOT better")
-      + f" than the raw correlation on synthetic pairs of {epe_split} faces ({epe['filtered']:.2f} vs "
-      f"{epe['raw_correlation']:.2f} cells)")
+flow_run = chapter.run("c3_flow", "flow")
+if flow_run is not None:  # its record is enough here (the reference keeps no weights of the flow alone)
+    display(reporting.provenance_table([flow_run]))
+    epe_split, epe = next(iter(flow_run["metrics"][FLOW_EPE_KEY].items()))  # tune_val (test_mtfl in older records)
+    display(pd.DataFrame(flow_run["metrics"][FLOW_EPE_KEY]).T.round(3).rename_axis("end-point error (cells)"))
+    print(f"after {flow_run.steps} steps the learnt filter is "
+          + ("better" if epe["filtered"] < epe["raw_correlation"] else "NOT better")
+          + f" than the raw correlation on synthetic pairs of {epe_split} faces ({epe['filtered']:.2f} vs "
+          f"{epe['raw_correlation']:.2f} cells)")
+else:
+    chapter.missing("The flow run's end-point errors (c3_flow/flow)")
 
 # %% [markdown]
 # A measurement made while choosing the `cpu` length (2026-11-23, training pairs): the filter's
@@ -206,16 +216,24 @@ print(inspect.getsource(c3_losses.equivariance_loss).split('"""')[2].strip())
 
 # %%
 FEW_SHOT = {"sizes": [1, 5, 10, 100, 500, 1000, None], "repeats": 10}
-runs = {10: run_method("c3", profile, "k10", few_shot=FEW_SHOT),
-        30: run_method("c3", profile, "k30", overrides=budget.variant("k30"), few_shot=FEW_SHOT)}
-baselines = {k: run_method("jakab", profile, f"k{k}", overrides={"method": {"num_landmarks": k}}, few_shot=FEW_SHOT)
+runs = {10: chapter.run("c3", "k10", few_shot=FEW_SHOT),
+        30: chapter.run("c3", "k30", overrides=budget.variant("k30"), few_shot=FEW_SHOT)}
+baselines = {k: chapter.run("jakab", f"k{k}", overrides={"method": {"num_landmarks": k}}, few_shot=FEW_SHOT)
              for k in (10, 30)}
-models = {k: load_trained(r) for k, r in runs.items()}
-baseline_models = {k: load_trained(r) for k, r in baselines.items()}
-table = [baselines[10], runs[10], baselines[30], runs[30]]
+# the reference profile has only the runs with a committed reference, and models only where it has weights
+runs = {k: r for k, r in runs.items() if r is not None}
+baselines = {k: r for k, r in baselines.items() if r is not None}
+models = {k: chapter.model(r) for k, r in runs.items() if chapter.has_model(r)}
+baseline_models = {k: chapter.model(r) for k, r in baselines.items() if chapter.has_model(r)}
+table = [r for k in (10, 30) for r in (baselines.get(k), runs.get(k)) if r is not None]
 label = lambda r: f"{'C3' if r.method == 'c3' else 'paired baseline (Jakab)'}, K = {r.num_landmarks}"
-display(reporting.provenance_table(table, label=label))
-display(reporting.protocol_table(table, label=label))
+if table:
+    display(reporting.provenance_table(table, label=label))
+    display(reporting.protocol_table(table, label=label))
+if len(table) < 4:
+    chapter.missing("Table 1's runs of " + ", ".join(f"{name} K = {k}" for k in (10, 30)
+                                                   for name, found in (("the paired baseline", baselines),
+                                                                       ("C3", runs)) if k not in found))
 print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD; on test_aflw:",
       round(chapter.mean_shape_aflw, 2))
 
@@ -237,10 +255,13 @@ print("sources:", papers.C3["source"], "|", papers.JAKAB["source"])
 
 # %% [markdown]
 # What the paper's claim predicts here: C3 below its own paired baseline at both K. Computed from
-# this execution's runs:
+# this execution's runs (in the `reference` profile, the committed references above):
 
 # %%
 for k in (10, 30):
+    if k not in runs or k not in baselines:
+        chapter.missing(f"The verdict at K = {k}")
+        continue
     c3_error = runs[k].metric("forward", "test_mtfl")["mean"]
     paired = baselines[k].metric("forward", "test_mtfl")["mean"]
     print(reporting.verdict(profile, f"K = {k}: C3 {c3_error:.2f} vs its paired pre-training {paired:.2f} on test_mtfl: "
@@ -258,8 +279,15 @@ for k in (10, 30):
 # as every choice in this book; the test columns are reported, not used.
 
 # %%
-ablation = run_variants("c3", profile, {label: {"method": change} for label, change in ABLATION.items()},
-                        base=Method.ablation_config(profile), prefix="ablation", reuse=[runs[10]])
+ablation = chapter.variants("c3", {label: {"method": change} for label, change in ABLATION.items()},
+                            base=Method.ablation_config(chapter.settings), prefix="ablation",
+                            reuse=[runs[10]] if 10 in runs else [])
+if (not chapter.trains and ablation and "cycle + flow" not in ablation and 10 in runs
+        and all(r.steps == runs[10].steps and r["parents"]["pairs"] == runs[10]["parents"]["pairs"]
+                for r in ablation.values())):
+    # the references' full row is the main K = 10 reference, trained as long from the same pre-training
+    # (what `reuse` does where a profile trains)
+    ablation["cycle + flow"] = runs[10]
 
 
 def show_ablation(rows: dict) -> None:
@@ -269,6 +297,9 @@ def show_ablation(rows: dict) -> None:
     frame[("paper", "MAFL")] = [papers.C3["ablation"][label] for label in rows]
     rows_profile = next(iter(rows.values())).profile
     display(reporting.separated(frame, rows_profile, paper_columns=[("paper", "MAFL")]))
+    if set(rows) != set(ABLATION):
+        chapter.missing("Table 2's rows " + ", ".join(label for label in ABLATION if label not in rows))
+        return
     if rows_profile == "smoke":
         print(reporting.SMOKE_NOTE)
         return
@@ -286,35 +317,52 @@ def show_ablation(rows: dict) -> None:
               f"{paper['neither (paired baseline)']} without both, MAFL)")
 
 
-show_ablation(ablation)
+if ablation:
+    show_ablation(ablation)
+else:
+    chapter.missing("Table 2, the ablation cycle x flow")
 
 # %% [markdown]
 # What one training step of each row costs, measured in one process (ratios hold whatever the
-# machine's speed): the cycle runs the generator five times per step instead of once, and the flow
-# adds the frozen backbone and the 4D filter on both faces.
+# machine's speed; the profiles that train measure it, the `reference` profile does not): the cycle
+# runs the generator five times per step instead of once, and the flow adds the frozen backbone and
+# the 4D filter on both faces.
 
 # %%
-# three warm-up steps each: with one, the first row measured paid the process's first convolutions
-# (it showed the paired baseline slower than the cycle)
-steps = {label: run_step_cost("c3", profile, {"method": change}, steps=2 if profile == "smoke" else 4,
-                              warmup=1 if profile == "smoke" else 3, device=select_device())
-         for label, change in ABLATION.items()}
-steps = pd.DataFrame(steps).T
-steps["time / paired"] = (steps["step_ms"] / steps.loc["neither (paired baseline)", "step_ms"]).round(2)
-display(steps[["step_ms", "time / paired", "images_per_s", "batch_size", "saved_for_backward_mb", "trainable",
-               "device", "threads"]])
+if chapter.trains:
+    # three warm-up steps each: with one, the first row measured paid the process's first convolutions
+    # (it showed the paired baseline slower than the cycle)
+    steps = {label: run_step_cost("c3", profile, {"method": change}, steps=2 if profile == "smoke" else 4,
+                                  warmup=1 if profile == "smoke" else 3, device=select_device())
+             for label, change in ABLATION.items()}
+    steps = pd.DataFrame(steps).T
+    steps["time / paired"] = (steps["step_ms"] / steps.loc["neither (paired baseline)", "step_ms"]).round(2)
+    display(steps[["step_ms", "time / paired", "images_per_s", "batch_size", "saved_for_backward_mb", "trainable",
+                   "device", "threads"]])
+else:
+    chapter.missing("The cost of one training step of each row (a benchmark that builds and steps the models)")
 
 # %% [markdown]
 # ## Learning curves and few-shot regression
 
 # %% tags=["hide-input"]
-ax = viz.learning_curves([baselines[10], runs[10], *[r for r in ablation.values() if r is not runs[10]]],
-                         label=lambda r: r.run_name if r.method == "c3" else "paired pre-training (Jakab)",
-                         reference_line=mean_shape)
-plt.show()
-viz.few_shot_plot({f"{'C3' if r.method == 'c3' else 'paired'}, K = {r.num_landmarks}, test_mtfl [{profile}]":
-                   r.few_shot("test_mtfl") for r in table})
-plt.show()
+curves = [r for r in (baselines.get(10), runs.get(10)) if r is not None]
+curves += [r for r in ablation.values() if r is not runs.get(10)]
+if curves:
+    ax = viz.learning_curves(curves, label=lambda r: r.run_name if r.method == "c3" else "paired pre-training (Jakab)",
+                             reference_line=mean_shape)
+    plt.show()
+else:
+    chapter.missing("The learning curves")
+# a few-shot curve is measured from a run's weights (a reference without weights has none)
+few_shot = [r for r in table if "few_shot" in r["metrics"]]
+if few_shot:
+    viz.few_shot_plot({f"{'C3' if r.method == 'c3' else 'paired'}, K = {r.num_landmarks}, test_mtfl [{profile}]":
+                       r.few_shot("test_mtfl") for r in few_shot})
+    plt.show()
+if len(few_shot) < 4:
+    chapter.missing("The few-shot curves of " + (", ".join(label(r) for r in table if "few_shot" not in r["metrics"])
+                                                 or "Table 1's runs"))
 
 # %% [markdown]
 # ## Table 3: semantic alignment, offline
@@ -329,14 +377,26 @@ plt.show()
 
 # %%
 n_pairs = 40 if profile == "smoke" else 500
+# every transfer whose model is here (in the reference profile, the references with weights). The flow
+# module comes with a C3 run's parent `flow`: a trained run has it, but a committed C3 reference's
+# weights hold E_p, E_a and D only, and the flow run's reference (c3_flow/flow) has no weights
+has_flow = 10 in models and models[10].flow_run is not None
+transfers = {"identity": transfer_identity}
+if 10 in baseline_models:
+    transfers["landmarks, paired baseline K = 10"] = landmark_transfer(baseline_models[10].detect)
+for k in (10, 30):
+    if k in models:
+        transfers[f"landmarks, C3 K = {k}"] = landmark_transfer(models[k].detect)
+if has_flow:
+    transfers["flow module (C3)"] = models[10].transfer
+if len(transfers) < 5:
+    chapter.missing("Table 3's transfers through " + ", ".join(
+        name for name, here in (("the paired baseline's landmarks", 10 in baseline_models),
+                                ("C3 K = 10's landmarks", 10 in models), ("C3 K = 30's landmarks", 30 in models),
+                                ("the flow module (c3_flow/flow)", has_flow)) if not here))
 rows = {}
 for split_name, split in (("test_mtfl", test_mtfl), ("test_aflw", test_aflw)):
     pairs = fixed_pairs(len(split), n_pairs, seed=0)
-    transfers = {"identity": transfer_identity,
-                 "landmarks, paired baseline K = 10": landmark_transfer(baseline_models[10].detect),
-                 "landmarks, C3 K = 10": landmark_transfer(models[10].detect),
-                 "landmarks, C3 K = 30": landmark_transfer(models[30].detect),
-                 "flow module (C3)": models[10].transfer}
     for name, transfer in transfers.items():
         scores = alignment_scores(transfer, split.images, split.points, pairs)
         rows.setdefault(name, {})[(split_name, "PCK@0.1 IOD")] = round(scores["iod"]["pck"], 1)
@@ -360,10 +420,12 @@ try:
 except MissingDataError as missing:
     print(f"PF-PASCAL is not prepared on this machine, so this table is skipped: {missing}")
 else:
+    if not has_flow:
+        chapter.missing("PF-PASCAL through C3 K = 10's landmarks and flow")
     pf_scores = {name: pair_pck(transfer, pf_pairs)
                  for name, transfer in {"identity": transfer_identity,
-                                        "landmarks, C3 K = 10": landmark_transfer(models[10].detect),
-                                        "flow module (C3)": models[10].transfer}.items()}
+                                        **({"landmarks, C3 K = 10": landmark_transfer(models[10].detect),
+                                            "flow module (C3)": models[10].transfer} if has_flow else {})}.items()}
     display(pd.DataFrame({name: {"PCK@0.1 (% of points)": round(s["pck"], 1), "mean over pairs": round(s["pck_per_pair"], 1),
                                  "pairs": s["n_pairs"]} for name, s in pf_scores.items()}).T)
     print("The paper's Table 3 (PF-PASCAL):", papers.C3["alignment"])
@@ -378,30 +440,39 @@ else:
 
 # %%
 pairs = fixed_pairs(len(test_mtfl), n_pairs, seed=1)
-transfer = models[10].transfer
-consistency = {"paired baseline (Jakab), K = 10": cross_image_consistency(baseline_models[10].detect, transfer,
-                                                                          test_mtfl.images, test_mtfl.points, pairs),
-               "C3, K = 10": cross_image_consistency(models[10].detect, transfer, test_mtfl.images,
-                                                     test_mtfl.points, pairs)}
-display(pd.DataFrame({name: {"mean (% IOD)": round(c["mean"], 2), "pairs": c["n_pairs"]}
-                      for name, c in consistency.items()}).T)
+model = models.get(10)  # C3 K = 10: its flow carries the landmarks here, its decoder draws the figures below
+transfer = model.transfer if has_flow else None
+compared = {name: m for name, m in (("paired baseline (Jakab), K = 10", baseline_models.get(10)), ("C3, K = 10", model))
+            if m is not None}
+if transfer is not None:
+    consistency = {name: cross_image_consistency(m.detect, transfer, test_mtfl.images, test_mtfl.points, pairs)
+                   for name, m in compared.items()}
+    display(pd.DataFrame({name: {"mean (% IOD)": round(c["mean"], 2), "pairs": c["n_pairs"]}
+                          for name, c in consistency.items()}).T)
+if transfer is None or len(compared) < 2:
+    chapter.missing("Figure 3's consistency " + ("of the paired baseline" if transfer is not None else
+                                                 "(it carries landmarks through the flow module, c3_flow/flow)"))
 
 # %% tags=["hide-input"]
 shown = pairs[:5]
-fig, axes = plt.subplots(2, len(shown), figsize=(2.2 * len(shown), 4.6))
 images = test_mtfl.images.float() / 255
 size = images.shape[-1]
-for row, (name, model) in enumerate((("paired baseline", baseline_models[10]), ("C3", models[10]))):
-    for col, (a, b) in enumerate(shown.tolist()):
-        own = model.detect(images[b:b + 1]).cpu()
-        carried = transfer(images[a:a + 1], images[b:b + 1], model.detect(images[a:a + 1])).cpu()
-        ax = axes[row, col]
-        viz.show_landmarks(ax, images[b], normalized_to_pixels(own[0], size), size=14,
-                           title=f"{name}: A {a} → B {b}" if col == 0 else f"A {a} → B {b}")
-        crosses = normalized_to_pixels(carried[0], size).numpy()
-        ax.scatter(crosses[:, 0], crosses[:, 1], c=viz.landmark_colours(len(crosses)), marker="x", s=22)
-fig.suptitle(f"B's own landmarks (dots) and A's carried by the flow (crosses), K = 10 [{profile}]", fontsize=9)
-plt.show()
+if transfer is not None:
+    drawn = [(name, m) for name, m in (("paired baseline", baseline_models.get(10)), ("C3", model)) if m is not None]
+    fig, axes = plt.subplots(len(drawn), len(shown), figsize=(2.2 * len(shown), 2.3 * len(drawn)), squeeze=False)
+    for row, (name, detector) in enumerate(drawn):
+        for col, (a, b) in enumerate(shown.tolist()):
+            own = detector.detect(images[b:b + 1]).cpu()
+            carried = transfer(images[a:a + 1], images[b:b + 1], detector.detect(images[a:a + 1])).cpu()
+            ax = axes[row, col]
+            viz.show_landmarks(ax, images[b], normalized_to_pixels(own[0], size), size=14,
+                               title=f"{name}: A {a} → B {b}" if col == 0 else f"A {a} → B {b}")
+            crosses = normalized_to_pixels(carried[0], size).numpy()
+            ax.scatter(crosses[:, 0], crosses[:, 1], c=viz.landmark_colours(len(crosses)), marker="x", s=22)
+    fig.suptitle(f"B's own landmarks (dots) and A's carried by the flow (crosses), K = 10 [{profile}]", fontsize=9)
+    plt.show()
+else:
+    chapter.missing("Figure 3's faces (the flow module, c3_flow/flow)")
 
 # %% [markdown]
 # ## Figure 4: disentanglement
@@ -411,62 +482,71 @@ plt.show()
 # paper's "template face") and the appearance alone (pose maps zeroed).
 
 # %% tags=["hide-input"]
-model = models[10]
-grid = images[10:15]
-n = len(grid)
-fig, axes = plt.subplots(n + 1, n + 1, figsize=(1.7 * (n + 1), 1.7 * (n + 1)))
-axes[0, 0].axis("off")
-view = model.to_view(grid).cpu()
-for j in range(n):
-    viz.show_landmarks(axes[0, j + 1], view[j], title="pose B" if j == 0 else None)
-for i in range(n):
-    viz.show_landmarks(axes[i + 1, 0], view[i], title="appearance A" if i == 0 else None)
-    swapped = model.swap(grid[i:i + 1].expand(n, -1, -1, -1), grid)["generated"].cpu()
+if model is not None:
+    grid = images[10:15]
+    n = len(grid)
+    fig, axes = plt.subplots(n + 1, n + 1, figsize=(1.7 * (n + 1), 1.7 * (n + 1)))
+    axes[0, 0].axis("off")
+    view = model.to_view(grid).cpu()
     for j in range(n):
-        viz.show_landmarks(axes[i + 1, j + 1], swapped[j])
-fig.suptitle(f"C3: appearance of A with the pose of B, K = 10 [{profile}]", fontsize=9)
-plt.show()
+        viz.show_landmarks(axes[0, j + 1], view[j], title="pose B" if j == 0 else None)
+    for i in range(n):
+        viz.show_landmarks(axes[i + 1, 0], view[i], title="appearance A" if i == 0 else None)
+        swapped = model.swap(grid[i:i + 1].expand(n, -1, -1, -1), grid)["generated"].cpu()
+        for j in range(n):
+            viz.show_landmarks(axes[i + 1, j + 1], swapped[j])
+    fig.suptitle(f"C3: appearance of A with the pose of B, K = 10 [{profile}]", fontsize=9)
+    plt.show()
 
-template = model.decode_isolated(grid, keep="pose").cpu()
-texture = model.decode_isolated(grid, keep="appearance").cpu()
-fig, axes = plt.subplots(3, n, figsize=(1.7 * n, 5.4))
-for j in range(n):
-    viz.show_landmarks(axes[0, j], view[j], title="input" if j == 0 else None)
-    viz.show_landmarks(axes[1, j], template[j], title="pose only (template)" if j == 0 else None)
-    viz.show_landmarks(axes[2, j], texture[j], title="appearance only" if j == 0 else None)
-fig.suptitle(f"Isolated decoding, C3 K = 10 [{profile}]", fontsize=9)
-plt.show()
+    template = model.decode_isolated(grid, keep="pose").cpu()
+    texture = model.decode_isolated(grid, keep="appearance").cpu()
+    fig, axes = plt.subplots(3, n, figsize=(1.7 * n, 5.4))
+    for j in range(n):
+        viz.show_landmarks(axes[0, j], view[j], title="input" if j == 0 else None)
+        viz.show_landmarks(axes[1, j], template[j], title="pose only (template)" if j == 0 else None)
+        viz.show_landmarks(axes[2, j], texture[j], title="appearance only" if j == 0 else None)
+    fig.suptitle(f"Isolated decoding, C3 K = 10 [{profile}]", fontsize=9)
+    plt.show()
+else:
+    chapter.missing("Figure 4, disentanglement (C3 K = 10's decoder)")
 
 # %% [markdown]
 # ## Two faces: the swaps, the cycle and the flow
 #
 # Pick face A and face B: the two swapped images (`I_ij`: A's appearance with B's pose, `I_ji`),
 # the cycle's reconstruction of A from them, and A's labelled points carried onto B by the flow
-# (crosses) beside B's labels (dots). Every pair is rendered once and the sliders are linked in the
+# (crosses) beside B's labels (dots), where the flow module is here. Every pair is rendered once and the sliders are linked in the
 # browser, so the widget also works in the static book.
 
 # %% tags=["hide-input"]
-pool = images[20:25]
-labels_px = test_mtfl.points[20:25]
-pngs = []
-for i in range(len(pool)):
-    out = model.cycle_images(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool)
-    carried = transfer(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool,
-                       pixels_to_normalized(labels_px[i:i + 1], size).expand(len(pool), -1, -1)).cpu()
-    row = []
-    for j in range(len(pool)):
-        fig, axes = plt.subplots(1, 5, figsize=(10, 2.3))
-        viz.show_landmarks(axes[0], out["views_a"][j].cpu(), title="A")
-        viz.show_landmarks(axes[1], out["views_b"][j].cpu(), title="B")
-        viz.show_landmarks(axes[2], out["swap_ij"][j].cpu(), title="A's look, B's pose")
-        viz.show_landmarks(axes[3], out["cycle_i"][j].cpu(), title="A after the cycle")
-        viz.show_landmarks(axes[4], pool[j], labels_px[j].numpy(), size=14, title="A's labels carried to B")
-        crosses = normalized_to_pixels(carried[j], size).numpy()
-        axes[4].scatter(crosses[:, 0], crosses[:, 1], c=viz.landmark_colours(5), marker="x", s=22)
-        row.append(viz.figure_png(fig, dpi=70))
-    pngs.append(row)
-names = [f"test_mtfl face {20 + i}" for i in range(len(pool))]
-viz.pair_stack(pngs, names, names, row_description="A", col_description="B", width="720px")
+if model is not None:
+    pool = images[20:25]
+    labels_px = test_mtfl.points[20:25]
+    pngs = []
+    for i in range(len(pool)):
+        out = model.cycle_images(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool)
+        if transfer is not None:
+            carried = transfer(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool,
+                               pixels_to_normalized(labels_px[i:i + 1], size).expand(len(pool), -1, -1)).cpu()
+        row = []
+        for j in range(len(pool)):
+            fig, axes = plt.subplots(1, 5 if transfer is not None else 4, figsize=(10 if transfer is not None else 8, 2.3))
+            viz.show_landmarks(axes[0], out["views_a"][j].cpu(), title="A")
+            viz.show_landmarks(axes[1], out["views_b"][j].cpu(), title="B")
+            viz.show_landmarks(axes[2], out["swap_ij"][j].cpu(), title="A's look, B's pose")
+            viz.show_landmarks(axes[3], out["cycle_i"][j].cpu(), title="A after the cycle")
+            if transfer is not None:
+                viz.show_landmarks(axes[4], pool[j], labels_px[j].numpy(), size=14, title="A's labels carried to B")
+                crosses = normalized_to_pixels(carried[j], size).numpy()
+                axes[4].scatter(crosses[:, 0], crosses[:, 1], c=viz.landmark_colours(5), marker="x", s=22)
+            row.append(viz.figure_png(fig, dpi=70))
+        pngs.append(row)
+    names = [f"test_mtfl face {20 + i}" for i in range(len(pool))]
+    display(viz.pair_stack(pngs, names, names, row_description="A", col_description="B", width="720px"))
+    if transfer is None:
+        chapter.missing("The widget's labels carried by the flow (the flow module, c3_flow/flow)")
+else:
+    chapter.missing("The two-face widget (C3 K = 10's decoder and flow)")
 
 # %% [markdown]
 # ## Committed reference runs

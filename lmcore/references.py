@@ -46,7 +46,7 @@ class NoReferenceError(LmbookError):
 
 
 #: chapters that run in the reference profile; it becomes the default without a GPU once all do
-CONVERTED_CHAPTERS = ("00_data_and_protocol", "02_zhang", "04_sanchez", "06_comparison", "07_speed")
+CONVERTED_CHAPTERS = ("00_data_and_protocol", "02_zhang", "04_sanchez", "05_c3", "06_comparison", "07_speed")
 
 
 def default_book_profile() -> str:

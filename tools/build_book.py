@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=BOOK_PROFILES, default=None,
                         help="default: $LMBOOK_PROFILE, else paper with a GPU and cpu without; reference shows the "
-                             "committed runs and trains nothing (chapters 1, 3 and 5 not yet converted)")
+                             "committed runs and trains nothing (chapters 1 and 3 not yet converted)")
     parser.add_argument("--output", type=Path, default=ROOT / "_build")
     parser.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     parser.add_argument("--chapter", action="append", help="execute only these chapter stems (others are not staged)")

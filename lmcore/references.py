@@ -45,14 +45,10 @@ class NoReferenceError(LmbookError):
     """A chapter in the reference profile needs a run the repository has no reference (or weights) for."""
 
 
-#: chapters that run in the reference profile; it becomes the default without a GPU once all do
-CONVERTED_CHAPTERS = ("00_data_and_protocol", "02_zhang", "04_sanchez", "05_c3", "06_comparison", "07_speed")
-
-
 def default_book_profile() -> str:
-    """``paper`` where PyTorch sees a GPU, else ``cpu``. (``reference`` is chosen explicitly
-    until every chapter runs in it: :data:`CONVERTED_CHAPTERS`.)"""
-    return "paper" if torch.cuda.is_available() else REFERENCE_SETTINGS
+    """``paper`` where PyTorch sees a GPU, else ``reference``: a book without a GPU shows what
+    was trained for it instead of training for hours."""
+    return "paper" if torch.cuda.is_available() else REFERENCE
 
 
 def resolve_book_profile(requested: str | None = None) -> str:

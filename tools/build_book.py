@@ -206,8 +206,8 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=BOOK_PROFILES, default=None,
-                        help="default: $LMBOOK_PROFILE, else paper with a GPU and cpu without; reference shows the "
-                             "committed runs and trains nothing (chapters 1 and 3 not yet converted)")
+                        help="default: $LMBOOK_PROFILE, else paper with a GPU and reference (the committed runs, "
+                             "nothing trained) without")
     parser.add_argument("--output", type=Path, default=ROOT / "_build")
     parser.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     parser.add_argument("--chapter", action="append", help="execute only these chapter stems (others are not staged)")

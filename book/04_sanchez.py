@@ -637,8 +637,9 @@ if references:
         show_ordering({mode: by_mode[mode][0] for mode in MODES})
         with_weights = set(zoo.available())
         if all(f"sanchez/{r.run_name}" in with_weights for runs_ in by_mode.values() for r in runs_):
-            per_face = {mode: np.stack([zoo.per_face_errors(f"sanchez/{r.run_name}") for r in runs_])
-                        for mode, runs_ in by_mode.items()}
+            # every face of test_mtfl, the regressor fitted on all of regressor_train (cached detections)
+            per_face = {mode: np.stack([reference_detections(r, regressor_train, {"test_mtfl": test_mtfl})
+                                        .per_image("test_mtfl") for r in runs_]) for mode, runs_ in by_mode.items()}
             display(pd.DataFrame({mode: {r.run_name.replace(mode, "").lstrip("-") or "seed0": round(float(e.mean()), 2)
                                          for r, e in zip(by_mode[mode], per_face[mode])} for mode in MODES}).T)
             ordering, verdicts = reporting.ordering_verdicts(per_face, expected=("proposed", "finetune", "scratch"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -108,31 +109,22 @@ def _weights_key(record, extra: dict) -> str:
 
 def reference_few_shot(record, few_shot: dict, splits: tuple[str, ...] = ("test_mtfl", "test_aflw")) -> dict:
     """``{split: few-shot curve}`` of a reference, measured from its weights by the protocol
-    (:func:`lmcore.evaluation.few_shot_curve`, forward error, ``few_shot = {"sizes": [...],
-    "repeats": n}``) and cached under the cache folder by the weights' digest and the request."""
+    (:meth:`lmcore.evaluation.Detections.curve`, forward error, ``few_shot = {"sizes": [...],
+    "repeats": n}``) and cached under the cache folder by the weights' digest and the request. The
+    landmarks come from :func:`reference_detections`, so the book detects each face once per
+    reference however many chapters ask."""
     from .data.sources import get_source
-    from .evaluation import RegressionOptions, detect_all, few_shot_curve
 
     request = {"few_shot": few_shot, "splits": list(splits), "kind": "few_shot"}
-    path = cache_root() / "references" / f"{record.method}-{record.run_name}-{_weights_key(record, request)}.json"
+    path = _cache_dir() / f"{record.method}-{record.run_name}-{_weights_key(record, request)}.json"
     if path.exists():
         return json.loads(path.read_text())
-    model = load_reference_model(record)
     source = get_source(record.config["data"]["source"])
-    train = source.split("regressor_train")
-    with torch.no_grad():
-        d_train = detect_all(model.detect, train.images)
-        curves = {}
-        for split in splits:
-            test = source.split(split)
-            curves[split] = few_shot_curve(d_train, train.points, detect_all(model.detect, test.images), test.points,
-                                           few_shot["sizes"], few_shot.get("repeats", 10), "forward",
-                                           RegressionOptions())
+    detections = reference_detections(record, source.split("regressor_train"), {s: source.split(s) for s in splits})
+    curves = {split: detections.curve(split, few_shot["sizes"], few_shot.get("repeats", 10), "forward")
+              for split in splits}
     curves = json.loads(json.dumps(curves, default=float))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(curves))
-    tmp.replace(path)
+    _write_atomic(path, lambda tmp: tmp.write_text(json.dumps(curves)))
     return curves
 
 
@@ -147,21 +139,53 @@ def code_changes_since(record) -> list[str]:
 def reference_detections(record, regressor_set, test_sets: dict):
     """A reference's landmarks on a regressor set and test sets (:class:`lmcore.evaluation.Detections`)
     from its zoo weights: what :func:`lmcore.training.run_detections` gives for a run of this
-    machine, cached under the cache folder by the weights' digest and the faces."""
+    machine. Each set's landmarks are cached apart, under the cache folder, by the weights' digest
+    and the set's faces, so a chapter asking for test_mtfl alone and one asking for both test sets
+    share the detection pass; the model is loaded only where a set is not cached yet."""
     from .evaluation import Detections
+
+    loaded = []
+
+    def detector():
+        if not loaded:
+            loaded.append(load_reference_model(record))
+        return loaded[0].detect
+
+    return Detections(regressor_set, reference_points(record, regressor_set, detector), dict(test_sets),
+                      {name: reference_points(record, faces, detector) for name, faces in test_sets.items()})
+
+
+def reference_points(record, faces, detector=None) -> torch.Tensor:
+    """A reference's pixel landmarks ``N x K x 2`` on the images of ``faces`` (a
+    :class:`lmcore.data.LandmarkSet`), cached by the weights' digest and the faces' names.
+    ``detector``: a callable returning the detect function (default: load the zoo weights)."""
+    from .evaluation import detect_all
     from .evaluation.rescore import faces_key
 
-    key = _weights_key(record, {"regressor": faces_key(regressor_set),
-                                "tests": {n: faces_key(s) for n, s in sorted(test_sets.items())}})
-    path = cache_root() / "references" / f"{record.method}-{record.run_name}-detections-{key}.pt"
-    if path.exists():
-        found = Detections.load(path, regressor_set, test_sets)
-        if found is not None:
-            return found
-    detections = Detections.of(load_reference_model(record).detect, regressor_set, test_sets)
+    path = _cache_dir() / f"{record.method}-{record.run_name}-points-{_weights_key(record, {'faces': faces_key(faces)})}.pt"
+    try:
+        points = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(points, torch.Tensor) and points.ndim == 3 and len(points) == len(faces):
+            return points
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):
+        pass  # missing, partial or foreign: detect again (and replace it)
+    detect = detector() if detector is not None else load_reference_model(record).detect
+    with torch.no_grad():
+        points = detect_all(detect, faces.images)
+    _write_atomic(path, lambda tmp: torch.save(points, tmp))
+    return points
+
+
+def _cache_dir() -> Path:
+    return cache_root() / "references"
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write through a temporary file of this process, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    detections.save(path)
-    return detections
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    tmp.replace(path)
 
 
 def number_from_weights(record, direction: str, split: str) -> float | None:

@@ -47,3 +47,37 @@ def test_number_from_weights_follows_the_stored_precision():
     assert number_from_weights(fp16, "backward", "test_mtfl") is None
     fp32 = dict(record, weights_dtype="fp32")
     assert number_from_weights(fp32, "backward", "test_mtfl") == record["metrics"]["backward"]["test_mtfl"]["mean"]
+
+
+def test_reference_detections_detect_each_set_once_across_requests(tmp_path, monkeypatch):
+    """A chapter asking for test_mtfl alone and a later one asking for both test sets share the
+    pass over test_mtfl; a corrupt cache file is detected again, not read."""
+    import torch
+
+    import lmcore.references as references
+    from lmcore.data.sources import get_source
+
+    monkeypatch.setattr(references, "_cache_dir", lambda: tmp_path)
+    source = get_source("mtfl80")
+    regressor_set = source.split("regressor_train", every=200)
+    test_mtfl, test_aflw = source.split("test_mtfl", every=100), source.split("test_aflw", every=300)
+    record = reference_record("jakab", "k10")
+    detected = []
+    model = load_reference_model(record)
+
+    def counting_detect(images):
+        detected.append(len(images))
+        return model.detect(images)
+
+    monkeypatch.setattr(references, "load_reference_model", lambda r: type("M", (), {"detect": staticmethod(counting_detect)}))
+    first = references.reference_detections(record, regressor_set, {"test_mtfl": test_mtfl})
+    assert sum(detected) == len(regressor_set) + len(test_mtfl)
+    both = references.reference_detections(record, regressor_set, {"test_mtfl": test_mtfl, "test_aflw": test_aflw})
+    assert sum(detected) == len(regressor_set) + len(test_mtfl) + len(test_aflw)  # test_aflw only, the rest cached
+    assert torch.equal(both.test_points["test_mtfl"], first.test_points["test_mtfl"])
+    assert both.error("test_mtfl")["mean"] == first.error("test_mtfl")["mean"]
+    for path in tmp_path.glob("*-points-*.pt"):
+        path.write_bytes(b"not a tensor")
+    again = references.reference_detections(record, regressor_set, {"test_aflw": test_aflw})
+    assert torch.equal(again.test_points["test_aflw"], both.test_points["test_aflw"])
+    assert sum(detected) == 2 * (len(regressor_set) + len(test_aflw)) + len(test_mtfl)

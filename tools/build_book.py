@@ -186,6 +186,10 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
     write_generated_pages(staging)
     chapters = chapters or chapters_from_toc()
     write_toc(staging, chapters)
+    import timings
+
+    began, cold = timings.started_at(), timings.caches_cold()
+    phases = {}
     for stem in chapters:
         log(f"executing {stem} ({profile} profile) ...")
         try:
@@ -194,9 +198,15 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
             log(f"{stem}: FAILED; the partly executed notebook is {staging / (stem + '.ipynb')}")
             raise SystemExit(f"[lmbook] {type(exc).__name__}: {str(exc)[-3000:]}")
         log(f"{stem}: {seconds:.1f} s")
+        phases[stem] = seconds
     started = time.perf_counter()
     index = build_html(staging, output, strict)
-    log(f"built the HTML book in {time.perf_counter() - started:.1f} s (chapters and build: {time.perf_counter() - total:.1f} s)")
+    phases["html"] = time.perf_counter() - started
+    log(f"built the HTML book in {phases['html']:.1f} s (chapters and build: {time.perf_counter() - total:.1f} s)")
+    if chapters == chapters_from_toc():  # a whole book: its record (tools/timings.py publish keeps it)
+        record = timings.write_record(output / "build-record.json", f"book-{profile}", phases, cold, began)
+        log(f"{record['total_s'] / 60:.1f} min since the command began ({record['caches']} caches); "
+            f"record: {output / 'build-record.json'}")
     return index
 
 

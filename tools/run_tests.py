@@ -26,8 +26,10 @@ def phase(name: str):
     return time.perf_counter()
 
 
-def done(name: str, started: float) -> None:
-    print(f"[test] {name}: {time.perf_counter() - started:.1f} s", flush=True)
+def done(name: str, started: float) -> float:
+    seconds = time.perf_counter() - started
+    print(f"[test] {name}: {seconds:.1f} s", flush=True)
+    return seconds
 
 
 def ensure_chromium() -> None:
@@ -45,14 +47,18 @@ def ensure_chromium() -> None:
 
 
 def main() -> int:
+    import timings
+
     total = time.perf_counter()
+    began, cold = timings.started_at(), timings.caches_cold()
+    phases = {}
     os.environ.setdefault("LMBOOK_PROGRESS", "0")
     os.environ.setdefault("LMBOOK_RUNS", str(ROOT / "_build" / "test" / "runs"))
 
     ensure_chromium()  # before pytest: tests/test_check_book.py drives it too
     started = phase("pytest")
     code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT)
-    done("pytest", started)
+    phases["pytest"] = done("pytest", started)
     if code == 5:
         print("[test] FAILED: pytest collected no test", file=sys.stderr)
         return 1
@@ -64,16 +70,18 @@ def main() -> int:
 
     started = phase("chapters (smoke profile) and the book, warnings as errors")
     index = build_book.build("smoke", ROOT / "_build" / "test", strict=True)
-    done("chapters and book", started)
+    phases["smoke chapters and book"] = done("chapters and book", started)
 
     started = phase("headless Chromium check of the built pages")
     import check_book
 
     code = check_book.check_book(index.parent, ROOT / "_build" / "test" / "screenshots")
-    done("page check", started)
+    phases["page check"] = done("page check", started)
     if code != 0:
         return code
-    print(f"[test] all passed in {time.perf_counter() - total:.1f} s; smoke book: {index}")
+    record = timings.write_record(ROOT / "_build" / "test" / "build-record.json", "test", phases, cold, began)
+    print(f"[test] all passed in {time.perf_counter() - total:.1f} s ({record['total_s'] / 60:.1f} min since the command "
+          f"began, {record['caches']} caches); smoke book: {index}")
     return 0
 
 

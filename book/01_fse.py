@@ -48,7 +48,6 @@ from IPython.display import display
 
 from lmcore import papers, reporting, viz
 from lmcore.chapter import setup_chapter
-from lmcore.evaluation import detect_all
 from lmcore.geometry import WarpSpec, synthesize_pair
 from lmcore.methods import get_method
 from lmcore.training import load_references
@@ -190,6 +189,7 @@ def few_shot_of(record, split: str) -> list[dict]:
 
 if runs:
     display(reporting.provenance_table(list(runs.values())))
+chapter.compare_with_references(runs.values())  # a training build: its runs beside the committed references
 if len(runs) < len(K_VALUES):
     chapter.missing(f"The runs of K = {', '.join(str(k) for k in K_VALUES if k not in runs)}")
 
@@ -303,9 +303,9 @@ else:
 
 # %% tags=["hide-input"]
 if 30 in models:
-    discovered_train = detect_all(models[30].detect, regressor_train.images)
-    discovered_test = detect_all(models[30].detect, test_mtfl.images[:8])
-    viz.regression_on_faces(discovered_train, regressor_train.points, discovered_test, test_mtfl.points[:8],
+    detections30 = chapter.detections(runs[30], regressor_train, {"test_mtfl": test_mtfl})  # cached: one pass per run
+    viz.regression_on_faces(detections30.regressor_points, regressor_train.points,
+                            detections30.test_points["test_mtfl"][:8], test_mtfl.points[:8],
                             test_mtfl.images[:8],
                             title=f"Fig. 6: the five points regressed from 30 discovered ones (crosses) [{profile}]; "
                                   "white: annotation")
@@ -322,11 +322,11 @@ else:
 
 # %% tags=["hide-input"]
 if 10 in models:
-    discovered_train10 = detect_all(models[10].detect, regressor_train.images)
+    detections10 = chapter.detections(runs[10], regressor_train, {"test_mtfl": test_mtfl})  # cached: one pass per run
     face = 5
-    fig, contributions = viz.regressor_graph(discovered_train10, regressor_train.points, test_mtfl.images[face],
-                                             detect_all(models[10].detect, test_mtfl.images[face:face + 1])[0],
-                                             test_mtfl.points[face], title=f"K = 10 [{profile}]")
+    fig, contributions = viz.regressor_graph(detections10.regressor_points, regressor_train.points, test_mtfl.images[face],
+                                             detections10.test_points["test_mtfl"][face], test_mtfl.points[face],
+                                             title=f"K = 10 [{profile}]")
     plt.show()
     display(pd.DataFrame(contributions.round(2), index=[f"landmark {i}" for i in range(len(contributions))],
                          columns=["left eye", "right eye", "nose", "left mouth", "right mouth"]))

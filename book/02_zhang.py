@@ -171,6 +171,7 @@ runs = {
     30: chapter.run("zhang", "k30", overrides=budget.variant("k30"), few_shot=FEW_SHOT),
 }
 display(reporting.provenance_table(list(runs.values())))
+chapter.compare_with_references(runs.values())  # a training build: its runs beside the committed references
 
 # %% [markdown]
 # ## Table 1a/1b: forward error, K = 10 and 30

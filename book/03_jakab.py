@@ -147,6 +147,7 @@ if models:
 if runs:
     display(reporting.provenance_table(list(runs.values())))
     display(reporting.protocol_table(list(runs.values()), label=lambda r: f"K = {r.num_landmarks}"))
+chapter.compare_with_references(runs.values())  # a training build: its runs beside the committed references
 if len(runs) < len(K_VALUES):
     chapter.missing(f"The runs of K = {', '.join(str(k) for k in K_VALUES if k not in runs)}")
 

@@ -57,8 +57,8 @@ from lmcore.methods.base import LEARNING_CURVE_KEY
 from lmcore.methods.pose import FACE_KEY, PCK_AIM, PCK_KEY
 from lmcore.methods.sanchez import MODES
 from lmcore.models.projected import ProjectedConv2d, parameter_counts, trainable_share
-from lmcore.references import TRAIN_COMMAND, reference_detections
-from lmcore.training import load_references, run_detections
+from lmcore.references import TRAIN_COMMAND
+from lmcore.training import load_references
 from lmcore.profiles import select_device
 from lmcore.training.bench import run_step_cost
 
@@ -68,12 +68,6 @@ mean_shape = chapter.mean_shape
 Sanchez = get_method("sanchez")
 budget = Sanchez.budget(chapter.settings)  # the reference profile shows the cpu settings its references trained with
 
-
-def detections_of(record, regressor_set, test_sets):
-    """A run's landmarks on these faces (cached): from its checkpoint, or from a committed reference's weights."""
-    if record.is_reference:
-        return reference_detections(record, regressor_set, test_sets)
-    return run_detections(record, regressor_set, test_sets)
 
 # %% [markdown]
 # ## The projected convolution (§3, Eq. 1)
@@ -289,6 +283,8 @@ if runs:
     display(reporting.protocol_table(list(runs.values())))
     viz.learning_curves(list(runs.values()), reference_line=mean_shape)
     plt.show()
+# a training build: every seed's run beside the committed reference of its name
+chapter.compare_with_references([r for mode in MODES for r in seed_runs[mode].values()])
 if len(runs) < len(MODES):
     chapter.missing(f"Table 1's runs of {', '.join(m for m in MODES if m not in runs)}")
 
@@ -303,7 +299,7 @@ tests = {"test_mtfl": test_mtfl.subset(range(0, len(test_mtfl), subsample)),
 regressor_set = regressor_train.subset(range(0, len(regressor_train), subsample))
 measured = {mode: {seed: r for seed, r in seed_runs[mode].items() if chapter.has_model(r)} for mode in MODES}
 measured = {mode: by_seed for mode, by_seed in measured.items() if by_seed}  # the runs whose weights are here
-per_face = {mode: np.stack([detections_of(r, regressor_set, {"test_mtfl": tests["test_mtfl"]}).per_image("test_mtfl")
+per_face = {mode: np.stack([chapter.detections(r, regressor_set, {"test_mtfl": tests["test_mtfl"]}).per_image("test_mtfl")
                             for r in by_seed.values()]) for mode, by_seed in measured.items()}
 if per_face:
     display(pd.DataFrame({mode: {f"seed {s}": round(float(e.mean()), 2) for s, e in zip(measured[mode], per_face[mode])}
@@ -354,7 +350,7 @@ for mode, r in runs.items():  # a detector that has not learnt the face's geomet
 
 # %%
 SIZES = [1, 10, 100, 1000, None]
-detections = {mode: detections_of(r, regressor_set, tests) for mode, r in runs.items() if chapter.has_model(r)}
+detections = {mode: chapter.detections(r, regressor_set, tests) for mode, r in runs.items() if chapter.has_model(r)}
 rows = []
 for direction in ("forward", "backward"):
     for split in tests:
@@ -638,7 +634,7 @@ if references:
         with_weights = set(zoo.available())
         if all(f"sanchez/{r.run_name}" in with_weights for runs_ in by_mode.values() for r in runs_):
             # every face of test_mtfl, the regressor fitted on all of regressor_train (cached detections)
-            per_face = {mode: np.stack([reference_detections(r, regressor_train, {"test_mtfl": test_mtfl})
+            per_face = {mode: np.stack([chapter.detections(r, regressor_train, {"test_mtfl": test_mtfl})
                                         .per_image("test_mtfl") for r in runs_]) for mode, runs_ in by_mode.items()}
             display(pd.DataFrame({mode: {r.run_name.replace(mode, "").lstrip("-") or "seed0": round(float(e.mean()), 2)
                                          for r, e in zip(by_mode[mode], per_face[mode])} for mode in MODES}).T)

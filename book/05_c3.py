@@ -230,6 +230,7 @@ label = lambda r: f"{'C3' if r.method == 'c3' else 'paired baseline (Jakab)'}, K
 if table:
     display(reporting.provenance_table(table, label=label))
     display(reporting.protocol_table(table, label=label))
+chapter.compare_with_references(table)  # a training build: its runs beside the committed references
 if len(table) < 4:
     chapter.missing("Table 1's runs of " + ", ".join(f"{name} K = {k}" for k in (10, 30)
                                                    for name, found in (("the paired baseline", baselines),

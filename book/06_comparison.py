@@ -22,7 +22,7 @@
 # (found by content: a run trained by other code, data or settings is not used,
 # `lmcore.training.find_run`), or in the `reference` profile the committed references that carry
 # weights, detects landmarks once per run from its checkpoint or weights
-# (`lmcore.training.run_detections`, `lmcore.references.reference_detections`, both cached), and re-scores those detections:
+# (`chapter.detections`: `lmcore.training.run_detections` or `lmcore.references.reference_detections`, both cached), and re-scores those detections:
 # intervals over test faces, error distributions, few-shot curves and protocol variants are all
 # fits on the same points (`lmcore.evaluation.Detections`). Every mean it shows is checked against
 # the run's own record before it is shown.
@@ -56,8 +56,7 @@ from lmcore.evaluation import (FAILURE_THRESHOLD, PROTOCOL_VARIANTS, Detections,
 from lmcore.evaluation import statistics
 from lmcore.methods import get_method
 from lmcore.paths import RESULTS_DIR
-from lmcore.references import has_weights, number_from_weights, reference_detections, reference_record
-from lmcore.training import run_detections
+from lmcore.references import has_weights, number_from_weights, reference_record
 
 started = time.perf_counter()
 chapter = setup_chapter(profile)
@@ -110,8 +109,7 @@ runs = {run: record for run, record in found.items() if record is not None}
 # the run measured, and stops the chapter.
 
 # %% tags=["hide-input"]
-detections = {name_of(run): (reference_detections(record, regressor_set, test_sets) if record.is_reference
-                             else run_detections(record, regressor_set, test_sets)) for run, record in runs.items()}
+detections = {name_of(run): chapter.detections(record, regressor_set, test_sets) for run, record in runs.items()}
 records = {name_of(run): record for run, record in runs.items()}
 book_runs = {name_of(run): run for run in runs}
 detections["mean shape"] = Detections.mean_shape(regressor_set, test_sets)
@@ -393,7 +391,7 @@ def verify_reference(model_name):
     if name is not None and SUBSAMPLE == 1:
         error = scored[name][("forward", "test_mtfl")]["mean"]
     else:
-        error = reference_detections(record, chapter.regressor_train, {"test_mtfl": chapter.test_mtfl}).error(
+        error = chapter.detections(record, chapter.regressor_train, {"test_mtfl": chapter.test_mtfl}).error(
             "test_mtfl", "forward", BOOK)["mean"]
     stored = number_from_weights(record, "forward", "test_mtfl")
     return {"model": model_name, "dtype": record["weights_dtype"], "score": "forward test_mtfl (% IOD)",

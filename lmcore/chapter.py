@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from .data import LandmarkSet
 from .data.sources import get_source
 from .evaluation import mean_shape_error
-from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_few_shot,
-                         reference_record, resolve_book_profile, settings_profile)
+from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
+                         reference_few_shot, reference_record, resolve_book_profile, settings_profile)
 
 
 @dataclass
@@ -81,9 +81,36 @@ class Chapter:
 
         return load_trained(record, step=step)
 
+    def detections(self, record, regressor_set=None, test_sets: dict | None = None):
+        """``record``'s landmarks on a regressor set and test sets (:class:`lmcore.evaluation.Detections`;
+        default: all of regressor_train, test_mtfl and test_aflw), detected once and cached: from
+        its checkpoint (:func:`lmcore.training.run_detections`) or a reference's zoo weights
+        (:func:`lmcore.references.reference_detections`)."""
+        regressor_set = self.regressor_train if regressor_set is None else regressor_set
+        test_sets = {"test_mtfl": self.test_mtfl, "test_aflw": self.test_aflw} if test_sets is None else test_sets
+        if record.is_reference:
+            return reference_detections(record, regressor_set, test_sets)
+        from .training import run_detections
+
+        return run_detections(record, regressor_set, test_sets)
+
     def has_model(self, record) -> bool:
         """Whether :meth:`model` can load ``record`` (a reference needs its weights in the zoo)."""
         return record is not None and (not record.is_reference or has_weights(record))
+
+    def compare_with_references(self, records) -> None:
+        """Display this build's runs beside the committed references of the same names
+        (:func:`lmcore.reporting.reference_comparison`); nothing in the reference profile, whose
+        runs are the references."""
+        if not self.trains:
+            return
+        from IPython.display import display
+
+        from .reporting import reference_comparison
+
+        table = reference_comparison([r for r in records if r is not None])
+        if table is not None:
+            display(table)
 
     def missing(self, what: str) -> None:
         """Print why a section shows nothing in this profile, and the command that trains it."""

@@ -311,3 +311,51 @@ def verdict(profile: str, text: str) -> str:
     """``text`` (a conclusion drawn from this build's runs), or :data:`SMOKE_NOTE` in the smoke
     profile, whose numbers support no conclusion."""
     return SMOKE_NOTE if profile == "smoke" else text
+
+
+#: settings that change when and what a run saves, not what it trains
+_BOOKKEEPING = {"train.checkpoint_every", "train.keep_every", "train.log_every"}
+
+
+def config_differences(config: dict, other: dict, prefix: str = "") -> list[str]:
+    """The dotted keys where two run configs differ (bookkeeping keys such as ``train.log_every``
+    left out): empty where one would train what the other did."""
+    keys = []
+    for key in sorted(set(config) | set(other)):
+        name = f"{prefix}{key}"
+        a, b = config.get(key), other.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += config_differences(a, b, f"{name}.")
+        elif a != b and name not in _BOOKKEEPING:
+            keys.append(name)
+    return keys
+
+
+def reference_comparison(records: Sequence, split: str = "test_mtfl", root=None) -> pd.DataFrame | None:
+    """Each run of this build beside the committed reference of the same method and name: the
+    forward error on ``split`` of both and, where their configs agree, whether this build's lies
+    within the reference's 95 % interval over the test faces (the spread a second training of the
+    same config is checked against); where they differ, the keys that do. None where no run has a
+    reference."""
+    from .references import reference_record
+
+    rows = []
+    for record in records:
+        if record is None or record.is_reference:
+            continue
+        reference = reference_record(record.method, record.run_name, **({"root": root} if root else {}))
+        if reference is None:
+            continue
+        differs = config_differences(record.config, reference.config)
+        fresh, kept = record.forward(split), reference.forward(split)
+        low, high = reference.metric("forward", split).get("ci95", (kept, kept))
+        if differs:
+            verdict = f"different config ({', '.join(differs[:3])}{', ...' if len(differs) > 3 else ''}): not comparable"
+        else:
+            verdict = (f"same config: {'within' if low <= fresh <= high else 'OUTSIDE'} the reference's 95 % "
+                       f"interval [{low:.2f}, {high:.2f}]")
+        rows.append({"run": f"{record.method}/{record.run_name}",
+                     f"this build ({record.profile}), steps": record.steps, "reference, steps": reference.steps,
+                     f"this build ({record.profile}), {split} %": round(fresh, 2), f"reference, {split} %": round(kept, 2),
+                     "verdict": verdict})
+    return pd.DataFrame(rows).set_index("run") if rows else None

@@ -166,3 +166,31 @@ def test_a_lineage_curve_counts_each_runs_steps_after_its_ancestors(tmp_path):
     grown = {"run_name": "grown", "steps": 300, "history": [{"step": 300, "pck_val": 0.25}],
              "ancestor": {"name": "jakab/base"}}
     assert reporting.lineage_curve(grown, "pck_val", tmp_path) == [(250, 0.1), (500, 0.2), (800, 0.25)]
+
+
+def test_reference_comparison_checks_a_same_config_run_against_the_references_interval(tmp_path):
+    import copy
+
+    from lmcore.references import reference_record
+    from lmcore.reporting import config_differences, reference_comparison
+    from lmcore.training.run_record import RunRecord
+
+    reference = reference_record("zhang", "k10")
+    low, high = reference.metric("forward", "test_mtfl")["ci95"]
+
+    def fresh(error, **train):
+        fields = copy.deepcopy(dict(reference))
+        fields["config"]["train"].update(train)
+        fields["metrics"]["forward"]["test_mtfl"]["mean"] = error
+        return RunRecord(fields, run_dir=tmp_path)  # a run of this machine, not a reference
+
+    same = fresh((low + high) / 2, log_every=7)  # bookkeeping only: the same training
+    outside = fresh(high + 1.0)
+    longer = fresh(low, steps=reference.steps + 1)
+    table = reference_comparison([same, outside, longer, reference, None])
+    assert len(table) == 3  # the reference itself and None are not compared
+    verdicts = list(table["verdict"])
+    assert verdicts[0].startswith("same config: within") and verdicts[1].startswith("same config: OUTSIDE")
+    assert verdicts[2] == "different config (train.steps): not comparable"
+    assert config_differences({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0}) == ["a.c", "d"]
+    assert reference_comparison([RunRecord(dict(reference, run_name="no-such-run"), run_dir=tmp_path)]) is None

@@ -170,6 +170,9 @@ def build_html(staging: Path, output: Path, strict: bool) -> Path:
 def build(profile: str, output: Path, strict: bool = False, chapters: list[str] | None = None,
           timeout: int | None = None) -> Path:
     """Execute the chapters in ``profile`` and build the book under ``output``; returns index.html."""
+    import timings
+
+    began, cold = timings.started_at(), timings.caches_cold()  # before anything fills the caches
     output = output.resolve()
     staging = output / "src"
     stage_book(staging)
@@ -186,9 +189,6 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
     write_generated_pages(staging)
     chapters = chapters or chapters_from_toc()
     write_toc(staging, chapters)
-    import timings
-
-    began, cold = timings.started_at(), timings.caches_cold()
     phases = {}
     for stem in chapters:
         log(f"executing {stem} ({profile} profile) ...")

@@ -70,7 +70,11 @@ BUDGETS = {
     "cpu": Budget(variants={"tuning": {
         f"coordinate weight {weight:g}, width {width}": {"method": {"coordinate_weight": weight, "width": width},
                                                          "train": _SHORT}
-        for weight, width in ((1.0, 64), (10.0, 64), (30.0, 64), (10.0, 128))}}),
+        for weight, width in ((1.0, 64), (10.0, 64), (30.0, 64), (10.0, 128))} | {
+        # the core plateaus near 35 % (pose/core-longest): whether input size or width lifts it
+        f"view {view} px, width {width}, 4000 steps": {"method": {"view_size": view, "width": width},
+                                                       "train": {**_SHORT, "steps": 4000}}
+        for view, width in ((64, 64), (128, 64), (64, 128))}}),
 }
 
 

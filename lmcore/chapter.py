@@ -65,10 +65,18 @@ class Chapter:
             from .training import run_variants
 
             return run_variants(method, self.profile, variants, base=base, prefix=prefix, reuse=reuse, **kwargs)
-        from .training import variant_run_name
+        from .config import deep_update
+        from .training import resolve_config, variant_run_name
 
-        found = {label: reference_record(method, variant_run_name(prefix, label)) for label in variants}
-        return {label: record for label, record in found.items() if record is not None}
+        found = {}
+        for label, change in variants.items():
+            record = reference_record(method, variant_run_name(prefix, label))
+            if record is None and reuse:  # as in training: a variant equal to a reused run is that run
+                config = resolve_config(method, self.settings, deep_update(base or {}, change))
+                record = next((r for r in reuse if r is not None and r.method == method and r.config == config), None)
+            if record is not None:
+                found[label] = record
+        return found
 
     def model(self, record, step: int | None = None):
         """The trained method of ``record`` in eval mode: its checkpoint (or the kept copy at
@@ -114,6 +122,9 @@ class Chapter:
 
     def missing(self, what: str) -> None:
         """Print why a section shows nothing in this profile, and the command that trains it."""
+        if self.trains:
+            print(f"{what}: not shown: this {self.profile} build has no run for it (its training was skipped or failed)")
+            return
         print(f"{what}: not shown in the {self.profile} profile, which trains nothing and has no committed reference "
               f"for it (with weights, where a figure needs a model); `{TRAIN_COMMAND}` trains it")
 

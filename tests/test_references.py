@@ -81,3 +81,16 @@ def test_reference_detections_detect_each_set_once_across_requests(tmp_path, mon
     again = references.reference_detections(record, regressor_set, {"test_aflw": test_aflw})
     assert torch.equal(again.test_points["test_aflw"], both.test_points["test_aflw"])
     assert sum(detected) == 2 * (len(regressor_set) + len(test_aflw)) + len(test_mtfl)
+
+
+def test_reference_variants_take_a_reused_run_whose_config_they_resolve_to():
+    """As in a training profile, a variant equal to a run the chapter passes as ``reuse`` is that
+    run, not a missing reference."""
+    from lmcore.training import resolve_config
+    from lmcore.training.run_record import RunRecord
+
+    change = {"method": {"lambda_sep": 0.5}}
+    reused = RunRecord({"method": "zhang", "run_name": "k10", "config": resolve_config("zhang", "cpu", change)})
+    found = _chapter("reference").variants("zhang", {"same": change, "other": {"method": {"lambda_sep": 0.25}}},
+                                           prefix="no-such-prefix", reuse=[reused, None])
+    assert list(found) == ["same"] and found["same"] is reused

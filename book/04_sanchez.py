@@ -121,7 +121,10 @@ display(pd.DataFrame(rows).T)
 # rotations. The weight of that loss and the core's width are chosen on the val split of LSPET, the
 # core's own validation set, not on any face, by a sweep of 1,500-step runs at a constant learning
 # rate (`tools/tune_settings.py pose`; the sweep is `PoseCore.budgets["cpu"].variants["tuning"]`,
-# records under `results/tuning/pose/`). The chosen setting then trains longer, as the parent run:
+# records under `results/tuning/pose/`). The chosen setting then trains longer, as the parent run.
+# The 4,000-step rows came later, when that parent had stopped improving near 36 % (below): they
+# ask whether the input size or the width lifts it. They are not the parent's settings yet, because
+# a larger core starts a new lineage from scratch: hours on two cores.
 
 # %% tags=["hide-input"]
 core_tuning = reporting.tuning_records("pose")

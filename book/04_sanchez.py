@@ -153,10 +153,12 @@ else:
 
 # %% [markdown]
 # The committed reference cores (`results/pose/`): `core`, this chapter's `cpu` settings, which the
-# references `proposed`, `finetune` and `scratch` adapt; `core-long`, trained further from `core`'s
-# weights (`python -m lmcore.train pose --name core-long --init-from pose/core`) towards the aim; and
-# `core32`, an older core at a 32 px view (a FAN of depth 3), which the reference `k10-32px-long`
-# adapts:
+# references `proposed`, `finetune` and `scratch` adapt; `core-long`, `core-longer` and
+# `core-longest`, each trained further from the one before towards the aim
+# (`python -m lmcore.train pose --name core-long --init-from pose/core`, and so on; the last at a tenth
+# of the learning rate, where it stopped improving); `core-view128`, where present, a new lineage at
+# the 128 px view that led the sweep above, from scratch; and `core32`, an older core at a 32 px view
+# (a FAN of depth 3), which the reference `k10-32px-long` adapts:
 
 # %%
 for record in load_references("pose"):

@@ -331,7 +331,7 @@ def config_differences(config: dict, other: dict, prefix: str = "") -> list[str]
     return keys
 
 
-def reference_comparison(records: Sequence, split: str = "test_mtfl", root=None) -> pd.DataFrame | None:
+def reference_comparison(records: Sequence, split: str = "test_mtfl") -> pd.DataFrame | None:
     """Each run of this build beside the committed reference of the same method and name: the
     forward error on ``split`` of both and, where their configs agree, whether this build's lies
     within the reference's 95 % interval over the test faces (the spread a second training of the
@@ -343,7 +343,7 @@ def reference_comparison(records: Sequence, split: str = "test_mtfl", root=None)
     for record in records:
         if record is None or record.is_reference:
             continue
-        reference = reference_record(record.method, record.run_name, **({"root": root} if root else {}))
+        reference = reference_record(record.method, record.run_name)
         if reference is None:
             continue
         differs = config_differences(record.config, reference.config)

@@ -61,13 +61,13 @@ def write_record(path: Path, kind: str, phases: dict[str, float], cold: bool, be
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from lmcore.training.records import describe_device, git_commit
+    from lmcore.training.records import describe_device, git_commit, write_json_atomic
 
     record = {"kind": kind, "phases_s": {name: round(s, 1) for name, s in phases.items()},
               "total_s": round(time.time() - began, 1), "commit": git_commit(), "caches": "cold" if cold else "warm",
               "device": describe_device(torch.device("cpu")), "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    write_json_atomic(path, record)
     return record
 
 

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lmcore import papers, reporting, viz
-from lmcore.chapter import setup_chapter
+from lmcore.book import papers, reporting, viz
+from lmcore.book.chapter import setup_chapter
 from lmcore.data import POINT_NAMES
 from lmcore.evaluation import RegressionOptions, detect_all, mean_shape_error, normalised_errors
 from lmcore.training import load_references

@@ -44,8 +44,8 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from lmcore import papers, reporting, viz
-from lmcore.chapter import setup_chapter
+from lmcore.book import papers, reporting, viz
+from lmcore.book.chapter import setup_chapter
 from lmcore.geometry.coords import normalized_to_pixels
 from lmcore.methods import get_method
 from lmcore.training import load_references

@@ -46,8 +46,9 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from lmcore import papers, reporting, viz, zoo
-from lmcore.chapter import setup_chapter
+from lmcore import zoo
+from lmcore.book import papers, reporting, viz
+from lmcore.book.chapter import setup_chapter
 from lmcore.data.lspet import JOINT_NAMES
 from lmcore.data.sources import get_source
 from lmcore.evaluation import RegressionOptions
@@ -57,7 +58,7 @@ from lmcore.methods.base import LEARNING_CURVE_KEY
 from lmcore.methods.pose import FACE_KEY, PCK_AIM, PCK_KEY
 from lmcore.methods.sanchez import MODES
 from lmcore.models.projected import ProjectedConv2d, parameter_counts, trainable_share
-from lmcore.references import TRAIN_COMMAND
+from lmcore.book.references import TRAIN_COMMAND
 from lmcore.training import load_references
 from lmcore.profiles import select_device
 from lmcore.training.bench import run_step_cost

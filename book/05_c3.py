@@ -51,8 +51,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from lmcore import papers, reporting, viz
-from lmcore.chapter import setup_chapter
+from lmcore.book import papers, reporting, viz
+from lmcore.book.chapter import setup_chapter
 from lmcore.data.pf_pascal import load_pf_pascal
 from lmcore.errors import MissingDataError
 from lmcore.evaluation.alignment import (alignment_scores, cross_image_consistency, fixed_pairs, landmark_transfer,

@@ -39,11 +39,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lmcore import bench
-from lmcore.chapter import setup_chapter
+from lmcore.book.chapter import setup_chapter
 from lmcore.geometry import draws
 from lmcore.profiles import select_device
-from lmcore.references import TRAIN_COMMAND
-from lmcore.reporting import short_commit
+from lmcore.book.references import TRAIN_COMMAND
+from lmcore.book.reporting import short_commit
 
 started = time.perf_counter()
 chapter = setup_chapter(profile)
@@ -145,7 +145,7 @@ if record["correlation"]:
 # %% [markdown]
 # ## How long the paper profile would take
 #
-# Each chapter's headline runs (the runs of `lmcore.leaderboard.BOOK_RUNS` and their parents,
+# Each chapter's headline runs (the runs of `lmcore.book.leaderboard.BOOK_RUNS` and their parents,
 # each counted once) at their steps in the `cpu` and the `paper` profile, times the step time
 # measured above at those settings. Ablations,
 # few-shot fits and evaluations come on top. Measured on a CPU, this says why the paper profile

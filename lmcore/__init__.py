@@ -2,7 +2,8 @@
 
 Organised by what things are: ``geometry`` (soft-argmax, heatmaps, warps), ``models``,
 ``losses``, ``methods`` (one module per paper), ``training`` (one loop for every method),
-``evaluation`` (the regression protocol), ``data`` and ``viz``.
+``evaluation`` (the regression protocol) and ``data``; the book's tables, figures and chapter
+set-up are in ``book``, which no run imports.
 """
 from ._torchvision_compat import ensure_torchvision_importable
 

@@ -16,7 +16,7 @@ and (``--compile``) ``torch.compile``, each against the profile's own settings.
 The record (``results/bench/<device type>.json`` by default) carries the device, commit, code
 fingerprint and wall time; the projection (per measured profile but smoke) multiplies each
 method's steps in that profile by its measured step time, and sums per chapter the headline runs the book trains
-(:data:`lmcore.leaderboard.BOOK_RUNS` and their parents; ablations and few-shot fits not
+(:data:`lmcore.book.leaderboard.BOOK_RUNS` and their parents; ablations and few-shot fits not
 included). Absolute times move with the machine: compare ratios within one record. On a CPU the
 ``paper`` settings are timed over one step without warm-up (they take 1-70 s a step there) and
 the options only at the ``cpu`` settings.
@@ -170,7 +170,7 @@ def projection(rows: list[dict], profile: str = "paper") -> list[dict]:
     """Hours of the ``profile`` runs each chapter trains as its headline (and their parents),
     from the measured steps: each run's steps x its method's measured step time (a K = 30 run at
     the K = 10 step time; a run is counted once, in the first chapter that trains it)."""
-    from . import leaderboard
+    from .book import leaderboard
     from .config import deep_update
     from .methods import get_method
     from .training.runs import resolve_config

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcore import leaderboard
+from lmcore.book import leaderboard
 from lmcore.errors import LmbookError
 from lmcore.training.records import write_record
 from lmcore.config import deep_update
@@ -219,7 +219,7 @@ def test_every_book_run_resolves_to_its_number_of_landmarks():
 
 
 def test_the_committed_leaderboard_agrees_with_the_records():
-    assert leaderboard.check_leaderboard() == [], "regenerate with: python -m lmcore.leaderboard"
+    assert leaderboard.check_leaderboard() == [], "regenerate with: python -m lmcore.book.leaderboard"
 
 
 def test_the_leaderboard_check_fails_when_a_record_changes(tmp_path):
@@ -244,4 +244,4 @@ def test_the_leaderboard_tool_reports_missing_data_in_one_line(monkeypatch, tmp_
     monkeypatch.setenv("LMBOOK_DATA_ROOT", str(tmp_path / "typo"))
     assert leaderboard.main(["--check"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("lmcore.leaderboard: ") and "typo is not a folder" in err and "\n" not in err
+    assert err.startswith("lmcore.book.leaderboard: ") and "typo is not a folder" in err and "\n" not in err

@@ -346,9 +346,9 @@ def test_code_fingerprint_follows_the_lmcore_sources_only(tmp_path):
     (root / "lmcore" / "__pycache__" / "stray.py").write_text("x = 1\n")
     (root / "lmcore" / "new_module.py").write_text("")  # imported by nothing
     assert code_fingerprint("fse", root) == base
-    for presentation in ("papers.py", "reporting.py", "viz/basics.py"):  # they never train
-        path = root / "lmcore" / presentation
-        path.write_bytes(path.read_bytes() + b"\n# quoted numbers and figures\n")
+    for presentation in sorted((root / "lmcore" / "book").rglob("*.py")):  # the book's layer never trains
+        presentation.write_bytes(presentation.read_bytes() + b"\n# quoted numbers and figures\n")
+    (root / "lmcore" / "book" / "new_table.py").write_text("ROWS = []\n")
     assert code_fingerprint("fse", root) == base
     errors = root / "lmcore" / "errors.py"
     original = errors.read_bytes()
@@ -380,9 +380,10 @@ def test_lmcore_is_dirty_sees_python_changes_under_lmcore_only(tmp_path, monkeyp
     (repo / "other.py").write_text("x = 1\n")
     (repo / "lmcore" / "notes.txt").write_text("not python\n")
     assert lmcore_is_dirty(repo) is False
-    (repo / "lmcore" / "papers.py").write_text("QUOTED = 1\n")  # a file no run imports
+    (repo / "lmcore" / "book").mkdir()
+    (repo / "lmcore" / "book" / "papers.py").write_text("QUOTED = 1\n")  # a file no run imports
     assert lmcore_is_dirty(repo, files=["lmcore/sub/a.py"]) is False
-    (repo / "lmcore" / "papers.py").unlink()
+    (repo / "lmcore" / "book" / "papers.py").unlink()
     (repo / "lmcore" / "sub" / "new.py").write_text("b = 2\n")  # untracked
     assert lmcore_is_dirty(repo) is True
     (repo / "lmcore" / "sub" / "new.py").unlink()

@@ -1,9 +1,9 @@
 """The reference profile: chapters get committed references instead of training."""
 import pytest
 
-from lmcore.chapter import Chapter
+from lmcore.book.chapter import Chapter
 from lmcore.errors import ConfigError
-from lmcore.references import (BOOK_PROFILES, NoReferenceError, has_weights, load_reference_model,
+from lmcore.book.references import (BOOK_PROFILES, NoReferenceError, has_weights, load_reference_model,
                                number_from_weights, reference_record, resolve_book_profile, settings_profile)
 
 
@@ -54,7 +54,7 @@ def test_reference_detections_detect_each_set_once_across_requests(tmp_path, mon
     pass over test_mtfl; a corrupt cache file is detected again, not read."""
     import torch
 
-    import lmcore.references as references
+    import lmcore.book.references as references
     from lmcore.data.sources import get_source
 
     monkeypatch.setattr(references, "_cache_dir", lambda: tmp_path)

@@ -1,7 +1,7 @@
 """Tables and verdicts built from run records."""
 import pytest
 
-from lmcore import reporting
+from lmcore.book import reporting
 
 
 def _record(name, error, steps=100):
@@ -171,8 +171,8 @@ def test_a_lineage_curve_counts_each_runs_steps_after_its_ancestors(tmp_path):
 def test_reference_comparison_checks_a_same_config_run_against_the_references_interval(tmp_path):
     import copy
 
-    from lmcore.references import reference_record
-    from lmcore.reporting import config_differences, reference_comparison
+    from lmcore.book.references import reference_record
+    from lmcore.book.reporting import config_differences, reference_comparison
     from lmcore.training.run_record import RunRecord
 
     reference = reference_record("zhang", "k10")

@@ -218,7 +218,7 @@ def test_a_learning_curve_shows_the_whole_lineage(tmp_path):
 
     matplotlib.use("Agg")
     from lmcore.training.records import write_record
-    from lmcore.viz.figures import learning_curves
+    from lmcore.book.viz.figures import learning_curves
 
     curve = lambda times: [{"wall_time_s": t, zoo_curve_key(): 20.0 - t / 60} for t in times]
     base = {"run_name": "base", "profile": "cpu", "wall_time_s": 600.0, "history": curve([60, 300, 600])}

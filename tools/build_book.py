@@ -137,7 +137,7 @@ def execute_chapter(stem: str, staging: Path, profile: str, timeout: int | None)
 
 def hide_parameter_cells(path: Path) -> None:
     """Tag the parameters cell and papermill's injected one ``remove-cell``: the page shows the
-    profile in its banner (``lmcore.chapter.setup_chapter``), not as raw code."""
+    profile in its banner (``lmcore.book.chapter.setup_chapter``), not as raw code."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
@@ -182,7 +182,7 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
     total = time.perf_counter()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from lmcore.leaderboard import write_leaderboard  # the committed records' leaderboard, read by chapter 6
+    from lmcore.book.leaderboard import write_leaderboard  # the committed records' leaderboard, read by chapter 6
 
     for path in write_leaderboard():
         log(f"wrote {path.relative_to(ROOT)} from the committed run records")
@@ -212,7 +212,7 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
-    from lmcore.references import BOOK_PROFILES, resolve_book_profile
+    from lmcore.book.references import BOOK_PROFILES, resolve_book_profile
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=BOOK_PROFILES, default=None,

@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         forward = {k: round(v["mean"], 2) for k, v in record["metrics"].get("forward", {}).items()}
         print(f"{item}: {path.relative_to(ROOT)}  forward {forward}  ({record['wall_time_s'] / 60:.1f} min, {record.profile})"
               + (f"; weights {weights['dtype']}, {weights['bytes'] / 1e6:.2f} MB" if weights else ""))
-    from lmcore.leaderboard import write_leaderboard
+    from lmcore.book.leaderboard import write_leaderboard
 
     for path in write_leaderboard():  # the leaderboard follows its records
         print(f"rewrote {path.relative_to(ROOT)}")

@@ -1,8 +1,8 @@
 """The book's leaderboard: every method's main runs on one protocol, with provenance, written
 from run records by a tool and never by hand.
 
-    python -m lmcore.leaderboard            # results/leaderboard.csv and .json from results/*/*.json
-    python -m lmcore.leaderboard --check    # exit 1 when the files disagree with the records
+    python -m lmcore.book.leaderboard            # results/leaderboard.csv and .json from results/*/*.json
+    python -m lmcore.book.leaderboard --check    # exit 1 when the files disagree with the records
 
 :data:`BOOK_RUNS` names the runs the method chapters train as their headline results (method, run
 name, overrides: exactly what each chapter passes to ``run_method``), so that the comparison
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import papers
-from .config import deep_update
-from .errors import LmbookError
-from .paths import PROJECT_ROOT, RESULTS_DIR
+from ..config import deep_update
+from ..errors import LmbookError
+from ..paths import PROJECT_ROOT, RESULTS_DIR
 
 SPLITS = ("test_mtfl", "test_aflw")
 METRICS = ("forward", "backward", "consistency")
@@ -51,7 +51,7 @@ class BookRun:
         return f"{self.method}/{self.name}"
 
     def resolved_overrides(self, profile: str) -> dict:
-        from .methods import get_method
+        from ..methods import get_method
 
         base = get_method(self.method).budget(profile).variant(self.variant) if self.variant else {}
         return deep_update(base, self.overrides)
@@ -104,8 +104,8 @@ def paper_numbers(method: str, k: int | None, name: str = "") -> tuple[float | N
 def book_runs(profile: str | None = None) -> dict[BookRun, object]:
     """``{book run: its finished record in profile, or None}`` found without training anything
     (:func:`lmcore.training.find_run`: a stale or missing run is None)."""
-    from .profiles import resolve_profile
-    from .training import find_run
+    from ..profiles import resolve_profile
+    from ..training import find_run
 
     profile = resolve_profile(profile)
     return {run: find_run(run.method, profile, run.name, run.resolved_overrides(profile)) for run in BOOK_RUNS}
@@ -113,7 +113,7 @@ def book_runs(profile: str | None = None) -> dict[BookRun, object]:
 
 def committed_references(root: Path = RESULTS_DIR) -> dict[BookRun, object]:
     """``{book run: its committed reference results/<method>/<name>.json}`` for those committed."""
-    from .training import RunRecord
+    from ..training import RunRecord
 
     found = {}
     for run in BOOK_RUNS:
@@ -162,8 +162,8 @@ def record_row(run: BookRun, record, source: str) -> dict:
 
 def mean_shape_row(source=None) -> dict:
     """The mean shape's errors (no detector: the regressor's intercept), computed from MTFL-80."""
-    from .data.sources import get_source
-    from .evaluation import mean_shape_error
+    from ..data.sources import get_source
+    from ..evaluation import mean_shape_error
 
     source = source or get_source("mtfl80")
     train = source.split("regressor_train").points
@@ -205,7 +205,7 @@ def _csv_text(rows: list[dict]) -> str:
 
 
 def _json_text(rows: list[dict]) -> str:
-    return json.dumps({"generated_by": "python -m lmcore.leaderboard", "from": "results/<method>/<run>.json",
+    return json.dumps({"generated_by": "python -m lmcore.book.leaderboard", "from": "results/<method>/<run>.json",
                        "rows": rows}, indent=1) + "\n"
 
 
@@ -234,7 +234,7 @@ def check_leaderboard(root: Path = RESULTS_DIR) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lmcore.leaderboard",
+    parser = argparse.ArgumentParser(prog="python -m lmcore.book.leaderboard",
                                      description="Write (or --check) results/leaderboard.csv and .json from the "
                                                  "committed run records.")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files disagree with the records")
@@ -243,12 +243,12 @@ def main(argv=None) -> int:
         if args.check:
             problems = check_leaderboard()
             for problem in problems:
-                print(f"results/{problem}; regenerate with: python -m lmcore.leaderboard", file=sys.stderr)
+                print(f"results/{problem}; regenerate with: python -m lmcore.book.leaderboard", file=sys.stderr)
             return 1 if problems else 0
         for path in write_leaderboard():
             print(f"wrote {path.relative_to(PROJECT_ROOT)}")
     except LmbookError as exc:  # missing MTFL-80 (the mean shape's row), a corrupt record: one line
-        print(f"lmcore.leaderboard: {exc}", file=sys.stderr)
+        print(f"lmcore.book.leaderboard: {exc}", file=sys.stderr)
         return 1
     return 0
 

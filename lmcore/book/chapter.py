@@ -1,13 +1,13 @@
 """What every chapter does first: resolve the profile, say what its numbers are worth, load
 MTFL-80's splits and the mean-shape yardstick; and how a chapter gets its runs in any profile.
 
-    from lmcore.chapter import setup_chapter
+    from lmcore.book.chapter import setup_chapter
     chapter = setup_chapter(profile)        # displays the profile note
     chapter.test_mtfl, chapter.mean_shape   # a LandmarkSet, the mean shape's error on test_mtfl
     record = chapter.run("zhang", "k10")    # trained (or reused) here, or the committed reference
     model = chapter.model(record)           # its checkpoint, or the reference's zoo weights
 
-In the ``reference`` profile (:mod:`lmcore.references`) nothing trains: :meth:`Chapter.run` gives
+In the ``reference`` profile (:mod:`lmcore.book.references`) nothing trains: :meth:`Chapter.run` gives
 the committed reference of that run name, or None where the book has none, and the chapter says
 so (:meth:`Chapter.missing`). ``chapter.settings`` is the training profile whose settings the
 chapter shows (``cpu`` for the references).
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .data import LandmarkSet
-from .data.sources import get_source
-from .evaluation import mean_shape_error
+from ..data import LandmarkSet
+from ..data.sources import get_source
+from ..evaluation import mean_shape_error
 from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
                          reference_few_shot, reference_record, resolve_book_profile, settings_profile)
 
@@ -49,7 +49,7 @@ class Chapter:
         reference profile the committed reference of that name (None where there is none; a
         few-shot curve is measured from its weights where it has them)."""
         if self.trains:
-            from .training import run_method
+            from ..training import run_method
 
             return run_method(method, self.profile, name, overrides, few_shot=few_shot, **kwargs)
         record = reference_record(method, name)
@@ -62,11 +62,11 @@ class Chapter:
         """``{label: record}`` of a chapter's variants (:func:`lmcore.training.run_variants`); in the
         reference profile, those with a committed reference (``results/<method>/<prefix>-<label>.json``)."""
         if self.trains:
-            from .training import run_variants
+            from ..training import run_variants
 
             return run_variants(method, self.profile, variants, base=base, prefix=prefix, reuse=reuse, **kwargs)
-        from .config import deep_update
-        from .training import resolve_config, variant_run_name
+        from ..config import deep_update
+        from ..training import resolve_config, variant_run_name
 
         found = {}
         for label, change in variants.items():
@@ -85,7 +85,7 @@ class Chapter:
             if step is not None:
                 raise ValueError("a committed reference keeps its final weights only")
             return load_reference_model(record)
-        from .training import load_trained
+        from ..training import load_trained
 
         return load_trained(record, step=step)
 
@@ -93,12 +93,12 @@ class Chapter:
         """``record``'s landmarks on a regressor set and test sets (:class:`lmcore.evaluation.Detections`;
         default: all of regressor_train, test_mtfl and test_aflw), detected once and cached: from
         its checkpoint (:func:`lmcore.training.run_detections`) or a reference's zoo weights
-        (:func:`lmcore.references.reference_detections`)."""
+        (:func:`lmcore.book.references.reference_detections`)."""
         regressor_set = self.regressor_train if regressor_set is None else regressor_set
         test_sets = {"test_mtfl": self.test_mtfl, "test_aflw": self.test_aflw} if test_sets is None else test_sets
         if record.is_reference:
             return reference_detections(record, regressor_set, test_sets)
-        from .training import run_detections
+        from ..training import run_detections
 
         return run_detections(record, regressor_set, test_sets)
 
@@ -108,7 +108,7 @@ class Chapter:
 
     def compare_with_references(self, records) -> None:
         """Display this build's runs beside the committed references of the same names
-        (:func:`lmcore.reporting.reference_comparison`); nothing in the reference profile, whose
+        (:func:`lmcore.book.reporting.reference_comparison`); nothing in the reference profile, whose
         runs are the references."""
         if not self.trains:
             return

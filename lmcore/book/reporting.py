@@ -58,8 +58,8 @@ def published_parent(record: dict, role: str, root=None):
     e.g. when the parent was retrained on other code and never published."""
     from pathlib import Path
 
-    from .paths import RESULTS_DIR
-    from .training.run_record import RunRecord
+    from ..paths import RESULTS_DIR
+    from ..training.run_record import RunRecord
 
     parent = (record.get("parents") or {}).get(role)
     if not parent:
@@ -158,7 +158,7 @@ def target_verdicts(records: Sequence[dict], target: float, split: str = "test_m
 def lineage_curve(record: dict, key: str, root=None) -> list[tuple[int, float]]:
     """``(step, value)`` of ``key`` along a run's whole lineage (its ancestors' curves first, each
     run's steps counted after theirs: ``train.init_from``, :func:`lmcore.zoo.lineage`)."""
-    from .zoo import lineage
+    from ..zoo import lineage
 
     curve, offset = [], 0
     for part in lineage(record, root):
@@ -187,8 +187,8 @@ def tuning_records(method: str, root=None) -> list:
     ``tools/tune_settings.py --publish``), in file order."""
     from pathlib import Path
 
-    from .paths import RESULTS_DIR
-    from .training.run_record import RunRecord
+    from ..paths import RESULTS_DIR
+    from ..training.run_record import RunRecord
 
     folder = Path(root or RESULTS_DIR / "tuning") / method
     return [RunRecord.from_file(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
@@ -199,7 +199,7 @@ def tuning_table(records: Sequence[dict], digits: int = 2) -> pd.DataFrame:
     chosen by (a landmark method's **tune_val** forward error, the regressor fitted on tune_fit:
     MTFL-80's README; a pose core's PCK@0.2 on LSPET val), with the run's length and provenance.
     Test errors are left out on purpose: they chose nothing."""
-    from .training.run_record import RunRecord
+    from ..training.run_record import RunRecord
 
     rows, orders = [], []
     for r in records:
@@ -232,7 +232,7 @@ def ordering_verdicts(per_face: dict, expected: Sequence[str] = ()) -> tuple[pd.
     compared with :func:`lmcore.evaluation.paired_difference_over_seeds` (runs and faces
     resampled). Returns the pairs' table and lines saying the order where each step of it is
     certain, and which steps are within the spread, beside ``expected`` (e.g. the paper's order)."""
-    from .evaluation import paired_difference_over_seeds
+    from ..evaluation import paired_difference_over_seeds
 
     means = {name: float(np.mean(errors)) for name, errors in per_face.items()}
     order = sorted(means, key=means.get)

@@ -16,7 +16,7 @@ and (``--compile``) ``torch.compile``, each against the profile's own settings.
 The record (``results/bench/<device type>.json`` by default) carries the device, commit, code
 fingerprint and wall time; the projection (per measured profile but smoke) multiplies each
 method's steps in that profile by its measured step time, and sums per chapter the headline runs the book trains
-(:data:`lmcore.book.leaderboard.BOOK_RUNS` and their parents; ablations and few-shot fits not
+(:data:`lmcore.experiments.BOOK_RUNS` and their parents; ablations and few-shot fits not
 included). Absolute times move with the machine: compare ratios within one record. On a CPU the
 ``paper`` settings are timed over one step without warm-up (they take 1-70 s a step there) and
 the options only at the ``cpu`` settings.
@@ -170,9 +170,7 @@ def projection(rows: list[dict], profile: str = "paper") -> list[dict]:
     """Hours of the ``profile`` runs each chapter trains as its headline (and their parents),
     from the measured steps: each run's steps x its method's measured step time (a K = 30 run at
     the K = 10 step time; a run is counted once, in the first chapter that trains it)."""
-    from .book import leaderboard
-    from .config import deep_update
-    from .methods import get_method
+    from .experiments import BOOK_RUNS
     from .training.runs import resolve_config
 
     step_s = {}
@@ -200,10 +198,8 @@ def projection(rows: list[dict], profile: str = "paper") -> list[dict]:
         else:
             entry["hours"] += config["train"]["steps"] * per_step / 3600
 
-    for run in leaderboard.BOOK_RUNS:
-        overrides = deep_update(get_method(run.method).budget(profile).variant(run.variant) if run.variant else {},
-                                run.overrides)
-        add(run.chapter, run.method, run.name, overrides)
+    for run in BOOK_RUNS:
+        add(run.chapter, run.method, run.name, run.resolved_overrides(profile))
     out = [dict(e, hours=round(e["hours"], 2)) for e in chapters.values()]
     return sorted(out, key=lambda e: e["chapter"])
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lmcore.book import leaderboard
+from lmcore.experiments import BOOK_RUNS, EXPERIMENTS
 from lmcore.errors import LmbookError
 from lmcore.training.records import write_record
 from lmcore.config import deep_update
@@ -211,7 +212,7 @@ def test_run_detections_are_kept_and_reused_without_the_network(isolated_runs, m
 
 
 def test_every_book_run_resolves_to_its_number_of_landmarks():
-    for run in leaderboard.BOOK_RUNS:
+    for run in BOOK_RUNS:
         for profile in ("smoke", "cpu", "paper"):
             config = resolve_config(run.method, profile, run.resolved_overrides(profile))
             if run.num_landmarks is not None:

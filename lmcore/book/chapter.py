@@ -14,13 +14,25 @@ chapter shows (``cpu`` for the references).
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
+import pandas as pd
+from IPython.display import Markdown, display
+
+from ..config import deep_update
 from ..data import LandmarkSet
 from ..data.sources import get_source
 from ..evaluation import mean_shape_error
+from ..experiments import EXPERIMENTS
+from ..fidelity import fidelity_table
+from ..methods import get_method
+from ..training import (load_references, load_trained, resolve_config, run_detections, run_method, run_variants,
+                        variant_run_name)
 from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
                          reference_few_shot, reference_record, resolve_book_profile, settings_profile)
+from .reporting import protocol_table, provenance_table, reference_comparison, tuning_records, tuning_table
+from .viz import profile_note
 
 
 @dataclass
@@ -49,25 +61,28 @@ class Chapter:
         reference profile the committed reference of that name (None where there is none; a
         few-shot curve is measured from its weights where it has them)."""
         if self.trains:
-            from ..training import run_method
-
             return run_method(method, self.profile, name, overrides, few_shot=few_shot, **kwargs)
         record = reference_record(method, name)
         if record is not None and few_shot and has_weights(record):
             record["metrics"] = {**record["metrics"], "few_shot": reference_few_shot(record, few_shot)}
         return record
 
+    def headline_runs(self, chapter: str) -> dict:
+        """``{run name: record}`` of ``chapter``'s headline runs (:mod:`lmcore.experiments`: e.g.
+        ``"03_jakab"``), each with its budget variant and overrides and evaluated at the chapter's
+        few-shot sizes; a run this profile has no record of (a reference profile without that
+        reference) is left out."""
+        experiment = EXPERIMENTS[chapter]
+        found = {run.name: self.run(run.method, run.name, run.resolved_overrides(self.settings),
+                                    few_shot=experiment.few_shot) for run in experiment.runs}
+        return {name: record for name, record in found.items() if record is not None}
+
     def variants(self, method: str, variants: dict[str, dict], base: dict | None = None, prefix: str = "variant",
                  reuse=(), **kwargs) -> dict:
         """``{label: record}`` of a chapter's variants (:func:`lmcore.training.run_variants`); in the
         reference profile, those with a committed reference (``results/<method>/<prefix>-<label>.json``)."""
         if self.trains:
-            from ..training import run_variants
-
             return run_variants(method, self.profile, variants, base=base, prefix=prefix, reuse=reuse, **kwargs)
-        from ..config import deep_update
-        from ..training import resolve_config, variant_run_name
-
         found = {}
         for label, change in variants.items():
             record = reference_record(method, variant_run_name(prefix, label))
@@ -85,8 +100,6 @@ class Chapter:
             if step is not None:
                 raise ValueError("a committed reference keeps its final weights only")
             return load_reference_model(record)
-        from ..training import load_trained
-
         return load_trained(record, step=step)
 
     def detections(self, record, regressor_set=None, test_sets: dict | None = None):
@@ -98,8 +111,6 @@ class Chapter:
         test_sets = {"test_mtfl": self.test_mtfl, "test_aflw": self.test_aflw} if test_sets is None else test_sets
         if record.is_reference:
             return reference_detections(record, regressor_set, test_sets)
-        from ..training import run_detections
-
         return run_detections(record, regressor_set, test_sets)
 
     def has_model(self, record) -> bool:
@@ -112,10 +123,6 @@ class Chapter:
         runs are the references."""
         if not self.trains:
             return
-        from IPython.display import display
-
-        from .reporting import reference_comparison
-
         table = reference_comparison([r for r in records if r is not None])
         if table is not None:
             display(table)
@@ -128,6 +135,47 @@ class Chapter:
         print(f"{what}: not shown in the {self.profile} profile, which trains nothing and has no committed reference "
               f"for it (with weights, where a figure needs a model); `{TRAIN_COMMAND}` trains it")
 
+    # ------------------------------------------------------------ sections every chapter has
+    def show_fidelity(self, paper: str) -> None:
+        """Display ``paper``'s fidelity table (:mod:`lmcore.fidelity`), headed by where the released
+        code is, where there is code."""
+        table = importlib.import_module(f"lmcore.fidelity.{paper}").TABLE
+        if table.repository:
+            print(f"released code: {table.repository} at commit {table.commit}")
+        display(fidelity_table(table))
+
+    def show_settings(self, *methods: str) -> dict:
+        """Display the ``method`` and ``train`` settings of each of ``methods`` in this chapter's
+        settings profile (``cpu`` for the references, whose runs trained with them), one column per
+        method; return ``{method: config}``."""
+        configs = {m: get_method(m).default_config(self.settings) for m in methods}
+        for part in ("method", "train"):
+            display(pd.DataFrame({(f"{m} {part}" if len(methods) > 1 else part): pd.Series(c[part], dtype=object)
+                                  for m, c in configs.items()}))
+        return configs
+
+    def show_tuning(self, method: str) -> list:
+        """Display ``method``'s committed tuning sweep (:func:`~lmcore.book.reporting.tuning_table`),
+        or say how to make one; return its records (empty without any)."""
+        records = tuning_records(method)
+        if records:
+            display(tuning_table(records))
+        else:
+            print(f"no committed tuning records under results/tuning/{method}/ "
+                  f"(tools/tune_settings.py {method} --publish)")
+        return records
+
+    def show_references(self, method: str) -> list:
+        """Display the committed references of ``method`` (their errors on the protocol, then their
+        provenance), or say there are none; return their records."""
+        records = load_references(method)
+        if records:
+            display(protocol_table(records))
+            display(provenance_table(records))
+        else:
+            print(f"no committed reference runs under results/{method}/")
+        return records
+
     @property
     def target(self) -> float:
         """Half the mean shape's error on test_mtfl: the book's bar for a K = 10 reference."""
@@ -139,10 +187,6 @@ def setup_chapter(profile: str | None = None, show: bool = True) -> Chapter:
     ``reference`` without), display its note (in a notebook) and load what every chapter reads."""
     profile = resolve_book_profile(profile)
     if show:
-        from IPython.display import Markdown, display
-
-        from .viz import profile_note
-
         display(Markdown(profile_note(profile)))
     data = get_source("mtfl80")
     test_mtfl, test_aflw = data.split("test_mtfl"), data.split("test_aflw")

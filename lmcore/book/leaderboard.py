@@ -4,10 +4,10 @@ from run records by a tool and never by hand.
     python -m lmcore.book.leaderboard            # results/leaderboard.csv and .json from results/*/*.json
     python -m lmcore.book.leaderboard --check    # exit 1 when the files disagree with the records
 
-:data:`BOOK_RUNS` names the runs the method chapters train as their headline results (method, run
-name, overrides: exactly what each chapter passes to ``run_method``), so that the comparison
-chapter finds the same runs (:func:`book_runs`) and the tool the same committed references
-(:func:`committed_references`). A row is one record: its errors (with the 95 % bootstrap
+:data:`lmcore.experiments.BOOK_RUNS` names the runs the method chapters train as their headline
+results (method, run name, overrides: exactly what each chapter trains, through
+:meth:`~lmcore.book.chapter.Chapter.headline_runs`), so that the comparison chapter finds the same
+runs (:func:`book_runs`) and the tool the same committed references (:func:`committed_references`). A row is one record: its errors (with the 95 % bootstrap
 interval over test faces where the record carries one), its training steps, time, device,
 profile, commit and the file it came from; the papers' numbers sit in their own labelled
 columns. The mean shape, which has no run, is computed from MTFL-80's labels.
@@ -21,64 +21,15 @@ import csv
 import io
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import papers
-from ..config import deep_update
 from ..errors import LmbookError
+from ..experiments import BOOK_RUNS, BookRun
 from ..paths import PROJECT_ROOT, RESULTS_DIR
+from . import papers
 
 SPLITS = ("test_mtfl", "test_aflw")
 METRICS = ("forward", "backward", "consistency")
-
-
-@dataclass(frozen=True)
-class BookRun:
-    """One headline run of a method chapter: ``run_method(method, profile, name, overrides)``
-    with the method's budget ``variant`` (e.g. ``"k30"``) merged under ``overrides``."""
-
-    label: str
-    method: str
-    name: str
-    num_landmarks: int | None
-    overrides: dict = field(default_factory=dict, hash=False, compare=False)
-    variant: str | None = None
-    chapter: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.method}/{self.name}"
-
-    def resolved_overrides(self, profile: str) -> dict:
-        from ..methods import get_method
-
-        base = get_method(self.method).budget(profile).variant(self.variant) if self.variant else {}
-        return deep_update(base, self.overrides)
-
-    def paper(self) -> tuple[float | None, float | None, str]:
-        """The paper's forward errors (MAFL, AFLW) for this method and K, and where they are from."""
-        return paper_numbers(self.method, self.num_landmarks, self.name)
-
-
-def _k(k: int) -> dict:
-    return {"method": {"num_landmarks": k}}
-
-
-BOOK_RUNS: tuple[BookRun, ...] = (
-    BookRun("FSE", "fse", "k10", 10, _k(10), chapter="01_fse"),
-    BookRun("FSE", "fse", "k30", 30, _k(30), chapter="01_fse"),
-    BookRun("Zhang", "zhang", "k10", 10, chapter="02_zhang"),
-    BookRun("Zhang", "zhang", "k30", 30, variant="k30", chapter="02_zhang"),
-    BookRun("Jakab", "jakab", "k10", 10, _k(10), chapter="03_jakab"),
-    BookRun("Jakab", "jakab", "k30", 30, _k(30), chapter="03_jakab"),
-    BookRun("Sanchez (proposed)", "sanchez", "proposed", 10, {"method": {"mode": "proposed"}}, chapter="04_sanchez"),
-    BookRun("Sanchez (fine-tune)", "sanchez", "finetune", 10, {"method": {"mode": "finetune"}}, chapter="04_sanchez"),
-    BookRun("Sanchez (scratch)", "sanchez", "scratch", 10, {"method": {"mode": "scratch"}}, chapter="04_sanchez"),
-    BookRun("C3", "c3", "k10", 10, chapter="05_c3"),
-    BookRun("C3", "c3", "k30", 30, variant="k30", chapter="05_c3"),
-    BookRun("supervised (direct)", "supervised", "reference", None, chapter="00_data_and_protocol"),
-)
 
 
 def paper_numbers(method: str, k: int | None, name: str = "") -> tuple[float | None, float | None, str]:
@@ -146,7 +97,7 @@ def record_row(run: BookRun, record, source: str) -> dict:
             if metric == "forward":
                 ci = entry.get("ci95") or (None, None)
                 row[f"{metric} {split} ci95 low"], row[f"{metric} {split} ci95 high"] = _round(ci[0]), _round(ci[1])
-    mafl, aflw, paper_source = run.paper()
+    mafl, aflw, paper_source = paper_numbers(run.method, run.num_landmarks, run.name)
     row.update({
         "paper MAFL": mafl, "paper AFLW": aflw,
         "steps": record.get("steps"),

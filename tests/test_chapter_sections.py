@@ -1,0 +1,96 @@
+"""The sections every chapter shows (settings, tuning sweep, fidelity table, committed references),
+written once in :class:`lmcore.book.chapter.Chapter`."""
+import pandas as pd
+
+from lmcore.book.chapter import Chapter
+from lmcore.methods import get_method
+
+
+def _chapter(profile):
+    return Chapter(profile, None, None, None, None, 0.0, 0.0)
+
+
+def _shown(monkeypatch):
+    """Collect what a section displays instead of printing it."""
+    import lmcore.book.chapter as chapter_module
+
+    shown = []
+    monkeypatch.setattr(chapter_module, "display", shown.append)
+    return shown
+
+
+def test_settings_are_those_the_references_trained_with_in_the_reference_profile(monkeypatch):
+    shown = _shown(monkeypatch)
+    configs = _chapter("reference").show_settings("jakab")
+    assert configs == {"jakab": get_method("jakab").default_config("cpu")}
+    method_table, train_table = shown
+    assert list(method_table.columns) == ["method"] and list(train_table.columns) == ["train"]
+    assert train_table.loc["steps", "train"] == configs["jakab"]["train"]["steps"]
+    smoke = _chapter("smoke").show_settings("jakab")["jakab"]
+    assert smoke["train"]["steps"] != configs["jakab"]["train"]["steps"]  # the profile is the chapter's
+
+
+def test_settings_of_two_methods_are_side_by_side(monkeypatch):
+    shown = _shown(monkeypatch)
+    configs = _chapter("smoke").show_settings("c3", "c3_flow")
+    assert set(configs) == {"c3", "c3_flow"}
+    assert list(shown[1].columns) == ["c3 train", "c3_flow train"]
+    assert shown[1].loc["steps", "c3_flow train"] == configs["c3_flow"]["train"]["steps"]
+
+
+def test_tuning_section_shows_the_sweep_or_says_how_to_make_one(monkeypatch, capsys):
+    shown = _shown(monkeypatch)
+    records = _chapter("reference").show_tuning("zhang")
+    assert records and isinstance(shown[0], pd.DataFrame) and len(shown[0]) == len(records)
+    assert _chapter("reference").show_tuning("no_such_method") == []
+    assert "tools/tune_settings.py no_such_method --publish" in capsys.readouterr().out
+
+
+def test_fidelity_section_names_the_released_code_only_where_there_is_some(monkeypatch, capsys):
+    _shown(monkeypatch)
+    _chapter("reference").show_fidelity("zhang")
+    assert "released code: " in capsys.readouterr().out
+    _chapter("reference").show_fidelity("fse")  # Thewlis et al. released none
+    assert "released code" not in capsys.readouterr().out
+
+
+def test_references_section_lists_the_committed_runs(monkeypatch, capsys):
+    shown = _shown(monkeypatch)
+    records = _chapter("reference").show_references("jakab")
+    assert "k10" in {r.run_name for r in records} and len(shown) == 2
+    assert _chapter("reference").show_references("no_such_method") == []
+    assert "no committed reference runs under results/no_such_method/" in capsys.readouterr().out
+
+
+def test_headline_runs_are_those_of_the_leaderboard_with_their_budget_variant(monkeypatch):
+    """A chapter trains its headline runs with exactly the overrides the leaderboard finds them by
+    (so chapter 6 reuses them), at the few-shot sizes its experiment states."""
+    from lmcore.book import chapter as chapter_module
+    from lmcore.experiments import BOOK_RUNS, EXPERIMENTS
+
+    calls = []
+    monkeypatch.setattr(chapter_module, "run_method", lambda method, profile, name, overrides, few_shot=None:
+                        calls.append((method, profile, name, overrides, few_shot)) or f"{method}/{name}")
+    runs = _chapter("smoke").headline_runs("02_zhang")
+    assert runs == {"k10": "zhang/k10", "k30": "zhang/k30"}
+    k30 = calls[1]
+    assert k30[3] == get_method("zhang").budget("smoke").variant("k30") and k30[3]  # the K = 30 settings
+    assert k30[4] == EXPERIMENTS["02_zhang"].few_shot
+    assert {r.key for r in BOOK_RUNS if r.chapter == "02_zhang"} == {"zhang/k10", "zhang/k30"}
+
+
+def test_chapters_sharing_a_run_evaluate_it_at_the_same_few_shot_sizes():
+    """C3's chapter evaluates Jakab's runs as its baselines: one few-shot setting for the run."""
+    from lmcore.experiments import EXPERIMENTS
+
+    assert EXPERIMENTS["05_c3"].few_shot == EXPERIMENTS["03_jakab"].few_shot
+    keys = [r.key for e in EXPERIMENTS.values() for r in e.runs]
+    assert len(keys) == len(set(keys))  # a headline run belongs to one chapter
+
+
+def test_reference_profile_headline_runs_leave_out_what_is_not_committed(monkeypatch):
+    from lmcore.book import chapter as chapter_module
+
+    monkeypatch.setattr(chapter_module, "reference_record", lambda method, name: None if name == "k30" else name)
+    monkeypatch.setattr(chapter_module, "has_weights", lambda record: False)  # no few-shot curve to measure
+    assert _chapter("reference").headline_runs("03_jakab") == {"k10": "k10"}

@@ -35,14 +35,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lmcore.book import papers, reporting, viz
+from lmcore.book import papers, protocol, reporting
 from lmcore.book.chapter import setup_chapter
-from lmcore.data import POINT_NAMES
-from lmcore.evaluation import RegressionOptions, detect_all, mean_shape_error, normalised_errors
+from lmcore.evaluation import RegressionOptions
 from lmcore.training import load_references
 
 chapter = setup_chapter(profile)
-profile = chapter.profile
+profile, data, test_mtfl, test_aflw = chapter.profile, chapter.data, chapter.test_mtfl, chapter.test_aflw
 
 # %% [markdown]
 # ## MTFL-80
@@ -55,23 +54,15 @@ profile = chapter.profile
 # official archive where the network allows).
 
 # %%
-data = chapter.data
 sizes = data.describe()
 display(pd.DataFrame({"images": {k: v for k, v in sizes.items() if k != "root"}}))
 print("read from", sizes["root"])
 
 # %% tags=["hide-input"]
-test_mtfl, test_aflw = data.split("test_mtfl"), data.split("test_aflw")
 pick = np.random.default_rng(0)
-shown_mtfl = pick.choice(len(test_mtfl), 8, replace=False)
-shown_aflw = pick.choice(len(test_aflw), 8, replace=False)
-fig = viz.image_grid(
-    list(test_mtfl.images[shown_mtfl]) + list(test_aflw.images[shown_aflw]),
-    list(test_mtfl.points[shown_mtfl]) + list(test_aflw.points[shown_aflw]),
-    ncols=8, colours=viz.POINT_COLOURS,
-    titles=[f"test_mtfl {i}" for i in shown_mtfl] + [f"test_aflw {i}" for i in shown_aflw])
-fig.suptitle("Annotated points: " + ", ".join(f"{n} ({c})" for n, c in
-             zip(POINT_NAMES, ["red", "blue", "green", "purple", "orange"])), fontsize=9, y=1.02)
+shown = {"test_mtfl": (test_mtfl, protocol.sample_faces(test_mtfl, rng=pick)),
+         "test_aflw": (test_aflw, protocol.sample_faces(test_aflw, rng=pick))}
+protocol.annotated_faces_figure(shown)
 plt.show()
 
 # %% [markdown]
@@ -94,9 +85,7 @@ plt.show()
 #    chapters' tuning tables (`tools/tune_settings.py`) show it alone.
 
 # %%
-shipped = {name: (data.root / "splits" / f"{name}.txt").read_text().split() for name in data.splits}
-assert all(shipped[name] == data.splits[name] for name in data.splits), "derived splits differ from the shipped lists"
-print("derived splits equal the shipped lists for:", ", ".join(sorted(data.splits)))
+print("derived splits equal the shipped lists for:", ", ".join(protocol.check_shipped_splits(data)))
 
 # %% [markdown]
 # The known defect: 2,347 `net_7876` rows come from 160 × 216 originals whose rescaling went
@@ -104,9 +93,7 @@ print("derived splits equal the shipped lists for:", ", ".join(sorted(data.split
 # training; their labels are never used.
 
 # %% tags=["hide-input"]
-bad = data.by_names(data.splits["excluded_bad_labels"][:8])
-fig = viz.image_grid(list(bad.images), list(bad.points), ncols=8, colours=viz.POINT_COLOURS,
-                     titles=[n.split("/")[-1] for n in bad.names])
+protocol.excluded_faces_figure(data)
 plt.show()
 
 # %% [markdown]
@@ -151,12 +138,7 @@ display(pd.DataFrame({"default": RegressionOptions().as_dict()}))
 # regression code (a fit with no input points). Anything that learns must beat it by a wide margin.
 
 # %%
-train_set = data.split("regressor_train")
-mean_shape = {name: mean_shape_error(train_set.points, split.points)
-              for name, split in (("test_mtfl", test_mtfl), ("test_aflw", test_aflw))}
-table = pd.DataFrame({name: [round(r["mean"], 2)] + [round(v, 2) for v in r["per_point"]]
-                      for name, r in mean_shape.items()}, index=["mean (% IOD)"] + list(POINT_NAMES))
-display(table)
+display(protocol.mean_shape_table(chapter.regressor_train, {"test_mtfl": test_mtfl, "test_aflw": test_aflw}))
 
 # %% [markdown]
 # ## Baseline 2: a supervised detector
@@ -169,9 +151,8 @@ display(table)
 # the only one).
 
 # %%
-supervised = chapter.run("supervised", "reference")
-references = load_references("supervised")
-runs = ([supervised] if chapter.trains else []) + references
+supervised = chapter.headline_runs("00_data_and_protocol").get("reference")
+runs = ([supervised] if chapter.trains and supervised is not None else []) + load_references("supervised")
 label = lambda r: f"{r.run_name} ({'committed reference' if r.is_reference else 'this execution'})"
 display(reporting.error_table(runs, "forward", label=label))
 display(reporting.provenance_table(runs, label=label))
@@ -189,12 +170,7 @@ print("source:", papers.SUPERVISED["source"])
 # %% tags=["hide-input"]
 model = chapter.model(supervised) if chapter.has_model(supervised) else None
 if model is not None:
-    predicted = detect_all(model.detect, test_mtfl.images[:16])
-    fig = viz.image_grid(list(test_mtfl.images[:16]), list(predicted), ncols=8, colours=viz.POINT_COLOURS, marker="x",
-                         point_size=22)
-    for ax, truth in zip(fig.axes, test_mtfl.points[:16]):
-        ax.scatter(truth[:, 0], truth[:, 1], s=8, c="white", edgecolors="black", linewidths=0.4)
-    fig.suptitle(f"Supervised detector ({profile} profile) on test_mtfl: crosses predicted, dots annotated", fontsize=9, y=1.02)
+    protocol.predictions_figure(model, test_mtfl, profile)
     plt.show()
 else:
     chapter.missing("The supervised detector on test faces (its reference carries no weights)")
@@ -207,18 +183,4 @@ else:
 # to them in the browser, so the widget also works in the static book.
 
 # %% tags=["hide-input"]
-browse_sets = [("test_mtfl", test_mtfl, shown_mtfl), ("test_aflw", test_aflw, shown_aflw)]
-pngs, labels = [], []
-for name, split, index in browse_sets:
-    guesses = detect_all(model.detect, split.images[index]) if model is not None else [None] * len(index)
-    for i, guess in zip(index, guesses):
-        fig, ax = plt.subplots(figsize=(3, 3))
-        viz.show_landmarks(ax, split.images[i], split.points[i], colours=viz.POINT_COLOURS, size=40)
-        label = f"{name} image {i}"
-        if guess is not None:
-            ax.scatter(guess[:, 0], guess[:, 1], marker="x", c=viz.POINT_COLOURS, s=50)
-            error = normalised_errors(guess[None], split.points[i][None]).mean()
-            label += f": supervised error {error:.1f} % IOD ({profile} profile)"
-        pngs.append(viz.figure_png(fig))
-        labels.append(label)
-viz.slider_stack(pngs, labels, description="face", width="320px")
+protocol.face_browser(shown, model, profile)

@@ -41,20 +41,11 @@ profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import torch
-from IPython.display import display
 
-from lmcore.book import papers, reporting, viz
+from lmcore.book import fse
 from lmcore.book.chapter import setup_chapter
-from lmcore.geometry import WarpSpec, synthesize_pair
-from lmcore.methods import get_method
-from lmcore.training import load_references
 
 chapter = setup_chapter(profile)
-profile, test_mtfl, test_aflw, regressor_train = chapter.profile, chapter.test_mtfl, chapter.test_aflw, chapter.regressor_train
-mean_shape = chapter.mean_shape
 
 # %% [markdown]
 # ## Settings, and where the paper is silent
@@ -93,15 +84,10 @@ mean_shape = chapter.mean_shape
 # is silent ("lmbook's choice"); a test checks every row that names a setting against the configs.
 
 # %% tags=["hide-input"]
-from lmcore.fidelity import fidelity_table
-from lmcore.fidelity import fse as fse_fidelity
-
-display(fidelity_table(fse_fidelity.TABLE))
+chapter.show_fidelity("fse")
 
 # %%
-config = get_method("fse").default_config(chapter.settings)  # the reference profile shows the cpu settings its references trained with
-display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}).T.T)
-display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
+config = chapter.show_settings("fse")["fse"]  # the reference profile shows the cpu settings its references trained with
 
 # %% [markdown]
 # ## How far can a landmark reach? Settings chosen on `tune_val`
@@ -128,41 +114,10 @@ display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 # (printed below).
 
 # %% tags=["hide-input"]
-tuning = reporting.tuning_records("fse")
-if tuning:
-    table = reporting.tuning_table(tuning)
-    spans = {}
-    for record in tuning:
-        m = record["config"]["method"]
-        grid = get_method("fse")(record["config"]).map_grid(m["view_size"])[0, :, 0]
-        low, high = ((grid[[0, -1]] * m["view_crop"] + 1) * 40).tolist()
-        spans[record.get("tuning_label", record.run_name)] = (round(low, 1), round(high, 1))
-    table.insert(1, "maps span (frame px)", [spans[label] for label in table.index])
-    display(table)
-    # a test_aflw face with a labelled point outside the earlier central box
-    outside = ((test_aflw.points < 25) | (test_aflw.points > 55)).flatten(1).any(1)
-    face = int(outside.nonzero()[0, 0]) if outside.any() else 0
-    print(f"{float(outside.float().mean()) * 100:.0f} % of test_aflw faces have a labelled point outside [25, 55] px")
-    fig, ax = plt.subplots(figsize=(3.2, 3.2))
-    viz.show_landmarks(ax, test_aflw.images[face].float() / 255, test_aflw.points[face])
-    for (label, (low, high)), colour in zip(spans.items(), plt.cm.tab10.colors):
-        ax.add_patch(plt.Rectangle((low, low), high - low, high - low, fill=False, color=colour, lw=1.2, label=label))
-    ax.legend(fontsize=5, loc="lower center", bbox_to_anchor=(0.5, -0.45))
-    ax.set_title(f"where each setting's maps reach (test_aflw face {face})", fontsize=8)
-    plt.show()
-else:
-    print("no committed tuning records under results/tuning/fse/ (tools/tune_settings.py fse --publish)")
+fse.show_reach(chapter)
 
 # %% tags=["hide-input"]
-pair_specs = (WarpSpec(**config["method"]["first_warp"]), WarpSpec(**config["method"]["second_warp"]))
-sample = test_mtfl.images[:6].float() / 255
-pair = synthesize_pair(sample, *pair_specs, generator=torch.Generator().manual_seed(1))
-fig, axes = plt.subplots(3, 6, figsize=(10, 5.2))
-for i in range(6):
-    viz.show_landmarks(axes[0, i], sample[i], title="I" if i == 0 else None)
-    viz.show_landmarks(axes[1, i], pair.first[i], title="x = I∘g1" if i == 0 else None)
-    viz.show_landmarks(axes[2, i], pair.second[i], title="x' = x∘g2" if i == 0 else None)
-fig.suptitle("Synthesised pairs (full frame; the detector sees the central crop)", fontsize=9)
+fse.pair_figure(config, chapter.test_mtfl.images[:6])
 plt.show()
 
 # %% [markdown]
@@ -174,24 +129,9 @@ plt.show()
 # few-shot curve is measured, from them).
 
 # %%
-K_VALUES = [10, 30, 50]
-FEW_SHOT = {"sizes": [1, 5, 10, 20, 100, 1000, None], "repeats": 10}
-runs = {k: chapter.run("fse", f"k{k}", overrides={"method": {"num_landmarks": k}}, few_shot=FEW_SHOT)
-        for k in K_VALUES}
-runs = {k: r for k, r in runs.items() if r is not None}  # the reference profile: those with a committed reference
+runs = fse.table1_runs(chapter)  # {K: record}; the reference profile: those with a committed reference
 models = {k: chapter.model(r) for k, r in runs.items() if chapter.has_model(r)}
-
-
-def few_shot_of(record, split: str) -> list[dict]:
-    """The run's few-shot curve on ``split``, or [] where it has none (a reference without weights)."""
-    return record.get("metrics", {}).get("few_shot", {}).get(split, [])
-
-
-if runs:
-    display(reporting.provenance_table(list(runs.values())))
-chapter.compare_with_references(runs.values())  # a training build: its runs beside the committed references
-if len(runs) < len(K_VALUES):
-    chapter.missing(f"The runs of K = {', '.join(str(k) for k in K_VALUES if k not in runs)}")
+fse.show_runs(chapter, runs)
 
 # %% [markdown]
 # ## Table 1: forward error for K = 10, 30, 50
@@ -202,27 +142,7 @@ if len(runs) < len(K_VALUES):
 # **The paper's columns are the paper's numbers, on MAFL**, not ours.
 
 # %%
-rows = []
-for k, record in runs.items():
-    few = {split: {c["n"]: c for c in few_shot_of(record, split)} for split in ("test_mtfl", "test_aflw")}
-    paper_mafl, paper_celeba = papers.FSE_TABLE1["rows"][k]
-    rows.append({
-        "K": k, "profile": record.profile,
-        "test_mtfl, all": round(record.forward("test_mtfl"), 2),
-        "test_mtfl, n=1000": round(few["test_mtfl"][1000]["mean"], 2) if 1000 in few["test_mtfl"] else None,
-        "test_aflw, all": round(record.forward("test_aflw"), 2),
-        "test_aflw, n=1000": round(few["test_aflw"][1000]["mean"], 2) if 1000 in few["test_aflw"] else None,
-        "paper: MAFL, regressor on CelebA": paper_celeba,
-        "paper: MAFL, regressor on MAFL": paper_mafl,
-    })
-if rows:
-    display(reporting.separated(pd.DataFrame(rows).set_index("K"), profile,
-                                paper_columns=["paper: MAFL, regressor on CelebA", "paper: MAFL, regressor on MAFL"]))
-    if any(not few_shot_of(r, "test_mtfl") for r in runs.values()):
-        print("n=1000: measured only for the runs with a few-shot curve (a reference's is measured from its weights)")
-else:
-    chapter.missing("Table 1, the forward errors")
-print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", papers.FSE_TABLE1["source"])
+fse.show_table1(chapter, runs)
 
 # %% [markdown]
 # ### Committed reference runs
@@ -238,16 +158,8 @@ print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", paper
 # ([Reproducing each reference](using_references)).
 
 # %%
-references = load_references("fse")
-if references:
-    display(reporting.protocol_table(references))
-    display(reporting.provenance_table(references))
-    this_execution = [runs[10]] if chapter.trains and 10 in runs else []  # in the reference profile it is k10 above
-    viz.learning_curves(references + this_execution, label=lambda r: r.run_name + ("" if r.is_reference else " (this execution)"),
-                        reference_line=mean_shape)
-    plt.show()
-else:
-    print("no committed reference runs under results/fse/")
+references = chapter.show_references("fse")
+fse.show_learning_curves(chapter, references, runs)
 
 # %% [markdown]
 # ## Table 4: few-shot regression (K = 30)
@@ -259,24 +171,7 @@ else:
 # parameters from blowing up.
 
 # %%
-paper4 = papers.FSE_TABLE4["rows"]
-curve = few_shot_of(runs[30], "test_mtfl") if 30 in runs else []
-if curve:
-    table4 = pd.DataFrame([{"n": c["n"], "mean": round(c["mean"], 2), "std": round(c["std"], 2)} for c in curve]).set_index("n")
-    table4["paper (MAFL)"] = [paper4.get(n, paper4[19000] if n == len(regressor_train) else None) for n in table4.index]
-    display(reporting.separated(table4, profile, paper_columns=["paper (MAFL)"]))
-    viz.few_shot_plot({f"K = 30, test_mtfl [{profile}]": curve,
-                       f"K = 30, test_aflw [{profile}]": few_shot_of(runs[30], "test_aflw")},
-                      paper={n: v for n, v in paper4.items() if n != 19000}, paper_label="paper, MAFL (K = 30)")
-    plt.show()
-else:
-    chapter.missing("Table 4, the few-shot curve of K = 30 (measured from a model's weights)")
-    curves = {f"K = {k}, {split} [{profile}]": few_shot_of(r, split)
-              for k, r in runs.items() for split in ("test_mtfl", "test_aflw") if few_shot_of(r, split)}
-    if curves:  # what can be shown: the curves of the runs whose weights are here
-        viz.few_shot_plot(curves, paper={n: v for n, v in paper4.items() if n != 19000},
-                          paper_label="paper, MAFL (K = 30)")
-        plt.show()
+fse.show_table4(chapter, runs)
 
 # %% [markdown]
 # ## Figures 3-6: landmarks under warps and across faces
@@ -285,33 +180,11 @@ else:
 # the same parts of the face). Bottom: different faces (the same colour is the same landmark).
 
 # %% tags=["hide-input"]
-strong = WarpSpec(rotation_deg=25, log2_scale=0.15, translation=0.04, tps_grid=5, tps_std=0.01)
-for k in (10, 30):
-    if k in models:
-        viz.landmarks_under_warps(models[k].detect, test_mtfl.images[3], strong, count=6,
-                                  title=f"K = {k}: one face under synthetic warps [{profile}]")
-        plt.show()
-    else:
-        chapter.missing(f"Figure 3, K = {k} under warps (a model)")
-if 10 in models:
-    viz.landmarks_on_instances(models[10].detect, test_mtfl.images[:16], title=f"K = 10 on test_mtfl faces [{profile}]")
-    plt.show()
-    viz.landmarks_on_instances(models[10].detect, test_aflw.images[:8], title=f"K = 10 on test_aflw faces [{profile}]")
-    plt.show()
-else:
-    chapter.missing("Figures 4-5, K = 10 across faces (a model)")
+fse.show_under_warps(chapter, models)
+fse.show_across_faces(chapter, models)
 
 # %% tags=["hide-input"]
-if 30 in models:
-    detections30 = chapter.detections(runs[30], regressor_train, {"test_mtfl": test_mtfl})  # cached: one pass per run
-    viz.regression_on_faces(detections30.regressor_points, regressor_train.points,
-                            detections30.test_points["test_mtfl"][:8], test_mtfl.points[:8],
-                            test_mtfl.images[:8],
-                            title=f"Fig. 6: the five points regressed from 30 discovered ones (crosses) [{profile}]; "
-                                  "white: annotation")
-    plt.show()
-else:
-    chapter.missing("Figure 6, the five points regressed from K = 30 (a model)")
+fse.show_regression_on_faces(chapter, runs, models)
 
 # %% [markdown]
 # ## Figure 7: what the regressor uses
@@ -321,17 +194,7 @@ else:
 # contribution (K = 10). The paper observes contributions proportional to proximity.
 
 # %% tags=["hide-input"]
-if 10 in models:
-    detections10 = chapter.detections(runs[10], regressor_train, {"test_mtfl": test_mtfl})  # cached: one pass per run
-    face = 5
-    fig, contributions = viz.regressor_graph(detections10.regressor_points, regressor_train.points, test_mtfl.images[face],
-                                             detections10.test_points["test_mtfl"][face], test_mtfl.points[face],
-                                             title=f"K = 10 [{profile}]")
-    plt.show()
-    display(pd.DataFrame(contributions.round(2), index=[f"landmark {i}" for i in range(len(contributions))],
-                         columns=["left eye", "right eye", "nose", "left mouth", "right mouth"]))
-else:
-    chapter.missing("Figure 7, what the regressor uses (the K = 10 model)")
+fse.show_regressor_graph(chapter, runs, models)
 
 # %% [markdown]
 # ## Ablations (K = 10)
@@ -351,14 +214,8 @@ ABLATIONS = {
     "pooling m = 1 (Eq. 8 itself)": {"method": {"pool": 1}},
     "pooling m = 2": {"method": {"pool": 2}},
 }
-ablation_runs = chapter.variants("fse", ABLATIONS, base=get_method("fse").ablation_config(chapter.settings),
-                                 prefix="ablation", reuse=[r for r in (runs.get(10),) if r is not None])
-if ablation_runs:
-    display(reporting.protocol_table(list(ablation_runs.values()), label=lambda r: next(
-        n for n, rec in ablation_runs.items() if rec is r)))
-    print("ablation runs:", {n: r.steps for n, r in ablation_runs.items()}, "steps")
-else:
-    chapter.missing("The ablations")
+ablation_runs = fse.ablation_runs(chapter, ABLATIONS, runs)
+fse.show_ablations(chapter, ablation_runs)
 
 # %% [markdown]
 # ## Backward and consistency errors
@@ -368,18 +225,7 @@ else:
 # error measures how far each landmark strays under a random similarity (sorted per landmark).
 
 # %%
-if runs:
-    display(reporting.protocol_table(list(runs.values()), label=lambda r: f"K = {r.num_landmarks}"))
-    fig, ax = plt.subplots(figsize=(6, 3))
-    for k, record in runs.items():
-        ax.plot(record.metric("consistency", "test_mtfl")["sorted"], marker="o", ms=2, label=f"K = {k}")
-    ax.set_xlabel("landmark (sorted)")
-    ax.set_ylabel("consistency error (% IOD)")
-    ax.set_title(f"Consistency per landmark on test_mtfl [{profile}]", fontsize=9)
-    ax.legend(fontsize=7)
-    plt.show()
-else:
-    chapter.missing("The backward and consistency errors")
+fse.show_protocol(chapter, runs)
 
 # %% [markdown]
 # ## Watch the landmarks move during training
@@ -389,7 +235,4 @@ else:
 # record keeps them too).
 
 # %% tags=["hide-input"]
-if 10 in runs and runs[10].snapshots():
-    display(viz.checkpoint_scrubber(runs[10], test_mtfl.images[:6]))
-else:
-    chapter.missing("The landmarks through training (the K = 10 run's snapshots)")
+chapter.show_training_snapshots(runs.get(fse.FIGURE_K), fse.FIGURE_K)

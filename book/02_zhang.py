@@ -39,23 +39,18 @@
 profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
 
 # %% tags=["hide-input"]
+import inspect
+
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import torch
 from IPython.display import display
 
-from lmcore.book import papers, reporting, viz
+from lmcore.book import reporting, viz, zhang
 from lmcore.book.chapter import setup_chapter
-from lmcore.geometry.coords import normalized_to_pixels
 from lmcore.methods import get_method
-from lmcore.training import load_references
 
 chapter = setup_chapter(profile)
-profile, test_mtfl, test_aflw, regressor_train = chapter.profile, chapter.test_mtfl, chapter.test_aflw, chapter.regressor_train
-mean_shape = chapter.mean_shape
+profile, test_mtfl = chapter.profile, chapter.test_mtfl
 Zhang = get_method("zhang")
-budget = Zhang.budget(chapter.settings)  # the reference profile shows the cpu settings its references trained with
 
 # %% [markdown]
 # ## Settings: the paper, its released code, and this implementation
@@ -96,18 +91,12 @@ budget = Zhang.budget(chapter.settings)  # the reference profile shows the cpu s
 # few architecture details of the code's hourglass.
 
 # %% tags=["hide-input"]
-from lmcore.fidelity import fidelity_table
-from lmcore.fidelity import zhang as zhang_fidelity
-
-print(f"released code: {zhang_fidelity.TABLE.repository} at commit {zhang_fidelity.TABLE.commit}")
-display(fidelity_table(zhang_fidelity.TABLE))
+chapter.show_fidelity("zhang")
 
 # %% [markdown]
 # The excerpt that turns the code's conventions into arguments of the paper's losses (Eq. 5, 7, 8):
 
 # %% tags=["hide-input"]
-import inspect
-
 source = inspect.getsource(Zhang.forward)
 print(source[source.index("        # concentration and separation"):source.index("        recon =")])
 
@@ -119,9 +108,8 @@ print(source[source.index("        # concentration and separation"):source.index
 # ratios, MNIST) are in `Zhang.budgets`.
 
 # %%
-config = Zhang.default_config(chapter.settings)
-display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}))
-display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
+# the reference profile shows the cpu settings its references trained with
+config = chapter.show_settings("zhang")["zhang"]
 
 # %% [markdown]
 # ## How the `cpu` settings were chosen: `tune_val`
@@ -141,35 +129,18 @@ display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 # the code's.
 
 # %% tags=["hide-input"]
-tuning = reporting.tuning_records("zhang")
-if tuning:
-    display(reporting.tuning_table(tuning))
-    scored_all = {r["tuning_label"]: r.tune_error() for r in tuning}
-    for k in (10, 30):
-        scored = {label: e for label, e in scored_all.items() if label.startswith(f"K = {k},")}
-        if scored:
-            best = min(scored, key=scored.get)
-            print(f"K = {k}: lowest tune_val error: '{best}' ({scored[best]:.2f} %)")
-    code = scored_all.get("K = 10, the code's balance")
-    for part in ("warps", "decoder"):
-        other = scored_all.get(f"K = 10, the code's balance, earlier {part}")
-        if code is not None and other is not None:
-            print(f"K = 10, the code's {part} cost {code - other:+.2f} points of tune_val error against the earlier ones")
-else:
-    print("no committed tuning records under results/tuning/zhang/ (tools/tune_settings.py zhang --publish)")
+tuning = chapter.show_tuning("zhang")
+for line in zhang.tuning_verdicts(tuning):
+    print(line)
 
 # %% [markdown]
 # ## Training K = 10 and K = 30
 
 # %%
-# K = 30 takes the profile's K = 30 settings (`Zhang.budgets[profile].variants["k30"]`): the released
-# configuration's in `paper` (separation 10 / 0.04, reconstruction raised x100 and x1000, Adam 1e-2,
+# the K = 30 run takes the profile's K = 30 settings (its budget variant, named in lmcore/experiments/zhang.py): the
+# released configuration's in `paper` (separation 10 / 0.04, reconstruction raised x100 and x1000, Adam 1e-2,
 # batches of 8), Table 7's in the earlier balance in `cpu` (batches of 16, chosen on tune_val)
-FEW_SHOT = {"sizes": [1, 5, 10, 50, 100, 500, 1000, None], "repeats": 10}
-runs = {
-    10: chapter.run("zhang", "k10", few_shot=FEW_SHOT),
-    30: chapter.run("zhang", "k30", overrides=budget.variant("k30"), few_shot=FEW_SHOT),
-}
+runs = zhang.headline_runs_by_k(chapter)  # {K: record}
 display(reporting.provenance_table(list(runs.values())))
 chapter.compare_with_references(runs.values())  # a training build: its runs beside the committed references
 
@@ -180,19 +151,9 @@ chapter.compare_with_references(runs.values())  # a training build: its runs bes
 # training, MAFL and AFLW tests), not ours.
 
 # %%
-rows = []
-for k, record in runs.items():
-    rows.append({"K": k, "profile": record.profile,
-                 "test_mtfl (%)": round(record.forward("test_mtfl"), 2),
-                 "test_aflw (%)": round(record.forward("test_aflw"), 2),
-                 "paper: MAFL": papers.ZHANG_TABLE1["rows"][k]["MAFL"],
-                 "paper: AFLW": papers.ZHANG_TABLE1["rows"][k]["AFLW"]})
-display(reporting.separated(pd.DataFrame(rows).set_index("K"), profile, paper_columns=["paper: MAFL", "paper: AFLW"]))
-print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD;", papers.ZHANG_TABLE1["source"])
-# the paper has K = 30 better than K = 10; this execution's verdict, on the split settings are chosen by
-tune10, tune30 = runs[10].tune_error(), runs[30].tune_error()
-print(reporting.verdict(profile, f"tune_val: K = 10 {tune10:.2f} %, K = 30 {tune30:.2f} % -> K = 30 is "
-                                 f"{'not worse than' if tune30 <= tune10 else 'worse than'} K = 10 [{profile}]"))
+display(zhang.table1(runs, profile))
+print(zhang.mean_shape_line(chapter.mean_shape))
+print(zhang.k_verdict(runs, profile))  # the paper has K = 30 better; this execution's verdict, on tune_val
 
 # %% [markdown]
 # ### Committed reference runs, and the comparison with chapter 1
@@ -206,22 +167,7 @@ print(reporting.verdict(profile, f"tune_val: K = 10 {tune10:.2f} %, K = 30 {tune
 # 30 beats K = 10 at that length, as in the paper, is printed below from the records.
 
 # %%
-references = load_references("zhang")
-fse_references = [r for r in load_references("fse") if r.run_name in ("k10", "k30")]
-if references:
-    display(reporting.protocol_table(references + fse_references,
-                                     label=lambda r: f"{r['method']} {r['run_name']}"))
-    display(reporting.provenance_table(references + fse_references, label=lambda r: f"{r['method']} {r['run_name']}"))
-    viz.learning_curves(references + fse_references, label=lambda r: f"{r['method']} {r['run_name']}",
-                        reference_line=mean_shape)
-    plt.show()
-    by_k = {r.num_landmarks: r for r in references if r.run_name in ("k10", "k30")}
-    if {10, 30} <= set(by_k) and by_k[10].tune_error() is not None and by_k[30].tune_error() is not None:
-        t10, t30 = by_k[10].tune_error(), by_k[30].tune_error()
-        print(f"references ({by_k[10].steps} / {by_k[30].steps} steps), tune_val: K = 10 {t10:.2f} %, K = 30 {t30:.2f} % "
-              f"-> K = 30 is {'not worse than' if t30 <= t10 else 'worse than'} K = 10")
-else:
-    print("no committed reference runs under results/zhang/")
+references = zhang.show_references_beside_fse(chapter)
 
 # %% [markdown]
 # ## Table 1c: ablation of each loss (K = 10)
@@ -236,21 +182,9 @@ else:
 # learning-rate decay, the growth of lambda_recon and the switch to landmark-anchored warps at the
 # same fractions of it; a variant equal to the main K = 10 run is that run
 base = Zhang.ablation_config(chapter.settings, config)
-ABLATIONS = {
-    "full L": {},
-    "w/o L_recon": {"method": {"lambda_recon": 0.0}},
-    "w/o L_conc": {"method": {"lambda_conc": 0.0}},
-    "w/o L_sep": {"method": {"lambda_sep": 0.0}},
-    "w/o L_eqv": {"method": {"lambda_eqv": 0.0}},
-}
-ablation_runs = chapter.variants("zhang", ABLATIONS, base=base, prefix="ablation", reuse=[runs[10]])
+ablation_runs = chapter.variants("zhang", zhang.ABLATIONS, base=base, prefix="ablation", reuse=[runs[10]])
 if ablation_runs:
-    table1c = reporting.protocol_table(list(ablation_runs.values()),
-                                       label=lambda r: next(n for n, x in ablation_runs.items() if x is r))
-    paper_1c = {"full L": "full", "w/o L_recon": "w/o recon", "w/o L_conc": "w/o conc", "w/o L_sep": "w/o sep",
-                "w/o L_eqv": "w/o eqv"}
-    table1c[("paper: MAFL", "")] = [papers.ZHANG_TABLE1["ablation"][paper_1c[n]] for n in table1c.index]
-    display(reporting.separated(table1c, profile, paper_columns=[("paper: MAFL", "")]))
+    display(zhang.table1c(ablation_runs, profile))
 else:
     chapter.missing("Table 1c, the ablations")
 
@@ -263,17 +197,10 @@ else:
 # only, the paper's 7:3, 5:5), the other profiles also 1:9. The paper's column is **the paper's**.
 
 # %%
-RATIOS = budget.variants["tps_ratios"]
-ratio_runs = chapter.variants("zhang", {name: {"method": {"landmark_control_fraction": f}} for name, f in RATIOS.items()},
-                              base=base, prefix="tps", reuse=list(ablation_runs.values()))
+ratio_runs = chapter.variants("zhang", zhang.tps_ratio_variants(chapter.settings), base=base, prefix="tps",
+                              reuse=list(ablation_runs.values()))
 if ratio_runs:
-    table5 = pd.DataFrame({name: {"profile": r.profile,
-                                  "test_mtfl (%)": round(r.forward("test_mtfl"), 2),
-                                  "test_aflw (%)": round(r.forward("test_aflw"), 2),
-                                  "paper: CelebA-regressor MAFL": papers.ZHANG_TABLE1["tps_ratio"][name]}
-                           for name, r in ratio_runs.items()}).T
-    table5.index.name = "grid:landmark"
-    display(reporting.separated(table5, profile, paper_columns=["paper: CelebA-regressor MAFL"]))
+    display(zhang.table5(ratio_runs, profile))
 else:
     chapter.missing("Table 5, the TPS control-point ratios")
 
@@ -281,7 +208,7 @@ else:
 # ## Figure 38: error against the number of labelled images
 
 # %%
-viz.few_shot_plot({f"K = {k}, test_mtfl [{profile}]": r.few_shot("test_mtfl") for k, r in runs.items()})
+viz.few_shot_plot(zhang.few_shot_curves(runs, profile))
 plt.show()
 
 # %% [markdown]
@@ -289,38 +216,12 @@ plt.show()
 
 # %% tags=["hide-input"]
 models = {k: chapter.model(r) for k, r in runs.items()}
-for k in (10, 30):
-    viz.landmarks_on_instances(models[k].detect, test_mtfl.images[:16], title=f"K = {k} on test_mtfl [{profile}]")
-    plt.show()
-viz.landmarks_on_instances(models[10].detect, test_aflw.images[:8], title=f"K = 10 on test_aflw [{profile}]")
+zhang.landmark_figures(models, test_mtfl, chapter.test_aflw, profile)
 plt.show()
 
 # %% tags=["hide-input"]
-face = test_mtfl.images[2:3].float() / 255
-steps = runs[10].kept_checkpoints()
-shown = [s for s, _ in steps][:: max(1, len(steps) // 4)][:4] + ([None] if steps else [])
-if steps:
-    fig, axes = plt.subplots(len(shown), 11, figsize=(14, 1.4 * len(shown)))
-    for row, step in enumerate(shown):
-        model = chapter.model(runs[10], step=step)
-        with torch.no_grad():
-            maps = model.model.detection_maps(model.to_view(face))[0]
-        for col in range(11):
-            axes[row, col].imshow(maps[col], cmap="magma")
-            axes[row, col].axis("off")
-        axes[row, 0].set_title(f"step {step if step is not None else runs[10]['steps']}", fontsize=7, loc="left")
-    fig.suptitle(f"Detection maps D of one face through training (10 landmarks, then background) [{profile}]", fontsize=9)
-    plt.show()
-else:  # a committed reference keeps its final weights only
-    with torch.no_grad():
-        maps = models[10].model.detection_maps(models[10].to_view(face))[0]
-    fig, axes = plt.subplots(1, 11, figsize=(14, 1.5))
-    for col in range(11):
-        axes[col].imshow(maps[col], cmap="magma")
-        axes[col].axis("off")
-    fig.suptitle(f"Detection maps D of one face at the end of training (10 landmarks, then background; the "
-                 f"reference keeps no earlier checkpoints) [{profile}]", fontsize=9)
-    plt.show()
+zhang.detection_maps_figure(chapter, runs[10], models[10], test_mtfl.images[2:3].float() / 255)
+plt.show()
 
 # %% [markdown]
 # ## Figure 10 / Appendix A: moving landmarks and decoding
@@ -331,61 +232,12 @@ else:  # a committed reference keeps its final weights only
 # fixed set of offsets (it is what the book can show without a running kernel).
 
 # %% tags=["hide-input"]
-import ipywidgets as widgets
-
-model10 = models[10]
-source = test_mtfl.images[7:8].float() / 255
-encoded = model10.reconstruct(source)
-base_points = encoded["points"].cpu()
-
-
-def decode_moved(landmark: int, dx: float, dy: float) -> np.ndarray:
-    moved = base_points.clone()
-    moved[0, landmark] += torch.tensor([dx, dy])
-    out = model10.reconstruct(source, points=moved)
-    return out["reconstruction"][0].cpu(), moved[0]
-
-
-output = widgets.Output()
-
-
-def show_manipulation(landmark=0, dx=0.0, dy=0.0):
-    image, moved = decode_moved(landmark, dx, dy)
-    size = image.shape[-1]
-    with output:
-        output.clear_output(wait=True)
-        fig, axes = plt.subplots(1, 2, figsize=(5, 2.6))
-        viz.show_landmarks(axes[0], encoded["view"][0].cpu(), normalized_to_pixels(base_points[0], size), size=18,
-                           title="input (view) and landmarks")
-        viz.show_landmarks(axes[1], image, normalized_to_pixels(moved, size), size=18,
-                           title=f"landmark {landmark} moved by ({dx:+.2f}, {dy:+.2f})")
-        plt.show()
-
-
-controls = widgets.interactive(show_manipulation,
-                               landmark=widgets.IntSlider(0, 0, model10.num_landmarks - 1, description="landmark"),
-                               dx=widgets.FloatSlider(0.0, min=-0.3, max=0.3, step=0.05, description="dx"),
-                               dy=widgets.FloatSlider(0.0, min=-0.3, max=0.3, step=0.05, description="dy"))
-show_manipulation()
-widgets.VBox([widgets.HTML(f"<b>Manipulation tool</b> ({profile} profile; live in Jupyter Lab)"), controls, output])
+face_a, face_b = test_mtfl.images[7:8].float() / 255, test_mtfl.images[11:12].float() / 255
+zhang.manipulation_tool(models[10], face_a, profile)
 
 # %% tags=["hide-input"]
 # the static strip: every landmark of one face moved towards the landmarks of another face
-target = test_mtfl.images[11:12].float() / 255
-target_points = model10.reconstruct(target)["points"].cpu()
-alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
-fig, axes = plt.subplots(1, len(alphas) + 2, figsize=(2 * (len(alphas) + 2), 2.3))
-size = encoded["view"].shape[-1]
-viz.show_landmarks(axes[0], encoded["view"][0].cpu(), normalized_to_pixels(base_points[0], size), title="face A")
-for i, a in enumerate(alphas):
-    points = (1 - a) * base_points + a * target_points
-    image = model10.reconstruct(source, points=points)["reconstruction"][0].cpu()
-    viz.show_landmarks(axes[i + 1], image, normalized_to_pixels(points[0], size), size=10,
-                       title=f"A's descriptors, {a:.2f} of B's shape")
-viz.show_landmarks(axes[-1], model10.reconstruct(target)["view"][0].cpu(),
-                   normalized_to_pixels(target_points[0], size), title="face B")
-fig.suptitle(f"Decoding with moved landmarks (K = 10) [{profile}]", fontsize=9)
-fig.tight_layout(pad=0.2)
+zhang.moved_landmarks_strip(models[10], face_a, face_b, profile)
 plt.show()
 
 # %% [markdown]
@@ -406,33 +258,7 @@ else:
 
 # %% tags=["hide-input"]
 if chapter.has_model(mnist_run):
-    from lmcore.data.registry_sets import load_mnist
-
-    digits, labels = load_mnist()
-    padded = torch.nn.functional.pad(digits[:, None], (14, 14, 14, 14)).float() / 255
-    mnist_model = chapter.model(mnist_run)
-    examples = torch.cat([padded[labels == d][:2] for d in range(10)])
-    with torch.no_grad():
-        points = mnist_model.detect(examples).cpu()
-    fig, axes = plt.subplots(2, 10, figsize=(14, 3))
-    colours = viz.landmark_colours(7)
-    for i, ax in enumerate(axes.T.flat):
-        viz.show_landmarks(ax, examples[i], normalized_to_pixels(points[i], 56), colours=colours, size=14)
-    fig.suptitle(f"Fig. 19: 7 landmarks on all ten digits, one model [{profile}]", fontsize=9)
-    plt.show()
-
-    pairs = [(2, 9), (1, 7), (3, 8)]
-    alphas = np.linspace(0, 1, 7)
-    fig, axes = plt.subplots(len(pairs), len(alphas), figsize=(1.6 * len(alphas), 1.7 * len(pairs)))
-    for row, (a, b) in enumerate(pairs):
-        start, end = padded[labels == a][:1], padded[labels == b][:1]
-        p0 = mnist_model.reconstruct(start)["points"].cpu()
-        p1 = mnist_model.reconstruct(end)["points"].cpu()
-        for col, t in enumerate(alphas):
-            image = mnist_model.reconstruct(start, points=(1 - t) * p0 + t * p1)["reconstruction"][0].cpu()
-            viz.show_landmarks(axes[row, col], image, normalized_to_pixels(((1 - t) * p0 + t * p1)[0], image.shape[-1]),
-                               colours=colours, size=8)
-    fig.suptitle(f"Fig. 20: morphing {pairs} by interpolating landmarks [{profile}]", fontsize=9)
+    zhang.mnist_figures(chapter.model(mnist_run), profile)
     plt.show()
 
 # %% [markdown]

@@ -38,21 +38,10 @@
 profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import torch
-from IPython.display import display
-
-from lmcore.book import papers, reporting, viz
+from lmcore.book import jakab
 from lmcore.book.chapter import setup_chapter
-from lmcore.geometry.coords import normalized_to_pixels
-from lmcore.methods import get_method
-from lmcore.training import load_references
 
 chapter = setup_chapter(profile)
-profile, test_mtfl, test_aflw, regressor_train = chapter.profile, chapter.test_mtfl, chapter.test_aflw, chapter.regressor_train
-mean_shape = chapter.mean_shape
 
 # %% [markdown]
 # ## Settings: the paper, its released code, and this implementation
@@ -85,11 +74,7 @@ mean_shape = chapter.mean_shape
 # names a setting against the configs.
 
 # %% tags=["hide-input"]
-from lmcore.fidelity import fidelity_table
-from lmcore.fidelity import jakab as jakab_fidelity
-
-print(f"released code: {jakab_fidelity.TABLE.repository} at commit {jakab_fidelity.TABLE.commit}")
-display(fidelity_table(jakab_fidelity.TABLE))
+chapter.show_fidelity("jakab")
 
 # %% [markdown]
 # The `cpu` profile trains at 32 px in batches of 32, with narrower networks and the perceptual
@@ -97,9 +82,7 @@ display(fidelity_table(jakab_fidelity.TABLE))
 # loss, warps and optimisation were chosen on `tune_val` (next section).
 
 # %%
-config = get_method("jakab").default_config(chapter.settings)  # the reference profile shows the cpu settings its references trained with
-display(pd.DataFrame({"method": pd.Series(config["method"], dtype=object)}))
-display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
+chapter.show_settings("jakab");  # ";": the tables, not the configs they return
 
 # %% [markdown]
 # ## How the `cpu` settings were chosen: `tune_val`
@@ -117,39 +100,19 @@ display(pd.DataFrame({"train": pd.Series(config["train"], dtype=object)}))
 # difference says little.
 
 # %% tags=["hide-input"]
-tuning = reporting.tuning_records("jakab")
-if tuning:
-    display(reporting.tuning_table(tuning))
-    scored = {r["tuning_label"]: r.tune_error() for r in tuning}
-    best = min(scored, key=scored.get)
-    print(f"lowest tune_val error: '{best}' ({scored[best]:.2f} %)")
-    if "before the audit" in scored and best != "before the audit":
-        print(f"its margin over the earlier settings: {scored['before the audit'] - scored[best]:.2f} points "
-              "(two runs of one config have differed by about a point here)")
-else:
-    print("no committed tuning records under results/tuning/jakab/ (tools/tune_settings.py jakab --publish)")
+tuning = chapter.show_tuning("jakab")
+jakab.show_tuning_verdict(tuning)
 
 # %% [markdown]
 # ## K = 10 and K = 30: forward, backward and consistency errors
 #
-# In the `reference` profile these are the committed references `k10` and `k30` (below), with
+# In the `reference` profile these are the committed references of K = 10 and K = 30 (below), with
 # their weights; their few-shot curves are measured from the weights.
 
 # %%
-K_VALUES = (10, 30)
-FEW_SHOT = {"sizes": [1, 5, 10, 100, 500, 1000, None], "repeats": 10}
-runs = {k: chapter.run("jakab", f"k{k}", overrides={"method": {"num_landmarks": k}}, few_shot=FEW_SHOT)
-        for k in K_VALUES}
-runs = {k: r for k, r in runs.items() if r is not None}  # the reference profile: those with a committed reference
-models = {k: chapter.model(r) for k, r in runs.items() if chapter.has_model(r)}
-if models:
-    print("VGG16 weights:", next(iter(models.values())).criterion.source)
-if runs:
-    display(reporting.provenance_table(list(runs.values())))
-    display(reporting.protocol_table(list(runs.values()), label=lambda r: f"K = {r.num_landmarks}"))
-chapter.compare_with_references(runs.values())  # a training build: its runs beside the committed references
-if len(runs) < len(K_VALUES):
-    chapter.missing(f"The runs of K = {', '.join(str(k) for k in K_VALUES if k not in runs)}")
+runs = jakab.headline(chapter)  # {K: record}; the reference profile: those with a committed reference
+models = jakab.load_models(chapter, runs)
+jakab.show_runs(chapter, runs, models)  # a training build: its runs beside the committed references too
 
 # %% [markdown]
 # Beside them, **the papers' numbers** (MAFL and AFLW; CelebA training at 128 px): Jakab et al.'s
@@ -157,16 +120,7 @@ if len(runs) < len(K_VALUES):
 # only source of backward and consistency errors for this method.
 
 # %%
-quoted = pd.DataFrame({f"K = {k}": {"forward MAFL": v["MAFL"], "forward AFLW": v["AFLW"]}
-                       for k, v in papers.JAKAB["rows"].items()})
-scratch = papers.JAKAB["sanchez_scratch"]
-quoted["Sanchez 'Scratch', K = 10"] = {"forward MAFL": scratch["forward"]["MAFL"], "forward AFLW": scratch["forward"]["AFLW"]}
-for metric in ("backward", "consistency"):
-    for split in ("MAFL", "AFLW"):
-        quoted.loc[f"{metric} {split}", "Sanchez 'Scratch', K = 10"] = scratch[metric][split]
-display(quoted)
-print("sources:", papers.JAKAB["source"], "|", papers.JAKAB["sanchez_scratch_source"])
-print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD")
+jakab.show_papers(chapter.mean_shape)
 
 # %% [markdown]
 # ### Committed reference runs
@@ -179,7 +133,7 @@ print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD")
 # runs made outside the book (the commands are in the README) show how the error keeps falling with
 # training time.
 #
-# `k10` (3,000 steps), `k30` (2,000) and `k10-long` (10,000 steps; C3's longest
+# `k10` (3,000 steps), its K = 30 counterpart (2,000) and `k10-long` (10,000 steps; C3's longest
 # reference starts from it) were trained from this chapter's `cpu` settings (32 px views, batches of
 # 32, Adam 1e-3, the learning rate divided by ten at 70 % of the schedule) and scored with the book's
 # current protocol (no intercept, ridge chosen on `tune_val`); `k10-2h` (32,000 steps in two hours)
@@ -187,30 +141,14 @@ print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD")
 # (an intercept and plain least squares): the `regressor` column says which.
 
 # %%
-references = load_references("jakab")
-if references:
-    display(reporting.protocol_table(references))
-    display(reporting.provenance_table(references))
-    ax = viz.learning_curves(references, reference_line=mean_shape)
-    ax.axhline(mean_shape / 2, color="C3", ls=":", lw=1, label="target: half the mean shape")
-    ax.legend(fontsize=7)
-    plt.show()
-    print("\n".join(reporting.target_verdicts(references, chapter.target)))  # the shortfall, if any
-else:
-    print("no committed reference runs under results/jakab/")
+references = chapter.show_references("jakab")
+jakab.show_reference_curves(chapter, references)  # with the shortfall from the target, if any
 
 # %% [markdown]
 # ## Few-shot regression
 
 # %%
-curves = {f"K = {k}, {split} [{profile}]": r["metrics"]["few_shot"][split]
-          for k, r in runs.items() if "few_shot" in r["metrics"] for split in ("test_mtfl", "test_aflw")}
-if curves:
-    viz.few_shot_plot(curves)
-    plt.show()
-if len(curves) < 2 * len(K_VALUES):
-    chapter.missing("The few-shot curves of K = " + ", ".join(
-        str(k) for k in K_VALUES if k not in runs or "few_shot" not in runs[k]["metrics"]) + " (measured from a model's weights)")
+jakab.show_few_shot(chapter, runs)
 
 # %% [markdown]
 # ## Reconstructions and disentanglement
@@ -220,36 +158,8 @@ if len(curves) < 2 * len(K_VALUES):
 # grid of pairs: rows keep the appearance, columns keep the pose.
 
 # %% tags=["hide-input"]
-model = models.get(10)
-if model is not None:
-    faces = test_mtfl.images[:6].float() / 255
-    recon = model.swap(faces, faces)
-    size = recon["pose_view"].shape[-1]
-    fig, axes = plt.subplots(2, 6, figsize=(11, 4))
-    for i in range(6):
-        viz.show_landmarks(axes[0, i], recon["pose_view"][i].cpu(), normalized_to_pixels(recon["points"][i].cpu(), size),
-                           size=10, title="target" if i == 0 else None)
-        viz.show_landmarks(axes[1, i], recon["generated"][i].cpu(), title="rendered" if i == 0 else None)
-    fig.suptitle(f"Reconstruction, K = 10 [{profile}]", fontsize=9)
-    plt.show()
-
-    grid = test_mtfl.images[10:15].float() / 255
-    n = len(grid)
-    fig, axes = plt.subplots(n + 1, n + 1, figsize=(1.8 * (n + 1), 1.8 * (n + 1)))
-    axes[0, 0].axis("off")
-    for j in range(n):
-        out = model.swap(grid[j:j + 1], grid[j:j + 1])
-        viz.show_landmarks(axes[0, j + 1], out["pose_view"][0].cpu(), normalized_to_pixels(out["points"][0].cpu(), size),
-                           size=8, title="pose B" if j == 0 else None)
-    for i in range(n):
-        viz.show_landmarks(axes[i + 1, 0], model.to_view(grid[i:i + 1])[0].cpu(), title="appearance A" if i == 0 else None)
-        swapped = model.swap(grid[i:i + 1].expand(n, -1, -1, -1), grid)["generated"].cpu()
-        for j in range(n):
-            viz.show_landmarks(axes[i + 1, j + 1], swapped[j])
-    fig.suptitle(f"Appearance of A with the landmarks of B, K = 10 [{profile}]", fontsize=9)
-    plt.show()
-else:
-    chapter.missing("Reconstructions and disentanglement (the K = 10 model)")
+model = models.get(jakab.MAIN_K)  # the K = 10 model, which the figures below show
+jakab.show_reconstructions(chapter, model)
 
 # %% [markdown]
 # ## Ablation: perceptual loss against a plain pixel loss (K = 10)
@@ -260,13 +170,8 @@ else:
 # %%
 # the budget's ablation length (`Jakab.budgets`), the learning-rate decay at the same fraction of
 # it; a variant equal to the main K = 10 run is that run
-ablation = chapter.variants("jakab", {"perceptual (VGG16)": {}, "pixel (MSE)": {"method": {"loss": "pixel"}}},
-                            base=get_method("jakab").ablation_config(chapter.settings, config), prefix="ablation",
-                            reuse=[r for r in (runs.get(10),) if r is not None])
-if ablation:
-    display(reporting.protocol_table(list(ablation.values()), label=lambda r: next(n for n, x in ablation.items() if x is r)))
-else:
-    chapter.missing("The ablation, perceptual against pixel loss")
+ablation = jakab.ablation(chapter, runs.get(jakab.MAIN_K))
+jakab.show_ablation(chapter, ablation)
 
 # %% [markdown]
 # ## Swap two faces
@@ -276,24 +181,7 @@ else:
 # works in the static book.
 
 # %% tags=["hide-input"]
-pool = test_mtfl.images[20:26].float() / 255
-pngs = []
-for i in range(len(pool)) if model is not None else []:
-    row = []
-    swapped = model.swap(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool)
-    for j in range(len(pool)):
-        fig, axes = plt.subplots(1, 3, figsize=(6, 2.2))
-        viz.show_landmarks(axes[0], swapped["appearance_view"][j].cpu(), title="appearance A")
-        viz.show_landmarks(axes[1], swapped["pose_view"][j].cpu(),
-                           normalized_to_pixels(swapped["points"][j].cpu(), size), size=12, title="pose B")
-        viz.show_landmarks(axes[2], swapped["generated"][j].cpu(), title="A with B's landmarks")
-        row.append(viz.figure_png(fig, dpi=70))
-    pngs.append(row)
-names = [f"test_mtfl face {20 + i}" for i in range(len(pool))]
-if pngs:
-    display(viz.pair_stack(pngs, names, names, row_description="A", col_description="B"))
-else:
-    chapter.missing("The face-swap widget (the K = 10 model)")
+jakab.show_face_swap(chapter, model)
 
 # %% [markdown]
 # ## Watch the landmarks move during training (K = 10)
@@ -302,7 +190,4 @@ else:
 # reference's record keeps them too).
 
 # %% tags=["hide-input"]
-if 10 in runs and runs[10].snapshots():
-    display(viz.checkpoint_scrubber(runs[10], test_mtfl.images[:6]))
-else:
-    chapter.missing("The landmarks through training (the K = 10 run's snapshots)")
+chapter.show_training_snapshots(runs.get(jakab.MAIN_K), jakab.MAIN_K)

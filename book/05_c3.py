@@ -45,32 +45,13 @@ profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE
 # %% tags=["hide-input"]
 import inspect
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import torch
-from IPython.display import Markdown, display
-
-from lmcore.book import papers, reporting, viz
+from lmcore.book import c3
 from lmcore.book.chapter import setup_chapter
-from lmcore.data.pf_pascal import load_pf_pascal
-from lmcore.errors import MissingDataError
-from lmcore.evaluation.alignment import (alignment_scores, cross_image_consistency, fixed_pairs, landmark_transfer,
-                                         pair_pck, transfer_identity)
-from lmcore.geometry.coords import normalized_to_pixels, pixels_to_normalized
 from lmcore.losses import c3 as c3_losses
-from lmcore.methods import get_method
-from lmcore.methods.c3 import ABLATION, C3, FLOW_EPE_KEY
-from lmcore.models.flow import SeparableConv4d, correlation_memory_bytes
-from lmcore.profiles import select_device
-from lmcore.training import load_references, variant_run_name
-from lmcore.training.bench import correlation_cost, run_step_cost
+from lmcore.methods.c3 import C3
+from lmcore.models.flow import SeparableConv4d
 
 chapter = setup_chapter(profile)
-profile, test_mtfl, test_aflw = chapter.profile, chapter.test_mtfl, chapter.test_aflw
-mean_shape = chapter.mean_shape
-Method = get_method("c3")
-budget = Method.budget(chapter.settings)  # the reference profile shows the cpu settings its references trained with
 
 # %% [markdown]
 # ## Settings, and what the paper leaves open
@@ -98,18 +79,10 @@ budget = Method.budget(chapter.settings)  # the reference profile shows the cpu 
 # checks every row that names a setting against the configs.
 
 # %% tags=["hide-input"]
-from lmcore.fidelity import c3 as c3_fidelity
-from lmcore.fidelity import fidelity_table
-
-display(fidelity_table(c3_fidelity.TABLE))
+chapter.show_fidelity("c3")
 
 # %%
-config = Method.default_config(chapter.settings)
-flow_config = get_method("c3_flow").default_config(chapter.settings)
-display(pd.DataFrame({"c3 method": pd.Series(config["method"], dtype=object)}))
-display(pd.DataFrame({"c3 train": pd.Series(config["train"], dtype=object),
-                      "c3_flow train": pd.Series(flow_config["train"], dtype=object)}))
-display(pd.DataFrame({"c3_flow method": pd.Series(flow_config["method"], dtype=object)}))
+configs = chapter.show_settings("c3", "c3_flow")
 
 # %% [markdown]
 # ### Eq. 5's weights, chosen on `tune_val`
@@ -127,20 +100,10 @@ display(pd.DataFrame({"c3_flow method": pd.Series(flow_config["method"], dtype=o
 # it is better by more than the half-width of the kept run's 95 % interval over tune_val faces.
 
 # %%
-tuning = reporting.tuning_records("c3")
+tuning = chapter.show_tuning("c3")
 if tuning:
-    tuning_frame = reporting.tuning_table(tuning)
-    display(tuning_frame)
-    kept = next(label for label in tuning_frame.index if "(kept)" in label)
-    best = tuning_frame["tune_val forward (%)"].idxmin()
-    gap = tuning_frame.loc[kept, "tune_val forward (%)"] - tuning_frame.loc[best, "tune_val forward (%)"]
-    low, high = tuning_frame.loc[kept, "95 % interval"]
-    print(f"best on tune_val: {best}; the kept weights are {gap:.2f} points behind it, inside the kept run's own "
-          f"95 % interval (half-width {(high - low) / 2:.2f})" if gap <= (high - low) / 2 else
-          f"best on tune_val: {best}, {gap:.2f} points better than the kept weights: outside their 95 % interval")
-else:
-    print("no committed tuning records under results/tuning/c3/ (tools/tune_settings.py c3 --publish)")
-print("parent runs of c3:", config["parents"])
+    print(c3.tuning_verdict(tuning))
+print("parent runs of c3:", configs["c3"]["parents"])
 
 # %% [markdown]
 # ## The cross-image flow module (§3.2, Eq. 3)
@@ -159,17 +122,7 @@ print(inspect.getsource(SeparableConv4d.forward))
 # `reference` profile times nothing and gives the correlation's memory alone):
 
 # %%
-sides = (8, 12, 16) if chapter.settings != "paper" else (8, 12, 16, 24, 32)
-if chapter.trains:
-    cost = pd.DataFrame([correlation_cost(s, pairs=2 if profile == "smoke" else 8, device=select_device())
-                         for s in sides]).set_index("side")
-else:
-    print(f"the correlation's times are not measured in the {profile} profile, which runs no benchmark "
-          f"(any other profile measures them on its machine); its memory per pair is arithmetic:")
-    cost = pd.DataFrame([{"side": s, "correlation_mb_per_pair": round(correlation_memory_bytes(s) / 2 ** 20, 3)}
-                         for s in sides]).set_index("side")
-cost["one 4D tensor, 32 x 32 maps (MB)"] = round(correlation_memory_bytes(32) / 2 ** 20, 1)
-display(cost)
+c3.show_correlation_costs(chapter)
 
 # %% [markdown]
 # The flow run pre-trains the filter on synthetic pairs of MTFL-80 faces (a similarity of up to 15°,
@@ -180,16 +133,7 @@ display(cost)
 
 # %%
 flow_run = chapter.run("c3_flow", "flow")
-if flow_run is not None:  # its record is enough here (the reference keeps no weights of the flow alone)
-    display(reporting.provenance_table([flow_run]))
-    epe_split, epe = next(iter(flow_run["metrics"][FLOW_EPE_KEY].items()))  # tune_val (test_mtfl in older records)
-    display(pd.DataFrame(flow_run["metrics"][FLOW_EPE_KEY]).T.round(3).rename_axis("end-point error (cells)"))
-    print(f"after {flow_run.steps} steps the learnt filter is "
-          + ("better" if epe["filtered"] < epe["raw_correlation"] else "NOT better")
-          + f" than the raw correlation on synthetic pairs of {epe_split} faces ({epe['filtered']:.2f} vs "
-          f"{epe['raw_correlation']:.2f} cells)")
-else:
-    chapter.missing("The flow run's end-point errors (c3_flow/flow)")
+c3.show_flow_run(chapter, flow_run)
 
 # %% [markdown]
 # A measurement made while choosing the `cpu` length (2026-11-23, training pairs): the filter's
@@ -215,28 +159,10 @@ print(inspect.getsource(c3_losses.equivariance_loss).split('"""')[2].strip())
 # consistency errors on both test sets, the latter two not reported by the paper:
 
 # %%
-FEW_SHOT = {"sizes": [1, 5, 10, 100, 500, 1000, None], "repeats": 10}
-runs = {10: chapter.run("c3", "k10", few_shot=FEW_SHOT),
-        30: chapter.run("c3", "k30", overrides=budget.variant("k30"), few_shot=FEW_SHOT)}
-baselines = {k: chapter.run("jakab", f"k{k}", overrides={"method": {"num_landmarks": k}}, few_shot=FEW_SHOT)
-             for k in (10, 30)}
-# the reference profile has only the runs with a committed reference, and models only where it has weights
-runs = {k: r for k, r in runs.items() if r is not None}
-baselines = {k: r for k, r in baselines.items() if r is not None}
-models = {k: chapter.model(r) for k, r in runs.items() if chapter.has_model(r)}
-baseline_models = {k: chapter.model(r) for k, r in baselines.items() if chapter.has_model(r)}
-table = [r for k in (10, 30) for r in (baselines.get(k), runs.get(k)) if r is not None]
-label = lambda r: f"{'C3' if r.method == 'c3' else 'paired baseline (Jakab)'}, K = {r.num_landmarks}"
-if table:
-    display(reporting.provenance_table(table, label=label))
-    display(reporting.protocol_table(table, label=label))
-chapter.compare_with_references(table)  # a training build: its runs beside the committed references
-if len(table) < 4:
-    chapter.missing("Table 1's runs of " + ", ".join(f"{name} K = {k}" for k in (10, 30)
-                                                   for name, found in (("the paired baseline", baselines),
-                                                                       ("C3", runs)) if k not in found))
-print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD; on test_aflw:",
-      round(chapter.mean_shape_aflw, 2))
+runs = c3.by_k(chapter.headline_runs("05_c3"))
+baselines = c3.by_k(chapter.headline_runs("03_jakab"))  # the same runs as chapter 3's
+models, baseline_models = c3.models_of(chapter, runs), c3.models_of(chapter, baselines)
+table = c3.show_table1(chapter, runs, baselines)
 
 # %% [markdown]
 # Beside them, the other chapters' committed reference runs (their profile, steps and commit are
@@ -244,30 +170,14 @@ print("mean-shape baseline on test_mtfl:", round(mean_shape, 2), "% IOD; on test
 # same experiment as MTFL-80 at 80 px):
 
 # %%
-others = [r for m in ("fse", "zhang", "jakab", "sanchez") for r in load_references(m)]
-if others:
-    display(reporting.error_table(others, label=lambda r: f"{r.method} / {r.run_name} (K = {r.num_landmarks}, "
-                                                          f"{r.steps} steps)"))
-quoted = pd.DataFrame({f"{name}, K = {k}": {"forward MAFL": v["MAFL"], "forward AFLW": v["AFLW"]}
-                       for name, paper in (("C3 (paper)", papers.C3), ("Cond. (Jakab, paper)", papers.JAKAB))
-                       for k, v in paper["rows"].items()})
-display(quoted)
-print("sources:", papers.C3["source"], "|", papers.JAKAB["source"])
+c3.show_beside_others()
 
 # %% [markdown]
 # What the paper's claim predicts here: C3 below its own paired baseline at both K. Computed from
 # this execution's runs (in the `reference` profile, the committed references above):
 
 # %%
-for k in (10, 30):
-    if k not in runs or k not in baselines:
-        chapter.missing(f"The verdict at K = {k}")
-        continue
-    c3_error = runs[k].metric("forward", "test_mtfl")["mean"]
-    paired = baselines[k].metric("forward", "test_mtfl")["mean"]
-    print(reporting.verdict(profile, f"K = {k}: C3 {c3_error:.2f} vs its paired pre-training {paired:.2f} on test_mtfl: "
-          + ("C3 is better" if c3_error < paired else "C3 is NOT better") + f" ({c3_error - paired:+.2f} points; "
-          f"C3 trained {runs[k].steps} more steps on top of the pre-training's {baselines[k].steps})"))
+c3.show_paper_verdicts(chapter, runs, baselines)
 
 # %% [markdown]
 # ## Table 2: the ablation cycle × flow (K = 10)
@@ -280,48 +190,8 @@ for k in (10, 30):
 # as every choice in this book; the test columns are reported, not used.
 
 # %%
-ablation = chapter.variants("c3", {label: {"method": change} for label, change in ABLATION.items()},
-                            base=Method.ablation_config(chapter.settings), prefix="ablation",
-                            reuse=[runs[10]] if 10 in runs else [])
-if (not chapter.trains and ablation and "cycle + flow" not in ablation and 10 in runs
-        and all(r.steps == runs[10].steps and r["parents"]["pairs"] == runs[10]["parents"]["pairs"]
-                for r in ablation.values())):
-    # the references' full row is the main K = 10 reference, trained as long from the same pre-training
-    # (what `reuse` does where a profile trains)
-    ablation["cycle + flow"] = runs[10]
-
-
-def show_ablation(rows: dict) -> None:
-    """Table 2 from one run per row (``{label: record}``) beside the paper's column; the best row on
-    tune_val (every run records its tune_val error, regressor fitted on tune_fit) and the test order."""
-    frame = reporting.protocol_table(list(rows.values()), label=lambda r: next(n for n, x in rows.items() if x is r))
-    frame[("paper", "MAFL")] = [papers.C3["ablation"][label] for label in rows]
-    rows_profile = next(iter(rows.values())).profile
-    display(reporting.separated(frame, rows_profile, paper_columns=[("paper", "MAFL")]))
-    if set(rows) != set(ABLATION):
-        chapter.missing("Table 2's rows " + ", ".join(label for label in ABLATION if label not in rows))
-        return
-    if rows_profile == "smoke":
-        print(reporting.SMOKE_NOTE)
-        return
-    print(f"best on tune_val: {frame[('forward', 'tune_val')].idxmin()}; the paper's best: cycle + flow "
-          f"({papers.C3['ablation_source']})")
-    test = frame[("forward", "test_mtfl")]
-    print("order on test_mtfl, best first:", " < ".join(test.sort_values().index))
-    paper = papers.C3["ablation"]
-    if test.idxmin() == "cycle + flow":
-        print(f"as in the paper, cycle + flow is best on test_mtfl ({test['cycle + flow']:.2f} %, the paper "
-              f"{paper['cycle + flow']} on MAFL)")
-    else:
-        print(f"unlike the paper, {test.idxmin()} is best on test_mtfl ({test.min():.2f} %) and cycle + flow scores "
-              f"{test['cycle + flow']:.2f} %; the paper has cycle + flow best ({paper['cycle + flow']} against "
-              f"{paper['neither (paired baseline)']} without both, MAFL)")
-
-
-if ablation:
-    show_ablation(ablation)
-else:
-    chapter.missing("Table 2, the ablation cycle x flow")
+ablation = c3.ablation_runs(chapter, runs)
+c3.show_ablation(chapter, ablation)
 
 # %% [markdown]
 # What one training step of each row costs, measured in one process (ratios hold whatever the
@@ -330,40 +200,14 @@ else:
 # the 4D filter on both faces.
 
 # %%
-if chapter.trains:
-    # three warm-up steps each: with one, the first row measured paid the process's first convolutions
-    # (it showed the paired baseline slower than the cycle)
-    steps = {label: run_step_cost("c3", profile, {"method": change}, steps=2 if profile == "smoke" else 4,
-                                  warmup=1 if profile == "smoke" else 3, device=select_device())
-             for label, change in ABLATION.items()}
-    steps = pd.DataFrame(steps).T
-    steps["time / paired"] = (steps["step_ms"] / steps.loc["neither (paired baseline)", "step_ms"]).round(2)
-    display(steps[["step_ms", "time / paired", "images_per_s", "batch_size", "saved_for_backward_mb", "trainable",
-                   "device", "threads"]])
-else:
-    chapter.missing("The cost of one training step of each row (a benchmark that builds and steps the models)")
+c3.show_step_costs(chapter)
 
 # %% [markdown]
 # ## Learning curves and few-shot regression
 
 # %% tags=["hide-input"]
-curves = [r for r in (baselines.get(10), runs.get(10)) if r is not None]
-curves += [r for r in ablation.values() if r is not runs.get(10)]
-if curves:
-    ax = viz.learning_curves(curves, label=lambda r: r.run_name if r.method == "c3" else "paired pre-training (Jakab)",
-                             reference_line=mean_shape)
-    plt.show()
-else:
-    chapter.missing("The learning curves")
-# a few-shot curve is measured from a run's weights (a reference without weights has none)
-few_shot = [r for r in table if "few_shot" in r["metrics"]]
-if few_shot:
-    viz.few_shot_plot({f"{'C3' if r.method == 'c3' else 'paired'}, K = {r.num_landmarks}, test_mtfl [{profile}]":
-                       r.few_shot("test_mtfl") for r in few_shot})
-    plt.show()
-if len(few_shot) < 4:
-    chapter.missing("The few-shot curves of " + (", ".join(label(r) for r in table if "few_shot" not in r["metrics"])
-                                                 or "Table 1's runs"))
+c3.show_learning_curves(chapter, runs, baselines, ablation)
+c3.show_few_shot(chapter, table)
 
 # %% [markdown]
 # ## Table 3: semantic alignment, offline
@@ -377,33 +221,8 @@ if len(few_shot) < 4:
 # flow.
 
 # %%
-n_pairs = 40 if profile == "smoke" else 500
-# every transfer whose model is here (in the reference profile, the references with weights). The flow
-# module comes with a C3 run's parent `flow`: a trained run has it, but a committed C3 reference's
-# weights hold E_p, E_a and D only, and the flow run's reference (c3_flow/flow) has no weights
-has_flow = 10 in models and models[10].flow_run is not None
-transfers = {"identity": transfer_identity}
-if 10 in baseline_models:
-    transfers["landmarks, paired baseline K = 10"] = landmark_transfer(baseline_models[10].detect)
-for k in (10, 30):
-    if k in models:
-        transfers[f"landmarks, C3 K = {k}"] = landmark_transfer(models[k].detect)
-if has_flow:
-    transfers["flow module (C3)"] = models[10].transfer
-if len(transfers) < 5:
-    chapter.missing("Table 3's transfers through " + ", ".join(
-        name for name, here in (("the paired baseline's landmarks", 10 in baseline_models),
-                                ("C3 K = 10's landmarks", 10 in models), ("C3 K = 30's landmarks", 30 in models),
-                                ("the flow module (c3_flow/flow)", has_flow)) if not here))
-rows = {}
-for split_name, split in (("test_mtfl", test_mtfl), ("test_aflw", test_aflw)):
-    pairs = fixed_pairs(len(split), n_pairs, seed=0)
-    for name, transfer in transfers.items():
-        scores = alignment_scores(transfer, split.images, split.points, pairs)
-        rows.setdefault(name, {})[(split_name, "PCK@0.1 IOD")] = round(scores["iod"]["pck"], 1)
-        rows[name][(split_name, "PCK@0.1 box")] = round(scores["box"]["pck"], 1)
-display(pd.DataFrame(rows).T)
-print(f"{n_pairs} pairs per test set. The paper's Table 3 (PF-PASCAL, not comparable):", papers.C3["alignment"])
+n_pairs = 40 if chapter.profile == "smoke" else 500
+c3.show_alignment(chapter, models, baseline_models, n_pairs)
 
 # %% [markdown]
 # ### PF-PASCAL, where a user has it
@@ -416,20 +235,7 @@ print(f"{n_pairs} pairs per test set. The paper's Table 3 (PF-PASCAL, not compar
 # chapter's view crop also hides the image's outer margin from the networks.
 
 # %%
-try:
-    pf_pairs = load_pf_pascal("test")
-except MissingDataError as missing:
-    print(f"PF-PASCAL is not prepared on this machine, so this table is skipped: {missing}")
-else:
-    if not has_flow:
-        chapter.missing("PF-PASCAL through C3 K = 10's landmarks and flow")
-    pf_scores = {name: pair_pck(transfer, pf_pairs)
-                 for name, transfer in {"identity": transfer_identity,
-                                        **({"landmarks, C3 K = 10": landmark_transfer(models[10].detect),
-                                            "flow module (C3)": models[10].transfer} if has_flow else {})}.items()}
-    display(pd.DataFrame({name: {"PCK@0.1 (% of points)": round(s["pck"], 1), "mean over pairs": round(s["pck_per_pair"], 1),
-                                 "pairs": s["n_pairs"]} for name, s in pf_scores.items()}).T)
-    print("The paper's Table 3 (PF-PASCAL):", papers.C3["alignment"])
+c3.show_pf_pascal(chapter, models)
 
 # %% [markdown]
 # ## Figure 3: cross-image consistency
@@ -440,40 +246,11 @@ else:
 # number beside each method.
 
 # %%
-pairs = fixed_pairs(len(test_mtfl), n_pairs, seed=1)
-model = models.get(10)  # C3 K = 10: its flow carries the landmarks here, its decoder draws the figures below
-transfer = model.transfer if has_flow else None
-compared = {name: m for name, m in (("paired baseline (Jakab), K = 10", baseline_models.get(10)), ("C3, K = 10", model))
-            if m is not None}
-if transfer is not None:
-    consistency = {name: cross_image_consistency(m.detect, transfer, test_mtfl.images, test_mtfl.points, pairs)
-                   for name, m in compared.items()}
-    display(pd.DataFrame({name: {"mean (% IOD)": round(c["mean"], 2), "pairs": c["n_pairs"]}
-                          for name, c in consistency.items()}).T)
-if transfer is None or len(compared) < 2:
-    chapter.missing("Figure 3's consistency " + ("of the paired baseline" if transfer is not None else
-                                                 "(it carries landmarks through the flow module, c3_flow/flow)"))
+pairs = c3.consistency_pairs(chapter, n_pairs)
+c3.show_consistency(chapter, models, baseline_models, pairs)
 
 # %% tags=["hide-input"]
-shown = pairs[:5]
-images = test_mtfl.images.float() / 255
-size = images.shape[-1]
-if transfer is not None:
-    drawn = [(name, m) for name, m in (("paired baseline", baseline_models.get(10)), ("C3", model)) if m is not None]
-    fig, axes = plt.subplots(len(drawn), len(shown), figsize=(2.2 * len(shown), 2.3 * len(drawn)), squeeze=False)
-    for row, (name, detector) in enumerate(drawn):
-        for col, (a, b) in enumerate(shown.tolist()):
-            own = detector.detect(images[b:b + 1]).cpu()
-            carried = transfer(images[a:a + 1], images[b:b + 1], detector.detect(images[a:a + 1])).cpu()
-            ax = axes[row, col]
-            viz.show_landmarks(ax, images[b], normalized_to_pixels(own[0], size), size=14,
-                               title=f"{name}: A {a} → B {b}" if col == 0 else f"A {a} → B {b}")
-            crosses = normalized_to_pixels(carried[0], size).numpy()
-            ax.scatter(crosses[:, 0], crosses[:, 1], c=viz.landmark_colours(len(crosses)), marker="x", s=22)
-    fig.suptitle(f"B's own landmarks (dots) and A's carried by the flow (crosses), K = 10 [{profile}]", fontsize=9)
-    plt.show()
-else:
-    chapter.missing("Figure 3's faces (the flow module, c3_flow/flow)")
+c3.figure3(chapter, models, baseline_models, pairs[:5])
 
 # %% [markdown]
 # ## Figure 4: disentanglement
@@ -483,33 +260,7 @@ else:
 # paper's "template face") and the appearance alone (pose maps zeroed).
 
 # %% tags=["hide-input"]
-if model is not None:
-    grid = images[10:15]
-    n = len(grid)
-    fig, axes = plt.subplots(n + 1, n + 1, figsize=(1.7 * (n + 1), 1.7 * (n + 1)))
-    axes[0, 0].axis("off")
-    view = model.to_view(grid).cpu()
-    for j in range(n):
-        viz.show_landmarks(axes[0, j + 1], view[j], title="pose B" if j == 0 else None)
-    for i in range(n):
-        viz.show_landmarks(axes[i + 1, 0], view[i], title="appearance A" if i == 0 else None)
-        swapped = model.swap(grid[i:i + 1].expand(n, -1, -1, -1), grid)["generated"].cpu()
-        for j in range(n):
-            viz.show_landmarks(axes[i + 1, j + 1], swapped[j])
-    fig.suptitle(f"C3: appearance of A with the pose of B, K = 10 [{profile}]", fontsize=9)
-    plt.show()
-
-    template = model.decode_isolated(grid, keep="pose").cpu()
-    texture = model.decode_isolated(grid, keep="appearance").cpu()
-    fig, axes = plt.subplots(3, n, figsize=(1.7 * n, 5.4))
-    for j in range(n):
-        viz.show_landmarks(axes[0, j], view[j], title="input" if j == 0 else None)
-        viz.show_landmarks(axes[1, j], template[j], title="pose only (template)" if j == 0 else None)
-        viz.show_landmarks(axes[2, j], texture[j], title="appearance only" if j == 0 else None)
-    fig.suptitle(f"Isolated decoding, C3 K = 10 [{profile}]", fontsize=9)
-    plt.show()
-else:
-    chapter.missing("Figure 4, disentanglement (C3 K = 10's decoder)")
+c3.figure4(chapter, models)
 
 # %% [markdown]
 # ## Two faces: the swaps, the cycle and the flow
@@ -520,42 +271,15 @@ else:
 # browser, so the widget also works in the static book.
 
 # %% tags=["hide-input"]
-if model is not None:
-    pool = images[20:25]
-    labels_px = test_mtfl.points[20:25]
-    pngs = []
-    for i in range(len(pool)):
-        out = model.cycle_images(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool)
-        if transfer is not None:
-            carried = transfer(pool[i:i + 1].expand(len(pool), -1, -1, -1), pool,
-                               pixels_to_normalized(labels_px[i:i + 1], size).expand(len(pool), -1, -1)).cpu()
-        row = []
-        for j in range(len(pool)):
-            fig, axes = plt.subplots(1, 5 if transfer is not None else 4, figsize=(10 if transfer is not None else 8, 2.3))
-            viz.show_landmarks(axes[0], out["views_a"][j].cpu(), title="A")
-            viz.show_landmarks(axes[1], out["views_b"][j].cpu(), title="B")
-            viz.show_landmarks(axes[2], out["swap_ij"][j].cpu(), title="A's look, B's pose")
-            viz.show_landmarks(axes[3], out["cycle_i"][j].cpu(), title="A after the cycle")
-            if transfer is not None:
-                viz.show_landmarks(axes[4], pool[j], labels_px[j].numpy(), size=14, title="A's labels carried to B")
-                crosses = normalized_to_pixels(carried[j], size).numpy()
-                axes[4].scatter(crosses[:, 0], crosses[:, 1], c=viz.landmark_colours(5), marker="x", s=22)
-            row.append(viz.figure_png(fig, dpi=70))
-        pngs.append(row)
-    names = [f"test_mtfl face {20 + i}" for i in range(len(pool))]
-    display(viz.pair_stack(pngs, names, names, row_description="A", col_description="B", width="720px"))
-    if transfer is None:
-        chapter.missing("The widget's labels carried by the flow (the flow module, c3_flow/flow)")
-else:
-    chapter.missing("The two-face widget (C3 K = 10's decoder and flow)")
+c3.two_face_widget(chapter, models)
 
 # %% [markdown]
 # ## Committed reference runs
 #
 # Records under `results/c3/` from the longest runs made for this book so far (profile, steps,
 # device, commit and the parent runs in the tables), with the book's target for a K = 10 reference:
-# half the mean shape's error on test_mtfl. `k10` and `k30` are this chapter's `cpu` settings trained
-# five times longer (1,000 steps of 8 pairs), from pre-trainings as long as the Jakab chapter's
+# half the mean shape's error on test_mtfl. The K = 10 and K = 30 references are this chapter's `cpu`
+# settings trained five times longer (1,000 steps of 8 pairs), from pre-trainings as long as the Jakab chapter's
 # references (K = 10: 3,000 steps; K = 30: 2,000); the ablation rows are as long, from the K = 10
 # pre-training, so Table 2 can be read again at that budget (below, when all four rows are there).
 # `k10-long` is as long again, from a pre-training of 10,000 steps (`jakab/k10-long`, committed
@@ -565,39 +289,8 @@ else:
 # lists the commands.
 
 # %%
-references = load_references("c3")
-if references:
-    display(reporting.provenance_table(references))
-    display(reporting.protocol_table(references))
-    print("\n".join(reporting.target_verdicts([r for r in references if r.num_landmarks == 10], chapter.target)))
-    # each main reference beside its pre-training, where that very run is committed (the ablation
-    # rows are compared among themselves below)
-    for record in references:
-        pretraining = None if "ablation" in record.run_name else reporting.published_parent(record, "pairs")
-        if pretraining is not None:
-            display(Markdown(f"`{record.run_name}` beside its pre-training `jakab/{pretraining.run_name}` "
-                             f"({pretraining.steps} paired steps, then {record.steps} C3 steps):"))
-            display(reporting.protocol_table([pretraining, record], label=lambda r: (
-                f"pre-training (jakab/{r.run_name})" if r.method == "jakab" else f"C3 ({r.run_name})")))
-            change = {metric: record.metric(metric, "test_mtfl")["mean"] - pretraining.metric(metric, "test_mtfl")["mean"]
-                      for metric in ("forward", "backward")}
-            low, high = pretraining["metrics"]["tune"]["tune_val"]["ci95"]
-            print(f"C3's steps change the forward error on test_mtfl by {change['forward']:+.2f} points and the "
-                  f"backward error by {change['backward']:+.2f}; the pre-training's 95 % interval on tune_val is "
-                  f"+-{(high - low) / 2:.2f} points wide")
-    # Table 2 again from the references, where its four rows were trained equally long from one
-    # pre-training: the full method is the reference itself, the other rows are named after it
-    by_name = {r.run_name: r for r in references}
-    for full, prefix in (("k10", "ablation"), ("k10-long", "k10-long-ablation")):
-        rows = {label: by_name.get(full if label == "cycle + flow" else variant_run_name(prefix, label))
-                for label in ABLATION}
-        if all(rows.values()) and len({(r.steps, r["parents"]["pairs"]["identity"]) for r in rows.values()}) == 1:
-            display(Markdown(f"Table 2 from the references ({rows['cycle + flow'].steps} steps each from "
-                             f"`jakab/{rows['cycle + flow']['parents']['pairs']['run_name']}`, the pre-training "
-                             f"of `{full}`):"))
-            show_ablation(rows)
-else:
-    print("no committed reference runs under results/c3/")
+references = chapter.show_references("c3")
+c3.show_reference_results(chapter, references)
 
 # %% [markdown]
 # ## What this chapter does not do yet

@@ -39,11 +39,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lmcore import bench
+from lmcore.book import speed
 from lmcore.book.chapter import setup_chapter
 from lmcore.geometry import draws
 from lmcore.profiles import select_device
-from lmcore.book.references import TRAIN_COMMAND
-from lmcore.book.reporting import short_commit
 
 started = time.perf_counter()
 chapter = setup_chapter(profile)
@@ -60,44 +59,10 @@ device = select_device()
 # nothing and shows the committed CPU record instead.
 
 # %% tags=["hide-input"]
-if chapter.trains:
-    record, reused = bench.book_bench(profile, device)
-    print(f"{'reused' if reused else 'measured'}: {len(record['rows'])} steps timed on {record['device']['name']} "
-          f"({record['device']['threads']} threads), {record['wall_time_s']} s, code {record['code_fingerprint']}")
-else:  # the reference profile measures nothing: the committed CPU record stands in for this machine
-    record = next(r for r in bench.load_bench_records() if r["device"]["type"] == "cpu")
-    print(f"reference profile: nothing is timed here; this is the committed record {record['path']} "
-          f"({len(record['rows'])} steps timed on {record['device']['name']}, {record['device']['threads']} threads, "
-          f"commit {short_commit(record['commit'])}); `{TRAIN_COMMAND}` measures this machine")
-
-
-def step_table(record: dict) -> pd.DataFrame:
-    rows = []
-    for r in record["rows"]:
-        rows.append({"settings": r["profile"], "method": r["case"], "options": bench.option_label(r),
-                     "batch": r["batch_size"], "px": r["resolution"], "ms / step": r["step_ms"],
-                     "steps / s": r["steps_per_s"], "images / s": r["images_per_s"],
-                     "kept for backward (MB)": r["saved_for_backward_mb"],
-                     "peak GPU (MB)": r.get("peak_cuda_mb", "-"),
-                     "trainable / all weights": f"{r['trainable'] / max(r['parameters'], 1):.0%} of {r['parameters']:,}"})
-    return pd.DataFrame(rows)
-
-
-def share_table(record: dict) -> pd.DataFrame:
-    rows = []
-    for r in record["rows"]:
-        if not bench.is_plain(r):
-            continue
-        total = max(r["step_ms"], 1e-9)
-        rows.append({"settings": r["profile"], "method": r["case"],
-                     "warps, pairs": r["warps_ms"] / total, "networks, losses": r["networks_ms"] / total,
-                     "perceptual loss": r["perceptual_ms"] / total,
-                     "backward + update": r["backward_update_ms"] / total})
-    return pd.DataFrame(rows)
-
-
+record, source = speed.appendix_record(chapter.trains, profile, device)
+print(source)
 display(Markdown(f"**Training steps on this machine ({profile} profile of the book)**"))
-display(step_table(record))
+display(speed.step_table(record))
 
 # %% [markdown]
 # ## Where a step's time goes
@@ -108,24 +73,10 @@ display(step_table(record))
 # terms; the backward pass and the update are the step's time minus the forward pass.
 
 # %% tags=["hide-input"]
-shares = share_table(record)
-colours = {"warps, pairs": "tab:orange", "networks, losses": "tab:blue", "perceptual loss": "tab:green",
-           "backward + update": "tab:gray"}
-groups = list(dict.fromkeys(shares["settings"]))
-fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 0.35 * len(shares) / len(groups) + 1.6),
-                         squeeze=False)
-for ax, settings in zip(axes[0], groups):
-    part = shares[shares["settings"] == settings].set_index("method")[list(colours)]
-    part.iloc[::-1].plot.barh(stacked=True, ax=ax, color=list(colours.values()), legend=False, width=0.75)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of the training step")
-    ax.set_ylabel("")
-    ax.set_title(f"{settings} settings, {record['device']['name'][:40]}")
-handles, labels = axes[0][0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.02), frameon=False)
-fig.tight_layout(rect=(0, 0, 1, 0.93))
+shares = speed.share_table(record)
+speed.share_figure(shares, record["device"]["name"])
 plt.show()
-display(shares.style.format({c: "{:.0%}" for c in colours}).hide(axis="index"))
+display(shares.style.format({part: "{:.0%}" for part in speed.STEP_PARTS}).hide(axis="index"))
 
 # %% [markdown]
 # ## Ratios measured in one run
@@ -154,22 +105,9 @@ if record["correlation"]:
 
 # %% tags=["hide-input"]
 
-
-def projection_table(record: dict) -> pd.DataFrame:
-    rows = []
-    for profile_name, entries in record["projection"].items():
-        part = [{"profile": profile_name, "chapter": e["chapter"], "headline runs": e["runs"], "steps": e["steps"],
-                 "hours of training": e["hours"], "not measured": ", ".join(e["unmeasured"]) or "-"} for e in entries]
-        part.append({"profile": profile_name, "chapter": "all", "headline runs": sum(r["headline runs"] for r in part),
-                     "steps": sum(r["steps"] for r in part),
-                     "hours of training": round(sum(r["hours of training"] for r in part), 1), "not measured": "-"})
-        rows += part
-    return pd.DataFrame(rows)
-
-
 if record["projection"]:
     display(Markdown(f"Measured on {record['device']['name']}:"))
-    display(projection_table(record))
+    display(speed.projection_table(record))
 else:
     print("this profile's bench times neither the cpu nor the paper settings (smoke: the code path only)")
 
@@ -181,16 +119,13 @@ else:
 
 # %% tags=["hide-input"]
 committed = bench.load_bench_records()
-provenance = pd.DataFrame([{"record": r["path"], "device": r["device"]["name"], "threads": r["device"]["threads"],
-                            "torch": r["device"]["torch"], "commit": short_commit(r["commit"]),
-                            "lmcore changed since": "yes" if r.get("lmcore_dirty") else "no",
-                            "measured": r["created"][:16], "wall time (s)": r["wall_time_s"]} for r in committed])
+provenance = speed.provenance_table(committed)
 display(provenance if len(provenance) else Markdown("No committed bench record."))
 for r in committed:
     display(Markdown(f"**{r['path']}** ({r['device']['name']})"))
-    display(step_table(r))
+    display(speed.step_table(r))
     if r["projection"]:
-        display(projection_table(r))
+        display(speed.projection_table(r))
 if not any(r["device"]["type"] == "cuda" for r in committed):
     display(Markdown("No GPU record yet: no GPU has been available to this project, so the paper profile's step "
                      "times on a GPU are not measured. `python -m lmcore.bench --options --compile` on a GPU "

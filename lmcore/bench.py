@@ -24,6 +24,7 @@ the options only at the ``cpu`` settings.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,8 +32,13 @@ from pathlib import Path
 
 import torch
 
+from .config import deep_update
 from .errors import LmbookError
-from .paths import PROJECT_ROOT, RESULTS_DIR
+from .experiments import BOOK_RUNS
+from .paths import PROJECT_ROOT, RESULTS_DIR, runs_root
+from .training.bench import correlation_cost, run_step_cost
+from .training.records import code_fingerprint, describe_device, git_commit, lmcore_is_dirty, now_iso, write_json_atomic
+from .training.runs import resolve_config
 
 BENCH_DIR = RESULTS_DIR / "bench"
 PROFILES = ("smoke", "cpu", "paper")
@@ -80,8 +86,6 @@ def select_bench_device(name: str) -> torch.device:
 
 
 def _n_images(case: BenchCase, profile: str) -> int:
-    from .training.runs import resolve_config
-
     batch = resolve_config(case.method, profile, case.overrides)["train"]["batch_size"]
     return max(2 * batch, 16)
 
@@ -89,10 +93,6 @@ def _n_images(case: BenchCase, profile: str) -> int:
 def measure_case(case: BenchCase, profile: str, device: torch.device, steps: int, warmup: int,
                  train_overrides: dict | None = None) -> dict:
     """One row: :func:`~lmcore.training.bench.run_step_cost` of the case in ``profile``."""
-    from .config import deep_update
-    from .training.bench import run_step_cost
-    from .training.runs import resolve_config
-
     overrides = deep_update(case.overrides, {"train": train_overrides}) if train_overrides else case.overrides
     config = resolve_config(case.method, profile, overrides)
     torch.manual_seed(0)
@@ -147,8 +147,6 @@ def _ratios(rows: list[dict], correlation: list[dict]) -> list[dict]:
 def option_changes(case: BenchCase, profile: str, compile: bool = False) -> list[dict]:
     """What ``--options`` times beside a case's own settings: the other precision, the other memory
     layout and (``compile``) compiled, each changed alone, so that each ratio is one option's."""
-    from .training.runs import resolve_config
-
     train = resolve_config(case.method, profile, case.overrides)["train"]
     changes = [{"precision": "bf16" if train.get("precision", "fp32") == "fp32" else "fp32"},
                {"channels_last": not train.get("channels_last", False)}]
@@ -170,9 +168,6 @@ def projection(rows: list[dict], profile: str = "paper") -> list[dict]:
     """Hours of the ``profile`` runs each chapter trains as its headline (and their parents),
     from the measured steps: each run's steps x its method's measured step time (a K = 30 run at
     the K = 10 step time; a run is counted once, in the first chapter that trains it)."""
-    from .experiments import BOOK_RUNS
-    from .training.runs import resolve_config
-
     step_s = {}
     for row in rows:
         if row["profile"] == profile and is_plain(row):
@@ -208,9 +203,6 @@ def run_bench(profiles=("cpu", "paper"), labels: list[str] | None = None, device
               steps: int = 2, warmup: int = 1, options: bool = False, compile: bool = False,
               correlation: bool = True, progress=print) -> dict:
     """Measure and return the bench record (see the module docstring); writes nothing."""
-    from .training.bench import correlation_cost
-    from .training.records import code_fingerprint, describe_device, git_commit, lmcore_is_dirty, now_iso
-
     device = device or torch.device("cpu")
     cases = [c for c in CASES if labels is None or c.label in labels or c.method in labels]
     started = time.perf_counter()
@@ -254,8 +246,6 @@ BENCH_KEYS = ("kind", "created", "commit", "device", "rows", "ratios", "correlat
 
 def read_bench_record(path: Path) -> dict:
     """A bench record; a file that is not one raises :class:`LmbookError` naming it."""
-    import json
-
     try:
         record = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
@@ -290,9 +280,6 @@ def book_bench(profile: str, device: torch.device) -> tuple[dict, bool]:
     """The bench record the book shows in ``profile`` on ``device``: measured once and kept as
     ``<runs>/<profile>/bench/<device type>.json``, reused while the code fingerprint, the device's
     name and the thread count are unchanged. Returns ``(record, reused)``."""
-    from .paths import runs_root
-    from .training.records import code_fingerprint, describe_device, write_json_atomic
-
     path = runs_root() / profile / "bench" / f"{device.type}.json"
     here = describe_device(device)
     if path.exists():
@@ -348,8 +335,6 @@ def main(argv=None) -> int:
             print(f"{profile} profile, chapter {entry['chapter']}: {entry['runs']} headline runs, {entry['steps']} steps, "
                   f"{entry['hours']} h of training on {record['device']['name']}")
     if not args.no_write:
-        from .training.records import write_json_atomic
-
         path = args.out or default_path(device)
         write_json_atomic(path, record)
         print(f"wrote {path} ({record['wall_time_s']} s)")

@@ -30,12 +30,16 @@ def test_settings_are_those_the_references_trained_with_in_the_reference_profile
     assert smoke["train"]["steps"] != configs["jakab"]["train"]["steps"]  # the profile is the chapter's
 
 
-def test_settings_of_two_methods_are_side_by_side(monkeypatch):
+def test_settings_of_two_methods_show_each_method_then_their_training_side_by_side(monkeypatch):
     shown = _shown(monkeypatch)
     configs = _chapter("smoke").show_settings("c3", "c3_flow")
     assert set(configs) == {"c3", "c3_flow"}
-    assert list(shown[1].columns) == ["c3 train", "c3_flow train"]
-    assert shown[1].loc["steps", "c3_flow train"] == configs["c3_flow"]["train"]["steps"]
+    c3_method, flow_method, train = shown
+    assert list(c3_method.columns) == ["c3 method"] and list(c3_method.index) == list(configs["c3"]["method"])
+    assert list(flow_method.columns) == ["c3_flow method"]
+    assert list(train.columns) == ["c3 train", "c3_flow train"]
+    assert train.loc["steps", "c3_flow train"] == configs["c3_flow"]["train"]["steps"]
+    assert list(train.index[:len(configs["c3"]["train"])]) == list(configs["c3"]["train"])  # the config's order
 
 
 def test_tuning_section_shows_the_sweep_or_says_how_to_make_one(monkeypatch, capsys):
@@ -94,3 +98,21 @@ def test_reference_profile_headline_runs_leave_out_what_is_not_committed(monkeyp
     monkeypatch.setattr(chapter_module, "reference_record", lambda method, name: None if name == "k30" else name)
     monkeypatch.setattr(chapter_module, "has_weights", lambda record: False)  # no few-shot curve to measure
     assert _chapter("reference").headline_runs("03_jakab") == {"k10": "k10"}
+
+
+def test_training_snapshots_show_a_slider_or_say_why_not(monkeypatch, capsys):
+    import torch
+
+    from lmcore.data import LandmarkSet
+    from lmcore.training import load_references
+
+    shown = _shown(monkeypatch)
+    faces = LandmarkSet("faces", [f"{i}" for i in range(6)], (torch.rand(6, 3, 16, 16) * 255).to(torch.uint8),
+                        torch.zeros(6, 5, 2))
+    chapter = Chapter("reference", None, faces, None, None, 0.0, 0.0)
+    k10 = next(r for r in load_references("jakab") if r.run_name == "k10")
+    assert k10.snapshots()
+    chapter.show_training_snapshots(k10, 10, count=2)
+    assert len(shown) == 1 and type(shown[0]).__name__ == "VBox"
+    chapter.show_training_snapshots(None, 30)
+    assert "The landmarks through training (the K = 30 run's snapshots)" in capsys.readouterr().out and len(shown) == 1

@@ -194,3 +194,13 @@ def test_reference_comparison_checks_a_same_config_run_against_the_references_in
     assert verdicts[2] == "different config (train.steps): not comparable"
     assert config_differences({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0}) == ["a.c", "d"]
     assert reference_comparison([RunRecord(dict(reference, run_name="no-such-run"), run_dir=tmp_path)]) is None
+
+
+def test_separated_tables_have_the_same_html_in_two_builds():
+    import pandas as pd
+
+    frame = pd.DataFrame({"test_mtfl (%)": [12.345, 9.8]}, index=["ours", "paper: x"])
+    first = reporting.separated(frame, "cpu", paper_rows=["paper: x"]).to_html()
+    assert first == reporting.separated(frame.copy(), "cpu", paper_rows=["paper: x"]).to_html()
+    other = reporting.separated(frame * 2, "cpu", paper_rows=["paper: x"]).to_html()
+    assert other.split('id="T_')[1][:10] != first.split('id="T_')[1][:10]  # another table, another id

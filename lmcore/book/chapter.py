@@ -32,7 +32,7 @@ from ..training import (load_references, load_trained, resolve_config, run_detec
 from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
                          reference_few_shot, reference_record, resolve_book_profile, settings_profile)
 from .reporting import protocol_table, provenance_table, reference_comparison, tuning_records, tuning_table
-from .viz import profile_note
+from .viz import checkpoint_scrubber, profile_note
 
 
 @dataclass
@@ -145,13 +145,17 @@ class Chapter:
         display(fidelity_table(table))
 
     def show_settings(self, *methods: str) -> dict:
-        """Display the ``method`` and ``train`` settings of each of ``methods`` in this chapter's
-        settings profile (``cpu`` for the references, whose runs trained with them), one column per
+        """Display the settings of each of ``methods`` in this chapter's settings profile (``cpu``
+        for the references, whose runs trained with them): each method's ``method`` settings (they
+        differ from method to method), then their ``train`` settings side by side, one column per
         method; return ``{method: config}``."""
         configs = {m: get_method(m).default_config(self.settings) for m in methods}
-        for part in ("method", "train"):
-            display(pd.DataFrame({(f"{m} {part}" if len(methods) > 1 else part): pd.Series(c[part], dtype=object)
-                                  for m, c in configs.items()}))
+        label = (lambda m, part: f"{m} {part}") if len(methods) > 1 else (lambda m, part: part)
+        for m, c in configs.items():
+            display(pd.DataFrame({label(m, "method"): pd.Series(c["method"], dtype=object)}))
+        # one row per key in the configs' own order (not sorted) where the methods' keys differ
+        display(pd.concat([pd.Series(c["train"], dtype=object, name=label(m, "train")) for m, c in configs.items()],
+                          axis=1, sort=False))
         return configs
 
     def show_tuning(self, method: str) -> list:
@@ -175,6 +179,15 @@ class Chapter:
         else:
             print(f"no committed reference runs under results/{method}/")
         return records
+
+    def show_training_snapshots(self, record, k: int, count: int = 6) -> None:
+        """A slider through the landmarks the K = ``k`` run ``record`` (None: no such run) found on
+        the first ``count`` test_mtfl faces at each evaluation it recorded
+        (:func:`lmcore.book.viz.checkpoint_scrubber`), or why there is none."""
+        if record is not None and record.snapshots():
+            display(checkpoint_scrubber(record, self.test_mtfl.images[:count]))
+        else:
+            self.missing(f"The landmarks through training (the K = {k} run's snapshots)")
 
     @property
     def target(self) -> float:

@@ -7,10 +7,10 @@ from run records by a tool and never by hand.
 :data:`lmcore.experiments.BOOK_RUNS` names the runs the method chapters train as their headline
 results (method, run name, overrides: exactly what each chapter trains, through
 :meth:`~lmcore.book.chapter.Chapter.headline_runs`), so that the comparison chapter finds the same
-runs (:func:`book_runs`) and the tool the same committed references (:func:`committed_references`). A row is one record: its errors (with the 95 % bootstrap
-interval over test faces where the record carries one), its training steps, time, device,
-profile, commit and the file it came from; the papers' numbers sit in their own labelled
-columns. The mean shape, which has no run, is computed from MTFL-80's labels.
+runs (:func:`book_runs`) and the tool the same committed references (:func:`committed_references`).
+A row is one record: its errors (with the 95 % bootstrap interval over test faces where the record
+carries one), its training steps, time, device, profile, commit and the file it came from; the
+papers' numbers sit in their own labelled columns. The mean shape, which has no run, is computed from MTFL-80's labels.
 
 No training module imports this one: editing it retrains nothing.
 """
@@ -23,10 +23,15 @@ import json
 import sys
 from pathlib import Path
 
+from . import papers
+from ..data.sources import get_source
 from ..errors import LmbookError
+from ..evaluation import mean_shape_error
 from ..experiments import BOOK_RUNS, BookRun
 from ..paths import PROJECT_ROOT, RESULTS_DIR
-from . import papers
+from ..profiles import resolve_profile
+from ..training import RunRecord, find_run
+from .reporting import regressor_label, short_commit
 
 SPLITS = ("test_mtfl", "test_aflw")
 METRICS = ("forward", "backward", "consistency")
@@ -55,17 +60,12 @@ def paper_numbers(method: str, k: int | None, name: str = "") -> tuple[float | N
 def book_runs(profile: str | None = None) -> dict[BookRun, object]:
     """``{book run: its finished record in profile, or None}`` found without training anything
     (:func:`lmcore.training.find_run`: a stale or missing run is None)."""
-    from ..profiles import resolve_profile
-    from ..training import find_run
-
     profile = resolve_profile(profile)
     return {run: find_run(run.method, profile, run.name, run.resolved_overrides(profile)) for run in BOOK_RUNS}
 
 
 def committed_references(root: Path = RESULTS_DIR) -> dict[BookRun, object]:
     """``{book run: its committed reference results/<method>/<name>.json}`` for those committed."""
-    from ..training import RunRecord
-
     found = {}
     for run in BOOK_RUNS:
         path = Path(root) / run.method / f"{run.name}.json"
@@ -87,8 +87,6 @@ def _round(value, digits: int = 3):
 
 def record_row(run: BookRun, record, source: str) -> dict:
     """One leaderboard row from one record (``source``: the file it was read from)."""
-    from .reporting import regressor_label, short_commit
-
     row = {"method": run.label, "K": run.num_landmarks, "run": run.key, "profile": record["profile"]}
     for metric in METRICS:
         for split in SPLITS:
@@ -113,9 +111,6 @@ def record_row(run: BookRun, record, source: str) -> dict:
 
 def mean_shape_row(source=None) -> dict:
     """The mean shape's errors (no detector: the regressor's intercept), computed from MTFL-80."""
-    from ..data.sources import get_source
-    from ..evaluation import mean_shape_error
-
     source = source or get_source("mtfl80")
     train = source.split("regressor_train").points
     row = {"method": "mean shape", "K": None, "run": "-", "profile": "-"}

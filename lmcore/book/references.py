@@ -25,9 +25,16 @@ from pathlib import Path
 
 import torch
 
-from ..errors import LmbookError
+from ..data.sources import get_source
+from ..errors import ConfigError, LmbookError
+from ..evaluation import Detections, detect_all
+from ..evaluation.rescore import faces_key
 from ..paths import RESULTS_DIR, cache_root
 from ..profiles import PROFILES
+from ..training.code_identity import changed_files, code_files
+from ..training.records import write_json_atomic
+from ..training.run_record import RunRecord
+from ..zoo import load_detector, weights_path
 
 REFERENCE = "reference"
 #: the profile every committed reference was trained in: the settings a reference chapter shows
@@ -58,8 +65,6 @@ def default_book_profile() -> str:
 
 def resolve_book_profile(requested: str | None = None) -> str:
     """``requested``, else ``$LMBOOK_PROFILE``, else :func:`default_book_profile`."""
-    from ..errors import ConfigError
-
     profile = requested or os.environ.get("LMBOOK_PROFILE") or default_book_profile()
     if profile not in BOOK_PROFILES:
         raise ConfigError(f"unknown profile '{profile}' (from the argument or $LMBOOK_PROFILE); "
@@ -76,8 +81,6 @@ def settings_profile(profile: str) -> str:
 def reference_record(method: str, name: str, root: Path | str = RESULTS_DIR):
     """The committed reference ``results/<method>/<name>.json`` as a :class:`RunRecord` (marked
     ``reused``), or None where there is none."""
-    from ..training.run_record import RunRecord
-
     path = Path(root) / method / f"{name}.json"
     if not path.exists():
         return None
@@ -88,8 +91,6 @@ def reference_record(method: str, name: str, root: Path | str = RESULTS_DIR):
 
 def has_weights(record) -> bool:
     """Whether a committed reference has its weights in the zoo."""
-    from ..zoo import weights_path
-
     return bool(record.is_reference and record.get("weights_sha256")
                 and weights_path(f"{record.method}/{record.run_name}").exists())
 
@@ -98,8 +99,6 @@ def load_reference_model(record, device: torch.device | None = None):
     """The method of a committed reference with its zoo weights, in eval mode (what
     :func:`lmcore.training.load_trained` gives for a run of this machine). Raises
     :class:`NoReferenceError` for a reference without weights."""
-    from ..zoo import load_detector
-
     name = f"{record.method}/{record.run_name}"
     if not has_weights(record):
         raise NoReferenceError(f"the reference {name} has no weights in the zoo (only its record); "
@@ -117,9 +116,6 @@ def reference_few_shot(record, few_shot: dict, splits: tuple[str, ...] = ("test_
     "repeats": n}``) and cached under the cache folder by the weights' digest and the request. The
     landmarks come from :func:`reference_detections`, so the book detects each face once per
     reference however many chapters ask."""
-    from ..data.sources import get_source
-    from ..training.records import write_json_atomic
-
     request = {"few_shot": few_shot, "splits": list(splits), "kind": "few_shot"}
     path = _cache_dir() / f"{record.method}-{record.run_name}-{_weights_key(record, request)}.json"
     if path.exists():
@@ -136,8 +132,6 @@ def reference_few_shot(record, few_shot: dict, splits: tuple[str, ...] = ("test_
 def code_changes_since(record) -> list[str]:
     """The ``lmcore`` files of a record's method closure that differ from those that trained it
     (empty: this ``lmcore`` runs the reference's code unchanged)."""
-    from ..training.code_identity import changed_files, code_files
-
     return changed_files(record.get("code_files"), code_files(record.method))
 
 
@@ -147,8 +141,6 @@ def reference_detections(record, regressor_set, test_sets: dict):
     machine. Each set's landmarks are cached apart, under the cache folder, by the weights' digest
     and the set's faces, so a chapter asking for test_mtfl alone and one asking for both test sets
     share the detection pass; the model is loaded only where a set is not cached yet."""
-    from ..evaluation import Detections
-
     loaded = []
 
     def detector():
@@ -164,9 +156,6 @@ def reference_points(record, faces, detector=None) -> torch.Tensor:
     """A reference's pixel landmarks ``N x K x 2`` on the images of ``faces`` (a
     :class:`lmcore.data.LandmarkSet`), cached by the weights' digest and the faces' names.
     ``detector``: a callable returning the detect function (default: load the zoo weights)."""
-    from ..evaluation import detect_all
-    from ..evaluation.rescore import faces_key
-
     path = _cache_dir() / f"{record.method}-{record.run_name}-points-{_weights_key(record, {'faces': faces_key(faces)})}.pt"
     try:
         points = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,10 +1,19 @@
 """Tables built from run records: results with their provenance."""
 from __future__ import annotations
 
+import hashlib
+import re
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ..evaluation import paired_difference_over_seeds
+from ..paths import RESULTS_DIR
+from ..training.run_record import RunRecord
+from ..zoo import lineage
+from .references import code_changes_since, reference_record
 
 
 def short_commit(commit: str) -> str:
@@ -14,8 +23,6 @@ def short_commit(commit: str) -> str:
 def short_device(device: dict) -> str:
     """A device as a table cell: the GPU's name, or the CPU's without trademarks and filler words
     (``Intel(R) Xeon(R) Processor @ 2.80GHz`` -> ``Intel Xeon @ 2.80GHz``)."""
-    import re
-
     name = device.get("name", device.get("type", "?"))
     name = re.sub(r"\((R|TM|tm)\)|\bCPU\b|\bProcessor\b|\b\d+-Core\b", "", name)
     return re.sub(r"\s+", " ", name).strip() or device.get("type", "?")
@@ -56,10 +63,6 @@ def published_parent(record: dict, role: str, root=None):
     """The committed reference record (``results/<method>/<run>.json``) of ``record``'s parent run
     ``role``, when that file is the very run the record started from (same identity); else None,
     e.g. when the parent was retrained on other code and never published."""
-    from pathlib import Path
-
-    from ..paths import RESULTS_DIR
-    from ..training.run_record import RunRecord
 
     parent = (record.get("parents") or {}).get(role)
     if not parent:
@@ -101,7 +104,6 @@ def code_since(record) -> str:
     since the commit that trained it (``changed: a.py, b.py``); empty for a run of this machine."""
     if getattr(record, "run_dir", True) is not None or not record.get("code_files"):
         return ""
-    from .references import code_changes_since
 
     changed = code_changes_since(record)
     if not changed:
@@ -158,8 +160,6 @@ def target_verdicts(records: Sequence[dict], target: float, split: str = "test_m
 def lineage_curve(record: dict, key: str, root=None) -> list[tuple[int, float]]:
     """``(step, value)`` of ``key`` along a run's whole lineage (its ancestors' curves first, each
     run's steps counted after theirs: ``train.init_from``, :func:`lmcore.zoo.lineage`)."""
-    from ..zoo import lineage
-
     curve, offset = [], 0
     for part in lineage(record, root):
         curve += [(offset + int(h["step"]), float(h[key])) for h in part.get("history", []) if key in h]
@@ -185,10 +185,6 @@ def steps_to_target(curve: Sequence[tuple[int, float]], target: float, window: i
 def tuning_records(method: str, root=None) -> list:
     """The committed tuning records of ``method`` (``results/tuning/<method>/*.json``, written by
     ``tools/tune_settings.py --publish``), in file order."""
-    from pathlib import Path
-
-    from ..paths import RESULTS_DIR
-    from ..training.run_record import RunRecord
 
     folder = Path(root or RESULTS_DIR / "tuning") / method
     return [RunRecord.from_file(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
@@ -199,8 +195,6 @@ def tuning_table(records: Sequence[dict], digits: int = 2) -> pd.DataFrame:
     chosen by (a landmark method's **tune_val** forward error, the regressor fitted on tune_fit:
     MTFL-80's README; a pose core's PCK@0.2 on LSPET val), with the run's length and provenance.
     Test errors are left out on purpose: they chose nothing."""
-    from ..training.run_record import RunRecord
-
     rows, orders = [], []
     for r in records:
         r = r if isinstance(r, RunRecord) else RunRecord(r)
@@ -232,8 +226,6 @@ def ordering_verdicts(per_face: dict, expected: Sequence[str] = ()) -> tuple[pd.
     compared with :func:`lmcore.evaluation.paired_difference_over_seeds` (runs and faces
     resampled). Returns the pairs' table and lines saying the order where each step of it is
     certain, and which steps are within the spread, beside ``expected`` (e.g. the paper's order)."""
-    from ..evaluation import paired_difference_over_seeds
-
     means = {name: float(np.mean(errors)) for name, errors in per_face.items()}
     order = sorted(means, key=means.get)
     rows, certain = [], {}
@@ -277,9 +269,8 @@ def separated(frame: pd.DataFrame, profile: str, paper_columns: Sequence = (), p
     the word *smoke* (``"20.89 smoke"``), so that no smoke number stands beside a paper number
     without it: every number outside the papers' cells, or only those of ``result_columns``
     (numbers, or text starting with one such as ``"20.89 [19.8, 22.1]"``). Returns a pandas
-    ``Styler`` (a table in the built page)."""
-    import re
-
+    ``Styler`` (a table in the built page), whose HTML id comes from the table's content, so that
+    two builds of one table give the same page."""
     shown = frame.copy().astype(object)
     paper_columns, paper_rows = list(paper_columns), list(paper_rows)
     profile_column = next((c for c in shown.columns if c == "profile" or c == ("profile", "")), None)
@@ -300,6 +291,7 @@ def separated(frame: pd.DataFrame, profile: str, paper_columns: Sequence = (), p
                 shown.at[index, column] = f"{value} smoke"
     styler = shown.style.format(lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) and not pd.isna(v)
                                 else ("–" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)))
+    styler = styler.set_uuid(hashlib.sha256(shown.to_csv().encode()).hexdigest()[:10])  # pandas' default is random
     if paper_columns:
         styler = styler.set_properties(subset=pd.IndexSlice[:, paper_columns], **PAPER_STYLE)
     if paper_rows:
@@ -337,8 +329,6 @@ def reference_comparison(records: Sequence, split: str = "test_mtfl") -> pd.Data
     within the reference's 95 % interval over the test faces (the spread a second training of the
     same config is checked against); where they differ, the keys that do. None where no run has a
     reference."""
-    from .references import reference_record
-
     rows = []
     for record in records:
         if record is None or record.is_reference:

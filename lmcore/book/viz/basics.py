@@ -4,11 +4,13 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from ...profiles import DESCRIPTIONS
+from ..references import DESCRIPTION, REFERENCE, TRAIN_COMMAND
 
 POINT_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00"]
 
@@ -79,8 +81,6 @@ def slider_stack(pngs: Sequence[bytes], labels: Sequence[str], description: str 
     The slider and the image stack are linked in the browser (``jslink``), so the widget works
     in Jupyter Lab *and* in the static book, where no kernel runs.
     """
-    import ipywidgets as widgets
-
     images = [widgets.Image(value=png, format="png", layout=widgets.Layout(width=width)) for png in pngs]
     stack = widgets.Stack(images, selected_index=0)
     slider = widgets.IntSlider(value=0, min=0, max=len(pngs) - 1, description=description, continuous_update=True,
@@ -94,8 +94,6 @@ def slider_stack(pngs: Sequence[bytes], labels: Sequence[str], description: str 
 def pair_stack(pngs: Sequence[Sequence[bytes]], row_labels: Sequence[str], col_labels: Sequence[str],
                row_description: str = "A", col_description: str = "B", width: str = "520px"):
     """Two sliders pick (row, column) among pre-rendered images ``pngs[row][col]``, in the browser."""
-    import ipywidgets as widgets
-
     col_slider = widgets.IntSlider(value=0, min=0, max=len(col_labels) - 1, description=col_description,
                                    readout=False, layout=widgets.Layout(width=width))
     row_slider = widgets.IntSlider(value=0, min=0, max=len(row_labels) - 1, description=row_description,
@@ -117,8 +115,6 @@ def pair_stack(pngs: Sequence[Sequence[bytes]], row_labels: Sequence[str], col_l
 
 def profile_note(profile: str) -> str:
     """A Markdown line saying what the profile's numbers are worth."""
-    from ..references import DESCRIPTION, REFERENCE, TRAIN_COMMAND
-
     if profile == REFERENCE:
         return (f"**Profile `reference`**: {DESCRIPTION}. Each table says which commit trained each reference and "
                 f"whether `lmcore` has changed since; `{TRAIN_COMMAND}` trains this chapter's runs instead.")

@@ -12,6 +12,7 @@ from ...evaluation import detect_all, fit_linear_map
 from ...geometry import WarpSpec, random_tps, warp_image
 from ...geometry.coords import normalized_to_pixels
 from ...methods.base import LEARNING_CURVE_KEY, SNAPSHOT_KEY
+from ...zoo import lineage
 from .basics import POINT_COLOURS, figure_png, landmark_colours, show_landmarks, slider_stack
 
 
@@ -108,8 +109,6 @@ def learning_curves(records: Sequence[dict], label: Callable[[dict], str] | None
     training time, for each run record. A run started from a reference (``train.init_from``)
     shows its whole lineage: the ancestors' curves first (thin, same colour), its own after their
     training time (``root``: where the ancestors' records are, default ``results/``)."""
-    from ...zoo import lineage
-
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.4))
     for record in records:

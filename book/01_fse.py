@@ -48,6 +48,18 @@ from lmcore.book.chapter import setup_chapter
 chapter = setup_chapter(profile)
 
 # %% [markdown]
+# The two terms the `cpu` and `paper` profiles train with, as `lmcore` writes them: Eq. 6 in its
+# linear-time form (the squared distances of all pixel pairs, expanded into the maps' first and
+# second moments) and Eq. 8 after *m* × *m* sum pooling.
+
+# %% tags=["hide-input"]
+from lmcore.book.viz import code_excerpt
+from lmcore.losses import fse as fse_losses
+
+print(code_excerpt(fse_losses.probability_map_alignment_loss))
+print(code_excerpt(fse_losses.diversity_loss_max))
+
+# %% [markdown]
 # ## Settings, and where the paper is silent
 #
 # The paper fixes the architecture's widths, γ = 500, weight decay 5·10⁻⁴ and Adam at 10⁻⁴; it

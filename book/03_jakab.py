@@ -44,6 +44,19 @@ from lmcore.book.chapter import setup_chapter
 chapter = setup_chapter(profile)
 
 # %% [markdown]
+# The bottleneck and the objective, as `lmcore` writes them: the pose reaches the generator only as
+# Gaussian maps drawn at the K points, and a training step renders the target view from the
+# source view's appearance and compares them through VGG16 features.
+
+# %% tags=["hide-input"]
+from lmcore.book.viz import code_excerpt
+from lmcore.methods.jakab import Jakab
+from lmcore.models.conditional_generator import ConditionalGenerator
+
+print(code_excerpt(ConditionalGenerator.forward))
+print(code_excerpt(Jakab.forward))
+
+# %% [markdown]
 # ## Settings: the paper, its released code, and this implementation
 #
 # The authors released their code (TensorFlow, `tomasjakab/imm`), and the code is what produced

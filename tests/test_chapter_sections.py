@@ -116,3 +116,24 @@ def test_training_snapshots_show_a_slider_or_say_why_not(monkeypatch, capsys):
     assert len(shown) == 1 and type(shown[0]).__name__ == "VBox"
     chapter.show_training_snapshots(None, 30)
     assert "The landmarks through training (the K = 30 run's snapshots)" in capsys.readouterr().out and len(shown) == 1
+
+
+def _documented(x, y=2):
+    """A docstring the excerpt leaves out.
+
+    Over two lines."""
+    total = x + y  # the body stays
+    return total
+
+
+def _undocumented(x):
+    return x
+
+
+def test_code_excerpt_quotes_a_function_without_its_docstring():
+    from lmcore.book.viz import code_excerpt
+
+    excerpt = code_excerpt(_documented)
+    assert excerpt.startswith("def _documented(x, y=2):\n") and "docstring" not in excerpt
+    assert "    total = x + y  # the body stays\n    return total\n" in excerpt
+    assert code_excerpt(_undocumented) == "def _undocumented(x):\n    return x\n"

@@ -1,6 +1,10 @@
 """Drawing helpers and browser-linked widgets that the chapters' figures build on."""
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
+
 import io
 from typing import Sequence
 
@@ -122,3 +126,15 @@ def profile_note(profile: str) -> str:
     if profile == "smoke":
         return f"**Profile `smoke`**: {text}. Every number below is a code-path check, not a result."
     return f"**Profile `{profile}`**: {text}."
+
+
+def code_excerpt(function) -> str:
+    """``function``'s source without its docstring: the lines a chapter quotes for an equation."""
+    source = inspect.getsource(function)
+    tree = ast.parse(textwrap.dedent(source)).body[0]
+    if ast.get_docstring(tree) is None:
+        return source
+    lines = source.splitlines(keepends=True)
+    first_body_line = tree.body[1].lineno - 1 if len(tree.body) > 1 else len(lines)
+    header = lines[:tree.body[0].lineno - 1]  # the def line(s), up to the docstring
+    return "".join(header + lines[first_body_line:])

@@ -25,7 +25,7 @@
 # | one real training step (forward, backward, Adam) of a run's config, timed and cut into sections | `training.bench.step_cost`, `profiling.measure_sections` |
 # | every method at its `cpu` and `paper` settings, ratios, projection of the paper profile | `python -m lmcore.bench` (`bench.run_bench`, `bench.projection`) |
 # | bf16 autocast, channels-last, `torch.compile` | `train.precision`, `train.channels_last`, `train.compile` |
-# | DDP: each process its share of the global batch, and of its random warps | `training.loop._draw_batch`, `geometry.batch_shard` |
+# | DDP: each process its share of the global batch, and of its random warps | `training.loop.draw_batch`, `geometry.batch_shard` |
 
 # %% tags=["parameters"]
 profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware

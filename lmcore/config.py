@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from .errors import ConfigError
@@ -232,3 +233,129 @@ class Optional:
 
     def problem(self, value) -> str | None:
         return None if value is None else self.rule.problem(value)
+
+
+# --------------------------------------------------------------------------- the train.* settings
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by every method (method settings live in the method's config)."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    weight_decay_on: str = "all"  # all parameters, or conv_weights: convolution kernels only (Jakab's code)
+    optimizer: str = "adam"  # adam (L2 weight decay, as the papers' regulariser) or adamw
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_milestones: tuple[int, ...] = ()  # steps at which the learning rate is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    # the norm of all gradients together, per_tensor (each tensor's: Jakab's code) or per_network
+    # (each of the method's clip_groups: Sanchez's code clips its detector and generator apart)
+    grad_clip_mode: str = "global"
+    resolution: int = 80  # training images are resized to this (evaluation is always at full size)
+    checkpoint_every: int = 500
+    eval_every: int = 0  # 0: no learning curve
+    keep_every: int = 0  # also keep a copy of the checkpoint every N steps (checkpoint-<step>.pt); 0: none
+    log_every: int = 50
+    seed: int = 0
+    # GPU options (see the README's "Speed and scale" section and python -m lmcore.bench for their measured effect)
+    precision: str = "fp32"  # fp32, or bf16: the forward pass under torch.autocast (bfloat16)
+    channels_last: bool = False  # the networks' weights in channels-last memory format
+    compile: bool = False  # torch.compile the method's forward pass
+    # start from a committed reference's weights ("method/run" of the model zoo, lmcore.zoo) with a
+    # fresh optimiser; "" starts from the method's initialisation
+    init_from: str = ""
+
+    @classmethod
+    def from_dict(cls, values: dict, prefix: str = "train.") -> "TrainConfig":
+        """Build and :meth:`validate` a config; errors name keys as ``prefix + key`` (``train.steps``)."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"setting '{prefix.rstrip('.')}' must be a group of settings, got {_shown(values)}")
+        known = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+                raise ConfigError(f"unknown setting '{prefix}{key}'{hint} (known: {', '.join(sorted(known))})")
+        given = values
+        values = dict(values)
+        for key in ("betas", "lr_milestones"):  # JSON lists -> tuples (anything else is reported by validate)
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return cls(**values).validate(prefix, given)
+
+    def validate(self, prefix: str = "train.", given: dict | None = None) -> "TrainConfig":
+        """Raise :class:`ConfigError` (one line: the key, the bad value, what is allowed) for a
+        value of a wrong type or outside its range; return ``self`` otherwise. ``given``: the
+        values as the user wrote them, shown in the message (default: this config's)."""
+        def fail(key: str, allowed: str) -> None:
+            value = given[key] if given is not None and key in given else getattr(self, key)
+            raise ConfigError(f"setting '{prefix}{key}' must be {allowed}, got {_shown(value)}")
+
+        for key, low in _INT_MINIMA.items():
+            value = getattr(self, key)
+            high = _INT_MAXIMA.get(key)
+            if not _is_int(value) or value < low or (high is not None and value > high):
+                fail(key, f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]")
+        for key in ("lr", "lr_gamma"):
+            value = getattr(self, key)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                fail(key, "a number > 0")
+        if not _is_number(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            fail("weight_decay", "a number >= 0")
+        if self.grad_clip is not None and (not _is_number(self.grad_clip) or not math.isfinite(self.grad_clip)
+                                           or self.grad_clip <= 0):
+            fail("grad_clip", "null (no clipping) or a number > 0")
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            fail("optimizer", " or ".join(repr(o) for o in OPTIMIZERS))
+        if not isinstance(self.grad_clip_mode, str) or self.grad_clip_mode not in CLIP_MODES:
+            fail("grad_clip_mode", " or ".join(repr(o) for o in CLIP_MODES))
+        if not isinstance(self.weight_decay_on, str) or self.weight_decay_on not in DECAY_TARGETS:
+            fail("weight_decay_on", " or ".join(repr(o) for o in DECAY_TARGETS))
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
+            fail("precision", " or ".join(repr(p) for p in PRECISIONS))
+        for key in ("channels_last", "compile"):
+            if not isinstance(getattr(self, key), bool):
+                fail(key, "true or false")
+        if not isinstance(self.init_from, str) or (self.init_from and not re.fullmatch(r"[a-z0-9_]+/[A-Za-z0-9._-]+",
+                                                                                       self.init_from)):
+            fail("init_from", "a model of the zoo as method/run (python -m lmcore.detect --list), or \"\"")
+        if (not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in self.betas)):
+            fail("betas", "two numbers in [0, 1)")
+        if (not isinstance(self.lr_milestones, (list, tuple))
+                or not all(_is_int(m) and 1 <= m <= self.steps for m in self.lr_milestones)):
+            fail("lr_milestones", f"a list of integer steps in [1, {self.steps}] ({prefix}steps)")
+        return self
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["betas"] = list(self.betas)
+        out["lr_milestones"] = list(self.lr_milestones)
+        return out
+
+
+OPTIMIZERS = ("adam", "adamw")
+CLIP_MODES = ("global", "per_tensor", "per_network")
+DECAY_TARGETS = ("all", "conv_weights")
+PRECISIONS = ("fp32", "bf16")
+_INT_MINIMA = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "eval_every": 0,
+               "keep_every": 0, "warmup_steps": 0, "resolution": 8, "seed": 0}
+# beyond these a run hangs or fails deep inside an allocation: refused as one line instead
+_INT_MAXIMA = {"steps": 10**8, "batch_size": 65536, "resolution": 1024}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -1,8 +1,9 @@
 """Small file-system helpers shared by the loop, the records, the image cache and the data
-scripts: is a process alive (whose temp file may be removed), make a rename durable, and a
-file's digest."""
+scripts: write a file atomically, is a process alive (whose temp file may be removed), make a
+rename durable, and a file's digest."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -48,3 +49,24 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: str = "wb"):
+    """A file handle (binary; text with ``mode="w"``) on ``.NAME.tmp<pid>`` beside ``path``:
+    flushed, fsynced and renamed onto ``path`` on success (then the folder is fsynced), removed on
+    any failure. A reader never sees half a file, and a killed writer leaves its temp file, which
+    its pid in the name lets a later run tell from a live writer's (:func:`pid_alive`)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)

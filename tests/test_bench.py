@@ -13,7 +13,8 @@ from lmcore.errors import ConfigError, LmbookError
 from lmcore.methods import build_method, get_method
 from lmcore.profiling import measure_sections, section, timed
 from lmcore.training.bench import build_untrained, step_cost
-from lmcore.training.loop import TrainConfig, forward_context, prepare_for_training, prepare_images
+from lmcore.config import TrainConfig
+from lmcore.training.loop import forward_context, prepare_for_training, prepare_images
 
 # measured on MTFL-80 faces at the smoke settings: bf16 autocast moves the losses by <= 0.5 %
 BF16_TOLERANCE = 0.02

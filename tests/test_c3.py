@@ -9,7 +9,8 @@ from lmcore.config import deep_update
 from lmcore.errors import ConfigError
 from lmcore.methods import build_method, get_method
 from lmcore.training import train
-from lmcore.training.loop import TrainConfig, sample_pairs
+from lmcore.config import TrainConfig
+from lmcore.training.loop import sample_pairs
 from lmcore.training.runs import resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread

@@ -26,10 +26,10 @@ from lmcore.data import mtfl as mtfl_module
 from lmcore.data import images as images_module
 from lmcore.data.images import load_image_stack
 from lmcore.data.mtfl import derive_splits, read_label_file
-from lmcore.data.sources import clear_source_cache, get_source
+from lmcore.data.sources import get_source
 from lmcore.errors import CorruptCheckpointError, CorruptDataError, MissingDataError
 from lmcore.paths import SHARED_DATA, find_dataset
-from lmcore.training import loop
+from lmcore.training import checkpoint
 from conftest import copy_mtfl
 
 FETCH = "python data_scripts/fetch_mtfl.py"
@@ -140,19 +140,15 @@ def test_an_incomplete_data_root_copy_is_an_error_not_a_fall_back(tmp_path, monk
     root = tmp_path / "data_root"
     (root / "mtfl80").mkdir(parents=True)
     shutil.copyfile(SHARED_DATA / "mtfl80" / "new_testing.txt", root / "mtfl80" / "new_testing.txt")
-    monkeypatch.setenv("LMBOOK_DATA_ROOT", str(root))
-    clear_source_cache()
-    try:
-        with pytest.raises(MissingDataError) as info:
-            find_dataset("mtfl80", marker="new_training.txt")
-        message = _one_line(info)
-        assert str(root / "mtfl80") in message and "new_training.txt is missing" in message and FETCH in message
-        with pytest.raises(MissingDataError, match="incomplete copy"):
-            MTFL80()
-        with pytest.raises(MissingDataError, match="incomplete copy"):
-            get_source("mtfl80")
-    finally:
-        clear_source_cache()
+    monkeypatch.setenv("LMBOOK_DATA_ROOT", str(root))  # sources are cached per data root: a new root reads afresh
+    with pytest.raises(MissingDataError) as info:
+        find_dataset("mtfl80", marker="new_training.txt")
+    message = _one_line(info)
+    assert str(root / "mtfl80") in message and "new_training.txt is missing" in message and FETCH in message
+    with pytest.raises(MissingDataError, match="incomplete copy"):
+        MTFL80()
+    with pytest.raises(MissingDataError, match="incomplete copy"):
+        get_source("mtfl80")
 
 
 def test_a_data_root_without_the_folder_still_falls_back_and_a_whole_copy_is_used(tmp_path, monkeypatch):
@@ -330,13 +326,12 @@ def _state():
 def test_a_checkpoint_holding_python_objects_is_refused_not_called_truncated(tmp_path, make):
     path, marker = tmp_path / "checkpoint.pt", tmp_path / "pwned"
     make(path, marker)
-    for load in (loop.load_checkpoint, loop.checkpoint_meta):
-        with pytest.raises(CorruptCheckpointError) as info:
-            load(path)
-        message = _one_line(info)
-        assert str(path) in message and "holds objects a checkpoint never holds" in message
-        assert "refused it without running them" in message and "cut short" not in message
-        assert "--force" in message and "\x1b" not in message
+    with pytest.raises(CorruptCheckpointError) as info:
+        checkpoint.load_checkpoint(path)
+    message = _one_line(info)
+    assert str(path) in message and "holds objects a checkpoint never holds" in message
+    assert "refused it without running them" in message and "cut short" not in message
+    assert "--force" in message and "\x1b" not in message
     assert not marker.exists()
 
 
@@ -348,7 +343,7 @@ def test_a_truncated_checkpoint_is_still_called_cut_short(tmp_path, cut):
     torch.save(_state(), path)
     path.write_bytes(cut(path.read_bytes()))
     with pytest.raises(CorruptCheckpointError) as info:
-        loop.load_checkpoint(path)
+        checkpoint.load_checkpoint(path)
     message = _one_line(info)
     assert "cut short" in message and "never holds" not in message
 
@@ -362,7 +357,7 @@ def test_a_truncated_old_format_checkpoint_is_not_called_malicious(tmp_path):
     cut_at = data.index(b"_rebuild") + 5
     path.write_bytes(data[:cut_at])
     with pytest.raises(CorruptCheckpointError) as info:
-        loop.load_checkpoint(path)
+        checkpoint.load_checkpoint(path)
     message = _one_line(info)
     assert "cut short" in message and "never holds" not in message
 

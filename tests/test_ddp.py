@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from lmcore.geometry import batch_shard, draws, random_tps, WarpSpec
-from lmcore.training.loop import _draw_batch, load_checkpoint, sample_pairs, train, TrainConfig
+from lmcore.config import TrainConfig
+from lmcore.training.checkpoint import load_checkpoint
+from lmcore.training.loop import draw_batch, sample_pairs, train
 from lmcore.errors import ConfigError
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
@@ -41,10 +43,10 @@ def test_sharded_draws_are_the_rows_one_process_draws_for_the_global_batch():
 
 def test_sharded_batches_partition_the_global_batch():
     data = torch.arange(50).float().reshape(50, 1, 1, 1)
-    whole = _draw_batch(data, None, 50, 8, torch.Generator().manual_seed(1), "cpu", False)
-    parts = [_draw_batch(data, None, 50, 8, torch.Generator().manual_seed(1), "cpu", False, (r, 2)) for r in range(2)]
+    whole = draw_batch(data, None, 50, 8, torch.Generator().manual_seed(1), "cpu", False)
+    parts = [draw_batch(data, None, 50, 8, torch.Generator().manual_seed(1), "cpu", False, (r, 2)) for r in range(2)]
     assert torch.equal(torch.cat(parts), whole)
-    a, b = _draw_batch(data, None, 50, 8, torch.Generator().manual_seed(1), "cpu", True, (1, 2))
+    a, b = draw_batch(data, None, 50, 8, torch.Generator().manual_seed(1), "cpu", True, (1, 2))
     first, second = sample_pairs(50, 8, torch.Generator().manual_seed(1))
     assert torch.equal(a.flatten(), first[4:].float()) and torch.equal(b.flatten(), second[4:].float())
 

@@ -284,7 +284,8 @@ def test_the_codes_source_is_warped_from_its_target():
 
 def test_per_tensor_clipping_clips_each_gradient_on_its_own():
     """clip_by_norm per tensor (cnn_train_multi.py:232-239) against one global norm."""
-    from lmcore.training.loop import TrainConfig, clip_gradients
+    from lmcore.config import TrainConfig
+    from lmcore.training.loop import clip_gradients
 
     big, small = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
     for mode, expected_small in (("per_tensor", 0.5), ("global", 0.5 / math.sqrt(100 + 0.25))):
@@ -298,7 +299,8 @@ def test_per_tensor_clipping_clips_each_gradient_on_its_own():
 
 
 def test_weight_decay_on_convolution_kernels_only():
-    from lmcore.training.loop import TrainConfig, make_optimizer
+    from lmcore.config import TrainConfig
+    from lmcore.training.loop import make_optimizer
 
     conv = torch.nn.Conv2d(2, 2, 3)
     optimiser = make_optimizer(conv.parameters(), TrainConfig(weight_decay=1e-5, weight_decay_on="conv_weights"))

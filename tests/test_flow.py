@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from lmcore.geometry import AffineWarp, gaussian_heatmaps, pixel_centres, regular_grid, warp_image
-from lmcore.losses.c3 import equivariance_loss, flow_supervision_loss, landmark_equivariance_loss
+from lmcore.losses.c3 import equivariance_loss, flow_supervision_loss
 from lmcore.models.flow import (
     CrossImageFlow,
     NeighbourhoodFilter,
@@ -234,21 +234,6 @@ def test_flow_supervision_loss_is_the_end_point_error_on_valid_positions():
 
 
 # --------------------------------------------------------------------------- Eq. 4
-
-
-def test_landmark_equivariance_loss_vanishes_on_the_true_flow_and_is_quadratic_in_its_error():
-    gen = torch.Generator().manual_seed(7)
-    warp = random_similarities(3, gen)
-    t_ab, t_ba = flow_of_warp(warp, 16, 16)
-    points_a = torch.rand(3, 10, 2, generator=gen) - 0.5
-    points_b = warp.transport(points_a)
-    assert landmark_equivariance_loss(points_a, points_b, t_ab, t_ba) < 1e-9
-    for d in (0.05, 0.1):  # the same shift of both maps: each term is d^2
-        off = torch.tensor([d * 0.6, d * 0.8])
-        loss = landmark_equivariance_loss(points_a, points_b, t_ab + off, t_ba + off)
-        assert torch.isclose(loss, torch.tensor(2 * d**2), rtol=1e-3)
-    # the directions matter: swapping T_ab and T_ba breaks it
-    assert landmark_equivariance_loss(points_a, points_b, t_ba, t_ab) > 1e-3
 
 
 def test_equivariance_loss_on_pose_maps_is_small_on_the_true_flow_and_grows_with_its_error():

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lmcore.training import TrainConfig, read_record, train
-from lmcore.training import loop
+from lmcore.training import checkpoint
 
 CPU = torch.device("cpu")
 
@@ -145,7 +145,7 @@ def test_a_truncated_checkpoint_is_a_clear_error_naming_the_file(tmp_path):
         assert str(ckpt) in message and "delete it" in message and "--force" in message
         assert len(message.splitlines()) == 1
         with pytest.raises(CorruptCheckpointError, match="--force"):
-            loop.checkpoint_meta(ckpt)
+            checkpoint.load_checkpoint(ckpt)
 
 
 def test_a_truncated_or_foreign_record_is_a_clear_error_naming_the_file(tmp_path):

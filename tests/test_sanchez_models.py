@@ -8,9 +8,7 @@ from torch import nn
 from lmcore.models.fan import FAN, gaussian_targets
 from lmcore.models.projected import (
     ProjectedConv2d,
-    adapted_state_dict,
     fold_projections,
-    load_adapted_state_dict,
     make_adaptable,
     parameter_counts,
     trainable_share,
@@ -171,25 +169,6 @@ def test_folding_random_projections_keeps_the_function_and_the_cores_size(small_
         out, reference = folded(x), adapted(x)
     assert torch.allclose(out, reference, atol=1e-5)
     assert (out - make_adaptable(small_core, num_landmarks=3).eval()(x)).abs().max() > 1e-3  # P matters
-
-
-def test_an_adapted_checkpoint_without_the_core_weights_restores_the_model(small_core):
-    adapted = make_adaptable(small_core, num_landmarks=3)
-    with torch.no_grad():
-        for m in adapted.modules():
-            if isinstance(m, ProjectedConv2d):
-                m.projection.add_(0.1 * torch.randn_like(m.projection))
-    state = adapted_state_dict(adapted)
-    assert not any(k.endswith(("frozen_weight", "frozen_bias")) for k in state)
-    assert any(k.endswith("frozen_weight") for k in adapted.state_dict())
-    restored = make_adaptable(small_core, num_landmarks=3)
-    load_adapted_state_dict(restored, state)
-    x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        assert torch.equal(restored.eval()(x), adapted.eval()(x))
-    del state["head.weight"]
-    with pytest.raises(KeyError, match="head.weight"):
-        load_adapted_state_dict(restored, state)
 
 
 def test_make_adaptable_gives_a_new_head_of_k_maps_and_leaves_the_cores_head(small_core):

@@ -11,7 +11,7 @@ from lmcore.geometry.coords import pixels_to_normalized
 from lmcore.methods import build_method, get_method
 from lmcore.training import load_trained, run_method
 from lmcore.training.bench import step_cost
-from lmcore.training.loop import TrainConfig
+from lmcore.config import TrainConfig
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread

@@ -49,7 +49,6 @@ JOINT_NAMES = (
 # Joint j of a horizontally flipped image is joint FLIP_PERMUTATION[j] of the original:
 # flipped_points = points[:, FLIP_PERMUTATION] with x -> IMAGE_SIZE - x (same for visible).
 FLIP_PERMUTATION = (5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13)
-TORSO = (8, 3)  # right shoulder, left hip: the README's torso size for PCK
 
 HEADER = "path," + ",".join(f"x{j},y{j},v{j}" for j in range(1, len(JOINT_NAMES) + 1))
 N_FIELDS = 1 + 3 * len(JOINT_NAMES)  # 43

@@ -125,8 +125,3 @@ def get_source(name: str):
     if name not in SOURCES:
         raise ConfigError(f"unknown data source '{name}'; choose one of {', '.join(sorted(SOURCES))}")
     return _cached(name, str(data_root()))
-
-
-def clear_source_cache() -> None:
-    """Forget the sources read so far (tests that point ``LMBOOK_DATA_ROOT`` elsewhere)."""
-    _cached.cache_clear()

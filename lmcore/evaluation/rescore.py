@@ -15,7 +15,6 @@ authors' own protocol beside the book's).
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Sequence
 
 import torch
 
+from ..files import atomic_writer
 from .protocol import (DetectFn, RegressionOptions, _summarise, backward_error, choose_ridge, detect_all,
                        few_shot_curve, forward_error, normalised_errors)
 
@@ -76,12 +76,10 @@ class Detections:
 
     def save(self, path: Path | str) -> None:
         """Keep the points (not the images) with the names' hashes of the sets they belong to."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # a reader never sees half a file
-        torch.save({"kind": self.kind, "regressor": (faces_key(self.regressor_set), self.regressor_points),
-                    "tests": {name: (faces_key(self.test_sets[name]), points) for name, points in self.test_points.items()}},
-                   tmp)
-        os.replace(tmp, path)
+        with atomic_writer(Path(path)) as fh:  # a reader never sees half a file
+            torch.save({"kind": self.kind, "regressor": (faces_key(self.regressor_set), self.regressor_points),
+                        "tests": {name: (faces_key(self.test_sets[name]), points)
+                                  for name, points in self.test_points.items()}}, fh)
 
     @classmethod
     def load(cls, path: Path | str, regressor_set, test_sets: dict) -> "Detections | None":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.flow import transfer_points, warp_maps
+from ..models.flow import warp_maps
 
 
 def cross_image_cycle_loss(criterion, originals: tuple[torch.Tensor, torch.Tensor],
@@ -58,20 +58,6 @@ def equivariance_loss(pose_a: torch.Tensor, pose_b: torch.Tensor, T_ab: torch.Te
     return ((pose_a - into_a) ** 2).mean() + ((pose_b - into_b) ** 2).mean()
 
 
-def landmark_equivariance_loss(points_a: torch.Tensor, points_b: torch.Tensor, T_ab: torch.Tensor,
-                               T_ba: torch.Tensor) -> torch.Tensor:
-    """Eq. 4 on landmark coordinates: ``|l_b - T_ab(l_a)|^2 + |l_a - T_ba(l_b)|^2``.
-
-    points_a, points_b: ``B x K x 2`` landmarks (normalised); ``T_ab``, ``T_ba`` as in
-    :func:`equivariance_loss`. Points are carried by bilinear sampling of T
-    (:func:`~lmcore.models.flow.transfer_points`). Returns the mean over landmarks and batch of
-    the summed squared distances, in normalised units squared (the image is 2 wide).
-    """
-    to_b = transfer_points(T_ab, points_a)
-    to_a = transfer_points(T_ba, points_b)
-    return ((points_b - to_b) ** 2).sum(-1).mean() + ((points_a - to_a) ** 2).sum(-1).mean()
-
-
 def flow_supervision_loss(T_pred: torch.Tensor, T_true: torch.Tensor,
                           valid: torch.Tensor | None = None) -> torch.Tensor:
     """Pre-training of the flow module on synthetic pairs whose flow is known (not in the paper).
@@ -94,5 +80,4 @@ def flow_supervision_loss(T_pred: torch.Tensor, T_true: torch.Tensor,
     return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-__all__ = ["cross_image_cycle_loss", "equivariance_loss", "flow_supervision_loss", "landmark_equivariance_loss",
-           "pose_invariance_loss"]
+__all__ = ["cross_image_cycle_loss", "equivariance_loss", "flow_supervision_loss", "pose_invariance_loss"]

@@ -42,7 +42,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..config import Between, OneOf, check_ranges, deep_update
+from ..config import Between, OneOf, TrainConfig, check_ranges, deep_update
 from ..errors import ConfigError
 from ..geometry import crop_warp, warp_image
 
@@ -144,10 +144,8 @@ class LandmarkMethod(nn.Module):
         """The complete settings of ``profile``: ``data``, ``method``, ``train``, ``parents``."""
         if profile not in cls.profiles:
             raise ConfigError(f"method '{cls.name}' has no profile '{profile}'; choose one of {sorted(cls.profiles)}")
-        from ..training.loop import TrainConfig  # every training setting, so that any can be overridden
-
         config = {"data": {"source": cls.data_source, "split": cls.train_split}, "parents": {},
-                  "train": TrainConfig().as_dict()}
+                  "train": TrainConfig().as_dict()}  # every training setting, so that any can be overridden
         return deep_update(config, cls.profiles[profile])
 
     @classmethod

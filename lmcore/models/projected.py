@@ -18,9 +18,8 @@ invertible), so the two differ mainly on the stem.
 Why the frozen weight is a buffer, not a frozen parameter: a buffer never appears in
 ``parameters()``, so no optimiser, weight decay, gradient clipping or parameter count sees it, and
 code that unfreezes "all parameters" (a fine-tuning switch) cannot unfreeze it by accident. It is a
-persistent buffer, so ``state_dict()`` stays self-contained; :func:`adapted_state_dict` leaves the
-frozen weights out (they are the core's, saved by the core's own run) and
-:func:`load_adapted_state_dict` restores such a checkpoint into ``make_adaptable(core)``.
+persistent buffer, so ``state_dict()`` stays self-contained (a method leaves the core's weights out of
+its checkpoints through its ``frozen_prefixes``: they are the core's, saved by the core's own run).
 Under DistributedDataParallel (broadcast_buffers=True) the frozen weights are broadcast each step
 with the batch-norm statistics: harmless, ~25 MB at width 256.
 """
@@ -33,7 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 PROJECTED_MODES = ("all", "3x3")
-FROZEN_KEYS = ("frozen_weight", "frozen_bias")
 
 
 class ProjectedConv2d(nn.Module):
@@ -175,17 +173,3 @@ def trainable_share(model: nn.Module) -> float:
     fine-tuning", i.e. over what fine-tuning trains). 1.0 for a fully trainable plain network."""
     counts = parameter_counts(model)
     return counts["trainable"] / counts["network"]
-
-
-def adapted_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``model.state_dict()`` without the frozen core weights (which the core's checkpoint holds)."""
-    return {k: v for k, v in model.state_dict().items() if k.rpartition(".")[2] not in FROZEN_KEYS}
-
-
-def load_adapted_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load :func:`adapted_state_dict` output into ``make_adaptable(core, K)`` built from the same
-    core. Raises if anything other than frozen core weights is missing, or anything is unexpected."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k.rpartition(".")[2] not in FROZEN_KEYS]
-    if missing or unexpected:
-        raise KeyError(f"adapted checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")

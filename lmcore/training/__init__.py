@@ -1,5 +1,6 @@
 """One training loop for every method, run records, and the run API chapters call."""
-from .loop import TrainConfig, TrainResult, distributed_context, prepare_images, train
+from ..config import TrainConfig
+from .loop import TrainResult, distributed_context, prepare_images, train
 from .records import config_hash, describe_device, git_commit, read_record, write_json_atomic
 from .run_record import RunRecord
 from .runs import (

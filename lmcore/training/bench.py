@@ -30,7 +30,9 @@ import time
 import torch
 
 from ..profiling import measure_sections
-from .loop import TrainConfig, _draw_batch, clip_gradients, make_optimizer, forward_context, prepare_for_training, prepare_images
+from ..config import TrainConfig
+from .loop import (clip_gradients, draw_batch, forward_context, make_optimizer, prepare_for_training,
+                   prepare_images)
 
 
 def _storage_key(tensor: torch.Tensor):
@@ -77,7 +79,7 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
             torch.cuda.synchronize(device)
 
     def one_step(step: int, count_saved: bool, time_forward: bool) -> tuple[float, float, int]:
-        batch = _draw_batch(data, target_data, len(data), cfg.batch_size, sampler, device, pairs)
+        batch = draw_batch(data, target_data, len(data), cfg.batch_size, sampler, device, pairs)
         seen: dict = {}
         sync()
         start = time.perf_counter()

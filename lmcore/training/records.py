@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CorruptRecordError
-from ..files import fsync_dir
+from ..files import atomic_writer
 from ..paths import PROJECT_ROOT
 from .code_identity import code_fingerprint, lmcore_is_dirty  # noqa: F401  (re-exported)
 
@@ -72,23 +72,11 @@ def config_hash(config: dict) -> str:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write ``payload`` to ``.NAME.tmp<pid>``, fsync it, rename it onto ``path``, fsync the folder."""
+    """Write ``payload`` as JSON onto ``path`` atomically (:func:`lmcore.files.atomic_writer`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=False, default=float)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
+    with atomic_writer(path, "w") as fh:
+        json.dump(payload, fh, indent=1, sort_keys=False, default=float)
 
 
 RECORD_ADVICE = "delete it, or rerun with --force (LMBOOK_RETRAIN=1) to make the run again"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import check_overrides, deep_update, normalise_numbers
+from ..config import TrainConfig, check_overrides, deep_update, normalise_numbers
 from ..data.sources import get_source
 from ..errors import ConfigError, CorruptCheckpointError, CorruptRecordError, LmbookError
 from ..files import file_sha256
@@ -38,7 +38,8 @@ from ..methods import build_method, get_method
 from ..paths import RESULTS_DIR, display_path, runs_root
 from ..profiles import PROFILES, resolve_profile, select_device
 from .code_identity import changed_files, code_files, code_fingerprint, lmcore_is_dirty
-from .loop import TrainConfig, load_checkpoint, train
+from .checkpoint import load_checkpoint
+from .loop import train
 from .records import RECORD_ADVICE, config_hash, describe_device, git_commit, now_iso, write_record
 from .run_record import RunRecord
 

@@ -20,7 +20,8 @@ import torch  # noqa: E402
 
 from lmcore.config import deep_update  # noqa: E402
 from lmcore.methods import build_method, get_method  # noqa: E402
-from lmcore.training.loop import TrainConfig, train  # noqa: E402
+from lmcore.config import TrainConfig  # noqa: E402
+from lmcore.training.loop import train  # noqa: E402
 
 STEPS = 6
 STOP_AFTER = 3

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         return lmbook_error(PROG, exc)
     except OSError as exc:
         # A full disk or quota, a read-only file system or a refused write: one line, no traceback.
-        # Checkpoints and records go to a temp file that is renamed (lmcore.training.loop), so the
+        # Checkpoints and records go to a temp file that is renamed (lmcore.files.atomic_writer), so the
         # previous checkpoint is whole and the same command resumes from it.
         import errno
 

@@ -37,7 +37,8 @@ from .errors import LmbookError
 from .experiments import BOOK_RUNS
 from .paths import PROJECT_ROOT, RESULTS_DIR, runs_root
 from .training.bench import correlation_cost, run_step_cost
-from .training.records import code_fingerprint, describe_device, git_commit, lmcore_is_dirty, now_iso, write_json_atomic
+from .training.code_identity import code_fingerprint, lmcore_is_dirty
+from .training.records import describe_device, git_commit, now_iso, write_json_atomic
 from .training.runs import resolve_config
 
 BENCH_DIR = RESULTS_DIR / "bench"

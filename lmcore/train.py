@@ -125,7 +125,7 @@ def main(argv=None) -> int:
             return 0
         print(summary_line(record))
         if args.publish:
-            from .zoo import check_summary, publish_weights
+            from .zoo_export import check_summary, publish_weights
 
             published = publish_reference(record)
             print(f"published {display_path(published)}")

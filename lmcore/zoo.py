@@ -17,22 +17,31 @@ regressor from its K landmarks to MTFL-80's 5 points (fitted without an intercep
 The record holds the file's sha256 (``weights_sha256``); a file that differs is refused, and so is
 a record whose config this ``lmcore`` can no longer build (one line naming the commit to check out).
 
-:func:`export_weights` writes the file from the finished run a record came from: it re-detects the
-test faces and refuses to write unless the record's forward error comes back (to 1e-6), and it
-stores fp16 only where that moves test_mtfl's forward error by less than 0.01 (else fp32).
+:func:`lmcore.zoo_export.export_weights` writes the file from the finished run a record came from.
+This module only reads the zoo, so that the run API, which starts runs from zoo weights
+(``train.init_from``), imports it without importing itself back.
 """
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
-from .errors import LmbookError
+from .data.sources import get_source
+from .errors import ConfigError, LmbookError
+from .evaluation import RegressionOptions, detect_all, normalised_errors
+from .evaluation.protocol import choose_ridge, fit_linear_map, forward_error, regressor_count
+from .files import file_sha256
+from .geometry import normalized_to_pixels
+from .methods import build_method
 from .methods.base import PCK_KEY
 from .paths import RESULTS_DIR
+from .training.records import read_record
+from .training.run_record import RunRecord
 
 WEIGHTS_SUFFIX = ".safetensors"
 MODEL_PREFIX = "model."
@@ -78,8 +87,6 @@ def kind_of(record: dict) -> str | None:
 def available(root: Path | str | None = None, kind: str | None = FACE) -> list[str]:
     """``method/run`` of every committed reference that has weights, of one ``kind`` (:data:`FACE`
     by default: what ``python -m lmcore.detect`` runs; :data:`POSE`; None for both)."""
-    from .training.records import read_record
-
     root = Path(root or RESULTS_DIR)
     names = []
     for path in sorted(root.glob(f"*/*{WEIGHTS_SUFFIX}")):
@@ -107,8 +114,6 @@ class Detector(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from .geometry import normalized_to_pixels
-
         height, width = images.shape[-2:]
         return normalized_to_pixels(self.method.detect(images).cpu(), (width, height))
 
@@ -126,13 +131,11 @@ class Detector(nn.Module):
         return (flat @ self.regressor.double().cpu()).reshape(len(landmarks), -1, 2).float() / scale
 
 
-def _trainable_state(method) -> dict:
+def trainable_state(method) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in method.state_dict().items()}
 
 
-def _check_buildable(record: dict, name: str):
-    from .methods import build_method
-
+def check_buildable(record: dict, name: str):
     commit = record.get("git_commit", "?")[:10]
     try:
         return build_method(record["method"], record["config"])
@@ -145,13 +148,6 @@ def _check_buildable(record: dict, name: str):
 def load_detector(name: str, device=None, root: Path | str | None = None) -> Detector:
     """The committed reference ``method/run`` (e.g. ``"zhang/k10"``) as a ready :class:`Detector`
     in eval mode. Refuses a weights file whose sha256 differs from its record's."""
-    from safetensors.torch import load_file
-
-    from .files import file_sha256
-    from .training.run_record import RunRecord
-
-    import re
-
     json_path, weights = record_path(name, root), weights_path(name, root)
     if not re.fullmatch(r"[a-z0-9_]+/[A-Za-z0-9_-][A-Za-z0-9._-]*", name) or not json_path.exists() or not weights.exists():
         known = ", ".join(available(root, kind=None)) or "none yet"
@@ -163,7 +159,7 @@ def load_detector(name: str, device=None, root: Path | str | None = None) -> Det
                        "restore it from git, or export it again with tools/publish_weights.py")
     tensors = load_file(str(weights))
     regressor = tensors.pop(REGRESSOR_KEY, None)
-    method = _check_buildable(record, name)
+    method = check_buildable(record, name)
     state = {k[len(MODEL_PREFIX):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     try:
         method.load_state_dict(state)
@@ -175,18 +171,14 @@ def load_detector(name: str, device=None, root: Path | str | None = None) -> Det
     return Detector(method, None if regressor is None else regressor.float(), dict(record), name)
 
 
-def _detections(detect, source):
-    from .evaluation import detect_all
-
+def detections_for_regressor(detect, source):
     train, test = source.split("regressor_train"), source.split("test_mtfl")
     with torch.no_grad():
         return detect_all(detect, train.images), train.points, detect_all(detect, test.images), test.points
 
 
-def _forward_and_regressor(detect, source, options):
-    from .evaluation.protocol import choose_ridge, fit_linear_map, forward_error, regressor_count
-
-    d_train, a_train, d_test, a_test = _detections(detect, source)
+def forward_and_regressor(detect, source, options):
+    d_train, a_train, d_test, a_test = detections_for_regressor(detect, source)
     choice = choose_ridge(d_train, a_train, options)
     error = forward_error(d_train, a_train, d_test, a_test, options, ridge_choice=choice)["mean"]
     n_used = regressor_count(len(a_train), options.regressor_fraction)
@@ -195,141 +187,15 @@ def _forward_and_regressor(detect, source, options):
     return error, torch.from_numpy(np.asarray(fit.weight, dtype=np.float64))
 
 
-def export_weights(record_file: Path | str, dtype: str = "auto") -> dict:
-    """Write ``results/<method>/<run>.safetensors`` for the committed reference ``record_file``
-    from the finished run it came from (found by identity in the runs folder, its checkpoint's
-    sha256 checked), and add the file's sha256 to the record. Returns what was measured."""
-    from .data.sources import get_source
-    from .evaluation import RegressionOptions
-    from .training.run_record import RunRecord
-
-    record_file = Path(record_file)
-    record = RunRecord.from_file(record_file)
-    name = f"{record.method}/{record.run_name}"
-    if kind_of(record) == POSE:
-        return _export_pose_core(record_file, record, dtype)
-    forward = record["metrics"].get("forward", {}).get("test_mtfl")
-    if forward is None:
-        raise ZooError(f"{name}: its record has neither a forward error on test_mtfl nor a PCK on LSPET val: "
-                       "the zoo holds face detectors and pose cores")
-    options_recorded = forward.get("options", {})
-    if options_recorded.get("intercept") or not options_recorded.get("ridge_choice"):
-        raise ZooError(f"{name} was scored with an earlier protocol (an intercept or a fixed ridge): train it again")
-    method = _published_run(record, record_file)
-    source = get_source(record["config"]["data"]["source"])
-    options = RegressionOptions()
-    error32, regressor = _forward_and_regressor(method.detect, source, options)
-    if abs(error32 - forward["mean"]) > REPRODUCE_TOLERANCE:
-        raise ZooError(f"{name}: its weights give {error32:.6f} % on test_mtfl, its record {forward['mean']:.6f} %: "
-                       "not written")
-    state = _trainable_state(method)
-    measured = {"test_mtfl_fp32": error32}
-    if dtype in ("auto", "fp16"):
-        method.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})
-        measured["test_mtfl_fp16"], _ = _forward_and_regressor(method.detect, source, options)
-        if dtype == "fp16" or abs(measured["test_mtfl_fp16"] - error32) < FP16_TOLERANCE:
-            dtype = "fp16"
-    dtype = "fp16" if dtype == "fp16" else "fp32"
-    tensors = {MODEL_PREFIX + k: (v.half() if dtype == "fp16" and v.is_floating_point() else v) for k, v in state.items()}
-    tensors[REGRESSOR_KEY] = regressor.float()
-    return _write_weights(record_file, record, tensors, dtype, measured)
-
-
-def _write_weights(record_file: Path, record: dict, tensors: dict, dtype: str, measured: dict) -> dict:
-    """The safetensors file beside the record, and its sha256, dtype and checks in the record."""
-    from safetensors.torch import save_file
-
-    from .files import file_sha256
-    from .training.records import write_record
-
-    name = f"{record['method']}/{record['run_name']}"
-    target = weights_path(name, record_file.parent.parent)
-    tmp = target.with_name(target.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"record": f"{name}.json", "identity": record["identity"], "dtype": dtype,
-                                           "measured": json.dumps(measured)})
-    tmp.chmod(0o644)
-    tmp.replace(target)
-    updated = dict(record)
-    updated.update({"weights_sha256": file_sha256(target), "weights_dtype": dtype, "weights_check": measured})
-    write_record(record_file, updated)
-    return {"name": name, "dtype": dtype, "bytes": target.stat().st_size, **measured}
-
-
-def _published_run(record, record_file: Path):
-    """The trained method of the finished run a reference was published from (found by identity in
-    the runs folder), refused where that run's checkpoint is not the one the record names."""
-    from .training.run_record import RunRecord
-    from .training.runs import load_trained, run_directory
-
-    run_dir = run_directory(record.method, record.profile, record.run_name, record["identity"])
-    run = RunRecord.from_file(run_dir / "record.json", run_dir=run_dir)
-    if run.get("checkpoint_sha256") != record.get("checkpoint_sha256"):
-        raise ZooError(f"{run_dir} is not the run {record_file} was published from (another checkpoint)")
-    return load_trained(run, device=torch.device("cpu"))
-
-
-def _pck_val(method, source, record: dict) -> float:
+def pck_val(method, source, record: dict) -> float:
     """PCK@0.2 on LSPET val, on the same people as the record's (a smoke run scores every n-th)."""
     return float(method.pck(source.split("val", every=record.get("data", {}).get("eval_subsample", 1)))["pck"])
-
-
-def _export_pose_core(record_file: Path, record, dtype: str) -> dict:
-    """:func:`export_weights` for a pose core: its PCK@0.2 on LSPET val must come back from the
-    weights (to 1e-6); fp16 where that moves it by less than :data:`FP16_PCK_TOLERANCE`."""
-    from .data.sources import get_source
-
-    name = f"{record.method}/{record.run_name}"
-    method = _published_run(record, record_file)
-    source = get_source(record["config"]["data"]["source"])
-    pck32 = _pck_val(method, source, record)
-    if abs(pck32 - record["metrics"][PCK_KEY]["pck"]) > REPRODUCE_TOLERANCE:
-        raise ZooError(f"{name}: its weights give PCK {pck32:.6f} on LSPET val, its record "
-                       f"{record['metrics'][PCK_KEY]['pck']:.6f}: not written")
-    state = _trainable_state(method)
-    measured = {"pck_val_fp32": pck32}
-    if dtype in ("auto", "fp16"):
-        method.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})
-        measured["pck_val_fp16"] = _pck_val(method, source, record)
-        if dtype == "fp16" or abs(measured["pck_val_fp16"] - pck32) < FP16_PCK_TOLERANCE:
-            dtype = "fp16"
-    dtype = "fp16" if dtype == "fp16" else "fp32"
-    tensors = {MODEL_PREFIX + k: (v.half() if dtype == "fp16" and v.is_floating_point() else v) for k, v in state.items()}
-    return _write_weights(record_file, record, tensors, dtype, measured)
-
-
-def check_summary(done: dict) -> str:
-    """What :func:`export_weights` measured, in words: the score that came back from the weights
-    (and in fp16, where that was measured)."""
-    if "pck_val_fp32" in done:
-        fp16 = f" (fp16: {100 * done['pck_val_fp16']:.2f} %)" if "pck_val_fp16" in done else ""
-        return f"PCK@0.2 on LSPET val {100 * done['pck_val_fp32']:.2f} % from the weights{fp16}"
-    fp16 = f" (fp16: {done['test_mtfl_fp16']:.4f} %)" if "test_mtfl_fp16" in done else ""
-    return f"test_mtfl {done['test_mtfl_fp32']:.4f} % from the weights{fp16}"
-
-
-def publish_weights(record_file: Path | str) -> dict | None:
-    """After a reference is (re-)published: remove its earlier weights file, which belonged to the
-    record it replaced, and export the new one where the zoo can hold it (a face detector scored
-    by the current protocol, or a pose core). Returns what :func:`export_weights` measured, or None with nothing
-    written when the reference is not a face detector."""
-    from .training.run_record import RunRecord
-
-    record_file = Path(record_file)
-    record_file.with_suffix(WEIGHTS_SUFFIX).unlink(missing_ok=True)
-    record = RunRecord.from_file(record_file)
-    forward = record["metrics"].get("forward", {}).get("test_mtfl")
-    if kind_of(record) != POSE and (forward is None or not forward.get("options", {}).get("ridge_choice")):
-        return None
-    return export_weights(record_file)
 
 
 def ancestor_of(name: str, method: str, root: Path | str | None = None) -> dict:
     """What a run started with ``train.init_from = name`` records as its ancestor: the reference,
     its weights' sha256, and the steps of its whole lineage (its own and its ancestors'). Raises
     :class:`~lmcore.errors.ConfigError` when there is no such model or it is another method's."""
-    from .errors import ConfigError
-    from .training.run_record import RunRecord
-
     json_path, weights = record_path(name, root), weights_path(name, root)
     if not json_path.exists() or not weights.exists():
         raise ConfigError(f"setting 'train.init_from': no model '{name}' in the zoo (models with weights: "
@@ -345,8 +211,6 @@ def ancestor_of(name: str, method: str, root: Path | str | None = None) -> dict:
 def load_initial_weights(method_model, name: str, root: Path | str | None = None) -> None:
     """Load the zoo model ``name``'s weights into ``method_model`` (a freshly built method of the
     same config), refusing a file whose sha256 differs from its record or weights that do not fit."""
-    from .errors import ConfigError
-
     detector = load_detector(name, root=root)
     try:
         method_model.load_state_dict(detector.method.state_dict())
@@ -360,19 +224,16 @@ def verify(name: str, root: Path | str | None = None) -> dict:
     score them by the protocol (a pose core: LSPET val, scored by PCK@0.2): returns the forward error, the record's, and the one measured from
     the stored weights when they were written (fp16 weights give that one, within
     :data:`FP16_TOLERANCE` of the record's)."""
-    from .data.sources import get_source
-    from .evaluation import RegressionOptions
-
     detector = load_detector(name, root=root)
     record = detector.record
     source = get_source(record["config"]["data"]["source"])
     if kind_of(record) == POSE:  # PCK as a fraction
-        pck = _pck_val(detector.method, source, record)
+        pck = pck_val(detector.method, source, record)
         check = record["weights_check"]
         stored = check["pck_val_fp16"] if record["weights_dtype"] == "fp16" else check["pck_val_fp32"]
         return {"model": name, "dtype": record["weights_dtype"], "score": "PCK@0.2 LSPET val", "from the weights": pck,
                 "when written": stored, "record": record["metrics"][PCK_KEY]["pck"], "difference": abs(pck - stored)}
-    error, _ = _forward_and_regressor(detector.method.detect, source, RegressionOptions())
+    error, _ = forward_and_regressor(detector.method.detect, source, RegressionOptions())
     check = record["weights_check"]
     stored = check["test_mtfl_fp16"] if record["weights_dtype"] == "fp16" else check["test_mtfl_fp32"]
     return {"model": name, "dtype": record["weights_dtype"], "score": "forward test_mtfl (% IOD)", "from the weights": error,
@@ -384,9 +245,6 @@ def per_face_errors(name: str, split: str = "test_mtfl", root: Path | str | None
     """Each face's forward error on ``split`` (``N``, % of IOD) from the face detector ``name``'s
     committed weights and regressor: what a comparison over training runs resamples
     (:func:`lmcore.reporting.ordering_verdicts`) when the runs themselves are not on this machine."""
-    from .data.sources import get_source
-    from .evaluation import normalised_errors
-
     detector = load_detector(name, root=root)
     test = get_source(detector.record["config"]["data"]["source"]).split(split)
     images = test.images.float() / 255.0
@@ -397,8 +255,6 @@ def per_face_errors(name: str, split: str = "test_mtfl", root: Path | str | None
 def lineage(record: dict, root: Path | str | None = None) -> list[dict]:
     """``record`` preceded by the committed references it was started from (``train.init_from``,
     recursively), oldest first; a missing ancestor's record ends the chain."""
-    from .training.records import read_record
-
     chain = [record]
     seen = set()
     while (chain[0].get("ancestor") or {}).get("name") and chain[0]["ancestor"]["name"] not in seen:

@@ -241,7 +241,8 @@ def test_the_books_bench_is_measured_once_and_reused(isolated_runs, monkeypatch)
 
     def fake_run(*args, **kwargs):  # the measurement itself is tested above; here only the caching
         calls.append(args)
-        from lmcore.training.records import code_fingerprint, describe_device
+        from lmcore.training.code_identity import code_fingerprint
+        from lmcore.training.records import describe_device
 
         return {"kind": "bench", "created": "now", "commit": "c", "device": describe_device(torch.device("cpu")),
                 "rows": [], "ratios": [], "correlation": [], "projection": {}, "wall_time_s": 0.0,

@@ -335,7 +335,7 @@ def _copy_project(tmp_path) -> Path:
 
 
 def test_code_fingerprint_follows_the_lmcore_sources_only(tmp_path):
-    from lmcore.training.records import code_fingerprint
+    from lmcore.training.code_identity import code_fingerprint
 
     root = _copy_project(tmp_path)
     base = code_fingerprint("fse", root)
@@ -360,7 +360,7 @@ def test_code_fingerprint_follows_the_lmcore_sources_only(tmp_path):
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_lmcore_is_dirty_sees_python_changes_under_lmcore_only(tmp_path, monkeypatch):
-    from lmcore.training.records import lmcore_is_dirty
+    from lmcore.training.code_identity import lmcore_is_dirty
 
     repo = tmp_path / "repo"
     (repo / "lmcore" / "sub").mkdir(parents=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcore import zoo
+from lmcore import zoo, zoo_export
 from lmcore.detect import main as detect_main
 from lmcore.evaluation.protocol import normalised_errors
 from lmcore.paths import RESULTS_DIR
@@ -253,8 +253,8 @@ def test_a_pose_core_is_exported_checked_by_its_pck_and_refused_as_a_face_detect
     record_file = tmp_path / "results" / "pose" / "core.json"  # as published (which needs committed code)
     record_file.parent.mkdir(parents=True)
     write_record(record_file, dict(RunRecord.from_file(run / "record.json")))
-    done = zoo.export_weights(record_file)
-    assert zoo.check_summary(done).startswith("PCK@0.2 on LSPET val")  # what --publish prints
+    done = zoo_export.export_weights(record_file)
+    assert zoo_export.check_summary(done).startswith("PCK@0.2 on LSPET val")  # what --publish prints
     assert done["pck_val_fp32"] == pytest.approx(RunRecord.from_file(record_file)["metrics"]["pck_val"]["pck"], abs=1e-9)
     root = tmp_path / "results"
     assert zoo.available(root) == [] and zoo.available(root, kind=zoo.POSE) == ["pose/core"]

@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         try:
             record = choose(item, args.profile)
             path = publish_reference(record)
-            from lmcore.zoo import publish_weights
+            from lmcore.zoo_export import publish_weights
 
             weights = publish_weights(path)  # the zoo's weights follow their record
         except LmbookError as exc:

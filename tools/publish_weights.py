@@ -5,7 +5,7 @@
 Writes ``results/<method>/<run>.safetensors`` (trainable weights and buffers, fp16 where that
 moves test_mtfl's forward error by < 0.01, and the protocol's 5-point regressor; for a pose core,
 fp16 where that moves its PCK on LSPET val by < 0.1 point, and no regressor) and adds its
-sha256 to the record (:func:`lmcore.zoo.export_weights`). ``python -m lmcore.train --publish``
+sha256 to the record (:func:`lmcore.zoo_export.export_weights`). ``python -m lmcore.train --publish``
 and ``tools/publish_references.py`` do this themselves; this is for references published before.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from lmcore.errors import LmbookError
-    from lmcore.zoo import check_summary, export_weights
+    from lmcore.zoo_export import check_summary, export_weights
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("records", nargs="+", type=Path)

@@ -27,7 +27,6 @@ import torch
 from ..errors import CorruptRecordError
 from ..files import atomic_writer
 from ..paths import PROJECT_ROOT
-from .code_identity import code_fingerprint, lmcore_is_dirty  # noqa: F401  (re-exported)
 
 REQUIRED_KEYS = ("method", "profile", "config", "git_commit", "device", "wall_time_s", "data", "metrics")
 

@@ -32,13 +32,15 @@ import torch
 from ..config import TrainConfig, check_overrides, deep_update, normalise_numbers
 from ..data.sources import get_source
 from ..errors import ConfigError, CorruptCheckpointError, CorruptRecordError, LmbookError
+from ..evaluation import Detections, RegressionOptions
+from ..evaluation.rescore import faces_key
 from ..files import file_sha256
-from ..evaluation import RegressionOptions
 from ..methods import build_method, get_method
 from ..paths import RESULTS_DIR, display_path, runs_root
 from ..profiles import PROFILES, resolve_profile, select_device
-from .code_identity import changed_files, code_files, code_fingerprint, lmcore_is_dirty
+from ..zoo import ancestor_of, load_initial_weights
 from .checkpoint import load_checkpoint
+from .code_identity import changed_files, code_files, code_fingerprint, lmcore_is_dirty
 from .loop import train
 from .records import RECORD_ADVICE, config_hash, describe_device, git_commit, now_iso, write_record
 from .run_record import RunRecord
@@ -149,7 +151,6 @@ def run_identity(method: str, profile: str, config: dict, parents: dict[str, Run
         "parents": {role: r["identity"] for role, r in (parents or {}).items()},  # (the step is in config)
     }
     if config["train"].get("init_from"):  # the weights it starts from, not only their name
-        from ..zoo import ancestor_of
 
         identity["init"] = ancestor_of(config["train"]["init_from"], method)["weights_sha256"]
     return identity
@@ -349,9 +350,6 @@ def run_detections(record: RunRecord, regressor_set, test_sets: dict, cache: boo
     final checkpoint: one detection pass, kept in the run folder (``cache``) for these exact
     faces, so re-scoring a run under other protocol options or statistics costs no network pass.
     A supervised detector (its forward error recorded as ``direct``) gives ``kind="direct"``."""
-    from ..evaluation import Detections
-    from ..evaluation.rescore import faces_key
-
     options = next(iter(record.get("metrics", {}).get("forward", {}).values()), {}).get("options", {})
     kind = "direct" if options.get("direct") else "regressed"
     key = config_hash({"identity": record.get("identity"), "regressor": faces_key(regressor_set),
@@ -375,7 +373,6 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     cfg = TrainConfig.from_dict(config["train"])
     ancestor = None
     if cfg.init_from:  # a checkpoint of this run, if any, replaces these weights when it resumes
-        from ..zoo import ancestor_of, load_initial_weights
 
         ancestor = ancestor_of(cfg.init_from, method)
         load_initial_weights(model, cfg.init_from)

@@ -244,7 +244,7 @@ def verify(name: str, root: Path | str | None = None) -> dict:
 def per_face_errors(name: str, split: str = "test_mtfl", root: Path | str | None = None) -> np.ndarray:
     """Each face's forward error on ``split`` (``N``, % of IOD) from the face detector ``name``'s
     committed weights and regressor: what a comparison over training runs resamples
-    (:func:`lmcore.reporting.ordering_verdicts`) when the runs themselves are not on this machine."""
+    (:func:`lmcore.book.reporting.ordering_verdicts`) when the runs themselves are not on this machine."""
     detector = load_detector(name, root=root)
     test = get_source(detector.record["config"]["data"]["source"]).split(split)
     images = test.images.float() / 255.0

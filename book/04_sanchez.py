@@ -109,9 +109,11 @@ sanchez.show_core(chapter, core_run)
 # references `proposed`, `finetune` and `scratch` adapt; `core-long`, `core-longer` and
 # `core-longest`, each trained further from the one before towards the aim
 # (`python -m lmcore.train pose --name core-long --init-from pose/core`, and so on; the last at a tenth
-# of the learning rate, where it stopped improving); `core-view128`, where present, a new lineage at
-# the 128 px view that led the sweep above, from scratch; and `core32`, an older core at a 32 px view
-# (a FAN of depth 3), which the reference `k10-32px-long` adapts:
+# of the learning rate, where it stopped improving); `core-view128`, a new lineage at the 128 px view
+# that led the sweep above, from scratch, and `core-view128-long`, 24,000 more steps from it (`--init-from
+# pose/core-view128 --set method.view_size=128`, the rate divided by ten at 80 %), the first core to
+# reach the book's aim; and `core32`, an older core at a 32 px view (a FAN of depth 3), which the
+# reference `k10-32px-long` adapts:
 
 # %%
 sanchez.show_committed_cores()

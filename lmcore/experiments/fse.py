@@ -1,5 +1,5 @@
 """Chapter 1, Thewlis et al. 2017: K = 10 and K = 30, few-shot sizes of its Table 4 (n = 20 added)."""
-from . import BookRun, Experiment, num_landmarks
+from .base import BookRun, Experiment, num_landmarks
 
 EXPERIMENT = Experiment("01_fse", (
     BookRun("FSE", "fse", "k10", 10, num_landmarks(10), chapter="01_fse"),

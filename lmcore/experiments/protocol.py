@@ -1,5 +1,5 @@
 """Chapter 0: the supervised yardstick, a detector trained with MTFL-80's labels."""
-from . import BookRun, Experiment
+from .base import BookRun, Experiment
 
 EXPERIMENT = Experiment("00_data_and_protocol", (
     BookRun("supervised (direct)", "supervised", "reference", None, chapter="00_data_and_protocol"),

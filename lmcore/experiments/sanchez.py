@@ -1,6 +1,6 @@
 """Chapter 4, Sanchez & Tzimiropoulos 2019: Table 1's three modes at K = 10 (each mode's first
 seed; the other seeds are the budget's ``seeds`` variant), the face chapters' few-shot sizes."""
-from . import FACE_FEW_SHOT, BookRun, Experiment
+from .base import FACE_FEW_SHOT, BookRun, Experiment
 
 EXPERIMENT = Experiment("04_sanchez", tuple(
     BookRun(label, "sanchez", mode, 10, {"method": {"mode": mode}}, chapter="04_sanchez")

@@ -1,6 +1,6 @@
 """Chapter 2, Zhang et al. 2018: K = 10 and K = 30 (the profile's K = 30 settings, budget variant
 ``k30``), few-shot sizes of its Fig. 6."""
-from . import BookRun, Experiment
+from .base import BookRun, Experiment
 
 EXPERIMENT = Experiment("02_zhang", (
     BookRun("Zhang", "zhang", "k10", 10, chapter="02_zhang"),

@@ -109,7 +109,7 @@ config = chapter.show_settings("fse")["fse"]  # the reference profile shows the 
 # lay inside the frame's central [25, 55] px, while about half of `test_aflw`'s eye centres lie
 # outside that box, and landmarks pinned to its edge carried most of the backward error. Three
 # ways to let the detector reach the whole face were trained at the `cpu` budget beside the
-# earlier setting, by `tools/tune_settings.py fse` (the sweep is `FSE.budgets["cpu"].variants["tuning"]`),
+# earlier setting, by `tools/tune_settings.py fse` (the sweep is `lmcore.experiments.fse.TUNING`),
 # and **compared on `tune_val` only** (the regressor fitted on `tune_fit`, chapter 0): the test sets
 # chose nothing. The records are committed under `results/tuning/fse/`; the table gives, for each
 # setting, the part of the 80 px frame its maps span. (The sweeps ran as two processes of one thread
@@ -217,7 +217,7 @@ fse.show_regressor_graph(chapter, runs, models)
 # with each other rather than with the main runs).
 
 # %%
-# the budget's ablation length (`FSE.budgets`); a shorter schedule keeps the learning-rate decay at
+# the budget's ablation length (`lmcore.experiments.fse.BUDGETS`); a shorter schedule keeps the learning-rate decay at
 # the same fraction of it, and a variant equal to the main K = 10 run is that run
 ABLATIONS = {
     "Eq. 6 + pooled Eq. 8, m = 4 (default)": {},

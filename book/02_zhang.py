@@ -46,11 +46,12 @@ from IPython.display import display
 
 from lmcore.book import reporting, viz, zhang
 from lmcore.book.chapter import setup_chapter
+from lmcore.experiments import method_settings
 from lmcore.methods import get_method
 
 chapter = setup_chapter(profile)
 profile, test_mtfl = chapter.profile, chapter.test_mtfl
-Zhang = get_method("zhang")
+Zhang, zhang_settings = get_method("zhang"), method_settings("zhang")
 
 # %% [markdown]
 # ## Settings: the paper, its released code, and this implementation
@@ -105,7 +106,7 @@ print(source[source.index("        # concentration and separation"):source.index
 # 40 px and compresses the schedule to 1,000 steps (the chapter's share of the book's CPU budget);
 # its loss balance, warps and decoder were chosen on `tune_val` between the released code's and the
 # book's earlier ones (next section). Each profile's extra runs (K = 30, the ablations, the TPS
-# ratios, MNIST) are in `Zhang.budgets`.
+# ratios, MNIST) are in `lmcore.experiments.zhang.BUDGETS`.
 
 # %%
 # the reference profile shows the cpu settings its references trained with
@@ -118,7 +119,7 @@ config = chapter.show_settings("zhang")["zhang"]
 # weights with the two views added, the paper's units, σ_color = 0.05, milder warps with landmark
 # control points, the paper's decoder), and with the code's balance under the earlier warps or the
 # earlier decoder, each trained for the chapter's 1,000 steps by `tools/tune_settings.py zhang` (the
-# sweep is `Zhang.budgets["cpu"].variants["tuning"]`), for K = 10 and for K = 30 (whose released
+# sweep is `lmcore.experiments.zhang.BUDGETS["cpu"].variants["tuning"]`), for K = 10 and for K = 30 (whose released
 # Adam 10⁻² is compared with 10⁻³), and **compared on `tune_val` only** (regressor fitted on
 # `tune_fit`; chapter 0): the test sets chose nothing. The `cpu` profile takes the setting with the
 # lower `tune_val` error for each K; the rule's verdict is printed under the table from the records,
@@ -181,7 +182,7 @@ references = zhang.show_references_beside_fse(chapter)
 # the budget's ablation length, batch and (no) learning curve; a shorter schedule keeps the
 # learning-rate decay, the growth of lambda_recon and the switch to landmark-anchored warps at the
 # same fractions of it; a variant equal to the main K = 10 run is that run
-base = Zhang.ablation_config(chapter.settings, config)
+base = zhang_settings.ablation_config(chapter.settings, config)
 ablation_runs = chapter.variants("zhang", zhang.ABLATIONS, base=base, prefix="ablation", reuse=[runs[10]])
 if ablation_runs:
     display(zhang.table1c(ablation_runs, profile))
@@ -249,7 +250,7 @@ plt.show()
 # one digit towards another's and decodes.
 
 # %%
-MNIST = Zhang.variant_config(chapter.settings, "mnist")  # Appendix B's settings and this profile's length
+MNIST = zhang_settings.variant_config(chapter.settings, "mnist")  # Appendix B's settings and this profile's length
 mnist_run = chapter.run("zhang", "mnist-k7", overrides=MNIST)
 if chapter.has_model(mnist_run):
     display(reporting.provenance_table([mnist_run]))

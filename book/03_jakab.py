@@ -106,7 +106,7 @@ chapter.show_settings("jakab");  # ";": the tables, not the configs they return
 # compared with the book's earlier ones, and with the code's settings with one part (bottleneck,
 # perceptual loss, warps, optimisation and output) put back to the earlier one, each trained for the
 # `cpu` budget (1,000 steps) by `tools/tune_settings.py jakab` (the sweep is
-# `Jakab.budgets["cpu"].variants["tuning"]`) and **compared on `tune_val` only** (regressor fitted on
+# `lmcore.experiments.jakab.TUNING`) and **compared on `tune_val` only** (regressor fitted on
 # `tune_fit`; chapter 0); the test sets chose nothing. The profile takes the setting with the lowest
 # `tune_val` error; the verdict is printed under the table from the records. Two runs of one config
 # differ here by up to about a point (chapter 3's earlier sweep measured it), so a smaller
@@ -181,7 +181,7 @@ jakab.show_reconstructions(chapter, model)
 # budget as a perceptual run in this table (shorter than the main runs in the `cpu` profile).
 
 # %%
-# the budget's ablation length (`Jakab.budgets`), the learning-rate decay at the same fraction of
+# the budget's ablation length (`lmcore.experiments.jakab.BUDGETS`), the learning-rate decay at the same fraction of
 # it; a variant equal to the main K = 10 run is that run
 ablation = jakab.ablation(chapter, runs.get(jakab.MAIN_K))
 jakab.show_ablation(chapter, ablation)

@@ -89,7 +89,7 @@ display(sanchez.parameter_share_table(chapter.settings))
 # its soft-argmax joints (`method.coordinate_weight`; 0 in the `paper` profile) and draws milder
 # rotations. The weight of that loss and the core's width are chosen on the val split of LSPET, the
 # core's own validation set, not on any face, by a sweep of 1,500-step runs at a constant learning
-# rate (`tools/tune_settings.py pose`; the sweep is `PoseCore.budgets["cpu"].variants["tuning"]`,
+# rate (`tools/tune_settings.py pose`; the sweep is `lmcore.experiments.pose.BUDGETS["cpu"].variants["tuning"]`,
 # records under `results/tuning/pose/`). The chosen setting then trains longer, as the parent run.
 # The 4,000-step rows came later, when that parent had stopped improving near 36 % (below): they
 # ask whether the input size or the width lifts it. They are not the parent's settings yet, because
@@ -162,7 +162,7 @@ chapter.show_fidelity("sanchez")
 
 # %% [markdown]
 # How the adapted detector reads its points, compared on `tune_val` (`tools/tune_settings.py sanchez`;
-# the sweep is `Sanchez.budgets["cpu"].variants["tuning"]`; records under `results/tuning/sanchez/`):
+# the sweep is `lmcore.experiments.sanchez.BUDGETS["cpu"].variants["tuning"]`; records under `results/tuning/sanchez/`):
 
 # %% tags=["hide-input"]
 tuning = chapter.show_tuning("sanchez")

@@ -94,7 +94,7 @@ configs = chapter.show_settings("c3", "c3_flow")
 # chapter 3's audit. Each weight of
 # the two terms that C3 adds beside the cycle was then made ten times smaller or larger, one at a
 # time, every run as long as the chapter's `cpu` K = 10 run and from the same pre-training
-# (`tools/tune_settings.py c3`; the sweep is `C3.budgets["cpu"].variants["tuning"]`), and the runs
+# (`tools/tune_settings.py c3`; the sweep is `lmcore.experiments.c3.TUNING`), and the runs
 # were **compared on `tune_val` only** (regressor fitted on `tune_fit`). The committed records, under
 # `results/tuning/c3/`, and the rule the weights were kept by: another setting replaces them only if
 # it is better by more than the half-width of the kept run's 95 % interval over tune_val faces.

@@ -2,7 +2,7 @@
 
 A run's configuration is a nested dict ``{"data": {...}, "method": {...}, "train": {...},
 "parents": {...}}`` whose defaults come from the method's profile
-(:meth:`lmcore.methods.LandmarkMethod.default_config`). A user's overrides (the command line's
+(:meth:`lmcore.experiments.MethodSettings.default_config`). A user's overrides (the command line's
 ``--set a.b=value``, a chapter's variants) are merged with :func:`deep_update` after
 :func:`check_overrides` has accepted them: every key must exist in the defaults (a typo is an
 error with a suggestion, never a silently different run) and every value must have the

@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 from .errors import ConfigError
+from .experiments import method_settings
 
 _MISSING = object()
 
@@ -64,9 +65,7 @@ def record_overrides(record: dict) -> dict:
     from .training.runs import resolve_config
 
     method, profile = record["method"], record["profile"]
-    from .methods import get_method
-
-    defaults = get_method(method).default_config(profile)
+    defaults = method_settings(method).default_config(profile)
     overrides = _overrides(defaults, record["config"])
     commit = record.get("git_commit", "?")[:10]
     try:
@@ -104,10 +103,8 @@ def _assignments(defaults: dict, overrides: dict, prefix: str = "") -> list[str]
 def reproduction_command(record: dict, publish: bool = False) -> list[str]:
     """The ``python -m lmcore.train ...`` arguments, one ``--set`` per setting the record changed
     from its profile, that train the same config (and so the same run) again."""
-    from .methods import get_method
-
     overrides = record_overrides(record)
-    defaults = get_method(record["method"]).default_config(record["profile"])
+    defaults = method_settings(record["method"]).default_config(record["profile"])
     argv = ["python", "-m", "lmcore.train", record["method"], "--profile", record["profile"],
             "--name", record.get("run_name", "default")]
     for assignment in _assignments(defaults, overrides):

@@ -80,14 +80,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         from .paths import display_path
-        from .profiles import resolve_profile
-        from .training import publish_reference, resolve_config, run_method
-        from .training.runs import check_run_name
+        from .spec import RunSpec
+        from .training import publish_reference
+        from .training.runs import run_spec
 
         overrides: dict = {}
         if args.from_record:
             if args.method:
-                raise ConfigError(f"give either a method or --from-record, not both (the record names its method)")
+                raise ConfigError("give either a method or --from-record, not both (the record names its method)")
             from .reproduce import record_overrides
             from .training.run_record import RunRecord
 
@@ -112,15 +112,13 @@ def main(argv=None) -> int:
             overrides = deep_update(overrides, {"train": {"init_from": args.init_from}})
         for text in args.assignments:
             overrides = deep_update(overrides, parse_assignment(text))
-        profile = resolve_profile(args.profile)
-        check_run_name(args.name)
-        config = resolve_config(args.method, profile, overrides)
+        spec = RunSpec.resolve(args.method, args.profile, args.name, overrides)  # every check, parents' included
         if args.show:
-            print(json.dumps(config, indent=1))
+            print(json.dumps(spec.config, indent=1))
             return 0
         if args.publish:  # refused before anything trains: a reference must name committed code
             refuse_publishing_uncommitted(args.method)
-        record = run_method(args.method, profile, args.name, overrides, force=args.force or None)
+        record = run_spec(spec, force=args.force or None)
         if not record:  # a non-zero rank under torchrun
             return 0
         print(summary_line(record))

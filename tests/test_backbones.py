@@ -9,6 +9,7 @@ from lmcore.config import deep_update
 from lmcore.errors import ConfigError, CorruptDataError, MissingDataError
 from lmcore.methods import build_method, get_method
 from lmcore.models.backbones import RESNET50_FILES, RESNET50_LAYERS, ResNet50Features
+from lmcore.experiments import method_settings
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread
 
@@ -87,7 +88,7 @@ def test_a_foreign_weights_file_is_named(tmp_path, monkeypatch):
 
 
 def test_c3_flow_runs_on_resnet50_and_keeps_it_out_of_checkpoints(with_resnet):
-    config = deep_update(get_method("c3_flow").default_config("smoke"),
+    config = deep_update(method_settings("c3_flow").default_config("smoke"),
                          {"method": {"flow_backbone": "resnet50", "flow_layer": "layer2"}})
     flow = build_method("c3_flow", config).eval()
     size = config["method"]["view_size"]
@@ -107,6 +108,6 @@ def test_c3_flow_runs_on_resnet50_and_keeps_it_out_of_checkpoints(with_resnet):
     ({"flow_backbone": "alexnet"}, "must be one of 'vgg16', 'resnet50'"),
 ])
 def test_a_backbone_layer_that_does_not_exist_is_refused(change, message):
-    config = deep_update(get_method("c3_flow").default_config("smoke"), {"method": change})
+    config = deep_update(method_settings("c3_flow").default_config("smoke"), {"method": change})
     with pytest.raises(ConfigError, match=message):
         get_method("c3_flow").check_config(config)

@@ -10,11 +10,12 @@ import torch
 from lmcore import bench
 from lmcore.config import deep_update
 from lmcore.errors import ConfigError, LmbookError
-from lmcore.methods import build_method, get_method
+from lmcore.methods import build_method
 from lmcore.profiling import measure_sections, section, timed
 from lmcore.training.bench import build_untrained, step_cost
 from lmcore.config import TrainConfig
 from lmcore.training.loop import forward_context, prepare_for_training, prepare_images
+from lmcore.experiments import method_settings
 
 # measured on MTFL-80 faces at the smoke settings: bf16 autocast moves the losses by <= 0.5 %
 BF16_TOLERANCE = 0.02
@@ -47,7 +48,7 @@ def test_nested_sections_count_once_and_nothing_is_recorded_outside_a_measuremen
 
 
 def test_a_step_is_cut_into_warps_perceptual_networks_and_backward(mtfl, one_thread):
-    config = get_method("jakab").default_config("smoke")
+    config = method_settings("jakab").default_config("smoke")
     config = deep_update(config, {"method": {"loss": "perceptual"}})
     torch.manual_seed(0)
     method = build_method("jakab", config)
@@ -57,7 +58,7 @@ def test_a_step_is_cut_into_warps_perceptual_networks_and_backward(mtfl, one_thr
     assert cost["forward_ms"] <= cost["step_ms"]
     parts = cost["warps_ms"] + cost["perceptual_ms"] + cost["networks_ms"]
     assert parts == pytest.approx(cost["forward_ms"], abs=0.3)
-    fse_config = get_method("fse").default_config("smoke")
+    fse_config = method_settings("fse").default_config("smoke")
     fse = step_cost(build_method("fse", fse_config), mtfl.split("unsup_train", limit=16).images,
                     TrainConfig.from_dict(fse_config["train"]), steps=1, warmup=0)
     assert fse["perceptual_ms"] == 0 and fse["warps_ms"] > 0
@@ -65,7 +66,7 @@ def test_a_step_is_cut_into_warps_perceptual_networks_and_backward(mtfl, one_thr
 
 @pytest.mark.parametrize("name", ["fse", "zhang", "jakab"])
 def test_the_losses_under_bf16_autocast_agree_with_float32(name, mtfl, one_thread):
-    config = get_method(name).default_config("smoke")
+    config = method_settings(name).default_config("smoke")
     if name == "jakab":
         config = deep_update(config, {"method": {"loss": "perceptual"}})
     torch.manual_seed(0)
@@ -98,7 +99,7 @@ def _tensors_of_a_forward(method, images, cfg):
 
 
 def test_channels_last_changes_the_layout_not_the_loss(mtfl, one_thread):
-    config = get_method("fse").default_config("smoke")
+    config = method_settings("fse").default_config("smoke")
     images = mtfl.split("unsup_train", limit=8).images
     losses = []
     for channels_last in (False, True):
@@ -117,7 +118,7 @@ def test_channels_last_changes_the_layout_not_the_loss(mtfl, one_thread):
 def test_the_final_evaluations_channels_last_layout_keeps_the_detections(method_name, mtfl, one_thread):
     from lmcore.training.runs import for_inference
 
-    config = get_method(method_name).default_config("smoke")
+    config = method_settings(method_name).default_config("smoke")
     torch.manual_seed(0)
     model = build_method(method_name, config).eval()
     images = mtfl.split("test_mtfl", limit=8).images.float() / 255
@@ -130,7 +131,7 @@ def test_the_final_evaluations_channels_last_layout_keeps_the_detections(method_
 
 
 def test_compile_wraps_the_forward_and_keeps_the_checkpointed_module():
-    config = get_method("fse").default_config("smoke")
+    config = method_settings("fse").default_config("smoke")
     cfg = TrainConfig.from_dict(deep_update(config["train"], {"compile": True}))
     plain = build_method("fse", config)
     method, model = prepare_for_training(plain, cfg, torch.device("cpu"))

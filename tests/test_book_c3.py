@@ -15,7 +15,7 @@ from lmcore.book.reporting import SMOKE_NOTE, published_parent  # noqa: E402
 from lmcore.data import LandmarkSet  # noqa: E402
 from lmcore.errors import MissingDataError  # noqa: E402
 from lmcore.evaluation.alignment import transfer_identity  # noqa: E402
-from lmcore.methods.c3 import ABLATION  # noqa: E402
+from lmcore.experiments.c3 import ABLATION  # noqa: E402
 from lmcore.models.flow import correlation_memory_bytes  # noqa: E402
 from lmcore.training import load_references  # noqa: E402
 from lmcore.training.run_record import RunRecord  # noqa: E402

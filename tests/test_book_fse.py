@@ -12,9 +12,9 @@ import torch  # noqa: E402
 from lmcore.book import fse, papers, reporting  # noqa: E402
 from lmcore.book.chapter import Chapter  # noqa: E402
 from lmcore.data import LandmarkSet  # noqa: E402
-from lmcore.methods import get_method  # noqa: E402
 from lmcore.training import load_references  # noqa: E402
 from lmcore.training.run_record import RunRecord  # noqa: E402
+from lmcore.experiments import method_settings
 
 # what the chapter asked for before its runs were declared in lmcore.experiments: the training
 # profiles must keep asking for exactly these (a different name, override or few-shot size would
@@ -155,7 +155,7 @@ def test_map_span_of_the_earlier_setting_is_the_box_the_chapter_names_and_wider_
     assert spans["unpadded, 70 % view (before)"] == fse.EARLIER_BOX
     whole = spans["unpadded, whole frame"]
     assert whole[0] < fse.EARLIER_BOX[0] and whole[1] > fse.EARLIER_BOX[1]
-    config = get_method("fse").default_config("cpu")
+    config = method_settings("fse").default_config("cpu")
     low, high = fse.map_span(config)
     assert low + high == pytest.approx(80)  # centred in the frame
     wider = {**config, "method": {**config["method"], "view_crop": 1.0}}
@@ -199,7 +199,7 @@ def test_consistency_figure_draws_each_runs_sorted_errors():
 
 
 def test_pair_figure_shows_the_image_and_its_two_warps():
-    config = get_method("fse").default_config("cpu")
+    config = method_settings("fse").default_config("cpu")
     fig = fse.pair_figure(config, torch.zeros(2, 3, 80, 80, dtype=torch.uint8))
     assert len(fig.axes) == 6 and fig.axes[0].get_title() == "I"
     plt.close(fig)
@@ -224,7 +224,7 @@ def test_ablations_train_at_the_ablation_budget_reusing_the_k10_run(shown, capsy
     assert fse.ablation_runs(chapter, variants, {10: references[10], 30: references[30]}) == {}
     call = chapter.variant_calls[0]
     assert call["variants"] is variants and call["prefix"] == "ablation" and call["reuse"] == [references[10]]
-    assert call["base"] == get_method("fse").ablation_config("cpu")
+    assert call["base"] == method_settings("fse").ablation_config("cpu")
     fse.ablation_runs(chapter, variants, {30: references[30]})
     assert chapter.variant_calls[1]["reuse"] == []
     fse.show_ablations(chapter, {})

@@ -14,9 +14,9 @@ from lmcore.book import jakab, papers  # noqa: E402
 from lmcore.book.chapter import Chapter  # noqa: E402
 from lmcore.experiments import FACE_FEW_SHOT  # noqa: E402
 from lmcore.geometry.coords import normalized_to_pixels  # noqa: E402
-from lmcore.methods import get_method  # noqa: E402
 from lmcore.training import load_references  # noqa: E402
 from lmcore.training.run_record import RunRecord  # noqa: E402
+from lmcore.experiments import method_settings
 
 
 class FakeChapter:
@@ -112,8 +112,8 @@ def test_ablation_asks_for_the_two_losses_over_the_budgets_ablation_config(monke
     method, profile, variants, kw = calls[0]
     assert (method, profile) == ("jakab", "smoke")
     assert variants == {"perceptual (VGG16)": {}, "pixel (MSE)": {"method": {"loss": "pixel"}}}
-    jakab_method = get_method("jakab")
-    assert kw["base"] == jakab_method.ablation_config("smoke", jakab_method.default_config("smoke"))
+    jakab_settings = method_settings("jakab")
+    assert kw["base"] == jakab_settings.ablation_config("smoke", jakab_settings.default_config("smoke"))
     assert kw["prefix"] == "ablation" and kw["reuse"] == [main]
     jakab.ablation(smoke, None)
     assert calls[1][3]["reuse"] == []

@@ -9,7 +9,8 @@ from lmcore.book import papers, sanchez
 from lmcore.experiments import EXPERIMENTS
 from lmcore.book import reporting
 from lmcore.methods.base import LEARNING_CURVE_KEY
-from lmcore.methods.pose import PCK_AIM, PCK_KEY
+from lmcore.experiments.pose import PCK_AIM
+from lmcore.methods.pose import PCK_KEY
 from lmcore.methods.sanchez import MODES
 from lmcore.training import load_references, resolve_config
 from lmcore.training.run_record import RunRecord

@@ -8,11 +8,11 @@ import torch
 from lmcore.book import papers, zhang
 from lmcore.book.references import reference_record
 from lmcore.experiments import EXPERIMENTS
-from lmcore.methods import get_method
 from lmcore.training.run_record import RunRecord
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from lmcore.experiments import method_settings
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +132,7 @@ def test_table1c_labels_each_ablation_run_and_quotes_the_papers_row():
 
 def test_tps_ratio_variants_set_the_budgets_fractions():
     for settings in ("smoke", "cpu", "paper"):
-        ratios = get_method("zhang").budget(settings).variants["tps_ratios"]
+        ratios = method_settings("zhang").budget(settings).variants["tps_ratios"]
         variants = zhang.tps_ratio_variants(settings)
         assert list(variants) == list(ratios)
         assert [v["method"]["landmark_control_fraction"] for v in variants.values()] == list(ratios.values())

@@ -7,11 +7,12 @@ import torch
 
 from lmcore.config import deep_update
 from lmcore.errors import ConfigError
-from lmcore.methods import build_method, get_method
+from lmcore.methods import build_method
 from lmcore.training import train
 from lmcore.config import TrainConfig
 from lmcore.training.loop import sample_pairs
 from lmcore.training.runs import resolve_config
+from lmcore.experiments import method_settings
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors,
 def _parents(k: int = 10):
     """A Jakab model and a flow model as the parent runs would give them (built once: each loads
     ImageNet VGG16 weights; adopting copies or reads them, never changes them)."""
-    jakab = build_method("jakab", deep_update(get_method("jakab").default_config("smoke"),
+    jakab = build_method("jakab", deep_update(method_settings("jakab").default_config("smoke"),
                                               {"method": {"num_landmarks": k}}))
     with torch.no_grad():  # weights unlike a fresh initialisation, so that adoption is visible,
         for p in jakab.parameters():  # and batch-norm statistics under which eval-mode outputs vary
@@ -28,12 +29,12 @@ def _parents(k: int = 10):
         for m in jakab.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_var.uniform_(0.01, 0.05)
-    flow = build_method("c3_flow", get_method("c3_flow").default_config("smoke"))
+    flow = build_method("c3_flow", method_settings("c3_flow").default_config("smoke"))
     return jakab.eval(), flow.eval()
 
 
 def _c3(overrides=None, parents=None):
-    config = deep_update(get_method("c3").default_config("smoke"), overrides or {})
+    config = deep_update(method_settings("c3").default_config("smoke"), overrides or {})
     model = build_method("c3", config)
     jakab, flow = parents or _parents(config["method"]["num_landmarks"])
     model.adopt_parents({"pairs": jakab, "flow": flow})
@@ -106,7 +107,7 @@ def test_c3_starts_from_the_jakab_run_and_the_flow_run():
 def test_a_k_that_differs_from_the_pretraining_run_is_refused_before_training():
     with pytest.raises(ConfigError, match="parents.pairs"):
         resolve_config("c3", "smoke", {"method": {"num_landmarks": 30}})
-    config = resolve_config("c3", "smoke", get_method("c3").budget("smoke").variant("k30"))
+    config = resolve_config("c3", "smoke", method_settings("c3").budget("smoke").variant("k30"))
     assert config["method"]["num_landmarks"] == 30
     assert config["parents"]["pairs"]["overrides"]["method"]["num_landmarks"] == 30
     with pytest.raises(ConfigError, match="nothing would train the generator"):
@@ -115,7 +116,7 @@ def test_a_k_that_differs_from_the_pretraining_run_is_refused_before_training():
 
 def test_adopting_a_pretraining_run_of_another_architecture_names_the_difference():
     jakab, flow = _parents()
-    config = deep_update(get_method("c3").default_config("smoke"), {"method": {"width": 4}})
+    config = deep_update(method_settings("c3").default_config("smoke"), {"method": {"width": 4}})
     model = build_method("c3", config)
     with pytest.raises(ConfigError, match="method.width"):
         model.adopt_parents({"pairs": jakab, "flow": flow})
@@ -153,7 +154,7 @@ def test_the_first_swap_is_detached_only_under_the_stop_gradient(stop):
 
 
 def test_a_training_step_has_every_term_of_eq5_and_each_ablation_row_only_its_own():
-    from lmcore.methods.c3 import ABLATION
+    from lmcore.experiments.c3 import ABLATION
 
     images = torch.rand(2, 3, 80, 80), torch.rand(2, 3, 80, 80)
     seen = {}

@@ -3,7 +3,7 @@ written once in :class:`lmcore.book.chapter.Chapter`."""
 import pandas as pd
 
 from lmcore.book.chapter import Chapter
-from lmcore.methods import get_method
+from lmcore.experiments import method_settings
 
 
 def _chapter(profile):
@@ -22,7 +22,7 @@ def _shown(monkeypatch):
 def test_settings_are_those_the_references_trained_with_in_the_reference_profile(monkeypatch):
     shown = _shown(monkeypatch)
     configs = _chapter("reference").show_settings("jakab")
-    assert configs == {"jakab": get_method("jakab").default_config("cpu")}
+    assert configs == {"jakab": method_settings("jakab").default_config("cpu")}
     method_table, train_table = shown
     assert list(method_table.columns) == ["method"] and list(train_table.columns) == ["train"]
     assert train_table.loc["steps", "train"] == configs["jakab"]["train"]["steps"]
@@ -78,7 +78,7 @@ def test_headline_runs_are_those_of_the_leaderboard_with_their_budget_variant(mo
     runs = _chapter("smoke").headline_runs("02_zhang")
     assert runs == {"k10": "zhang/k10", "k30": "zhang/k30"}
     k30 = calls[1]
-    assert k30[3] == get_method("zhang").budget("smoke").variant("k30") and k30[3]  # the K = 30 settings
+    assert k30[3] == method_settings("zhang").budget("smoke").variant("k30") and k30[3]  # the K = 30 settings
     assert k30[4] == EXPERIMENTS["02_zhang"].few_shot
     assert {r.key for r in BOOK_RUNS if r.chapter == "02_zhang"} == {"zhang/k10", "zhang/k30"}
 

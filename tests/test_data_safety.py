@@ -21,6 +21,7 @@ from PIL import Image
 
 import lmcore.train
 import lmcore.training
+import lmcore.training.runs
 from lmcore.data import MTFL80, folders
 from lmcore.data import mtfl as mtfl_module
 from lmcore.data import images as images_module
@@ -366,10 +367,10 @@ def test_a_truncated_old_format_checkpoint_is_not_called_malicious(tmp_path):
 
 
 def _fail_with(monkeypatch, exc):
-    def run_method(*args, **kwargs):
+    def run_spec(*args, **kwargs):  # what the command line trains a resolved run with
         raise exc
 
-    monkeypatch.setattr(lmcore.training, "run_method", run_method)
+    monkeypatch.setattr(lmcore.training.runs, "run_spec", run_spec)
 
 
 @pytest.mark.parametrize("exc, says", [

@@ -15,8 +15,9 @@ from lmcore.fidelity import sanchez as sanchez_table
 from lmcore.fidelity import zhang as zhang_table
 from lmcore.geometry import AffineWarp, WarpSpec, gaussian_densities, landmark_statistics, random_similarity, random_tps
 from lmcore.losses.zhang import EQUIVARIANCE_CODE_SCALE, concentration_loss, equivariance_loss, reconstruction_loss
-from lmcore.methods import build_method, get_method
-from lmcore.methods.zhang import CODE_WARP
+from lmcore.methods import build_method
+from lmcore.experiments.zhang import CODE_WARP
+from lmcore.experiments import method_settings
 
 TABLES = [fse_table.TABLE, zhang_table.TABLE, jakab_table.TABLE, c3_table.TABLE, sanchez_table.TABLE]
 
@@ -74,14 +75,14 @@ def test_the_codes_reconstruction_slope_is_80_times_lower_than_eq_17_with_table_
         (grad,) = torch.autograd.grad(value, recon)
         return (grad / (2 * 0.1)).mean().item()  # d loss / d squared error
 
-    paper_config = get_method("zhang").default_config("paper")["method"]
+    paper_config = method_settings("zhang").default_config("paper")["method"]
     code = slope(paper_config["lambda_recon"], paper_config["sigma_color"])
     assert code == pytest.approx(0.1 * 0.5, rel=1e-5)
     assert slope(0.01, 0.05) / code == pytest.approx(80, rel=1e-5)
 
 
 def _identity_zhang(extra=None):
-    config = get_method("zhang").default_config("smoke")
+    config = method_settings("zhang").default_config("smoke")
     no_warp = {"rotation_deg": 0.0, "log2_scale": 0.0, "translation": 0.0, "tps_grid": 0, "tps_std": 0.0}
     config = deep_update(config, {"method": {"warp": no_warp, "brightness": 0.0, "contrast": 0.0,
                                              "landmark_control_fraction": 0.0, **(extra or {})}})
@@ -250,7 +251,7 @@ def test_the_codes_warps_draw_kernel_weights_directly():
     """w = 0.001 N + 0.005 Bern(1/2) N on a 10 x 10 grid over [-1, 1], added to the affine map
     (tps_sampler.py:127-189): no spline is solved, so the weights are unconstrained."""
     from lmcore.geometry import TPSWarp
-    from lmcore.methods.jakab import CODE_SOURCE_WARP, CODE_TARGET_WARP
+    from lmcore.experiments.jakab import CODE_SOURCE_WARP, CODE_TARGET_WARP
 
     g = torch.Generator().manual_seed(0)
     warp = random_tps(WarpSpec(**CODE_TARGET_WARP), 4000, g)
@@ -268,9 +269,9 @@ def test_the_codes_warps_draw_kernel_weights_directly():
 
 def test_the_codes_source_is_warped_from_its_target():
     """source = target ∘ S (tps_dataset.py:82-83): with an identity source warp the two views agree."""
-    from lmcore.methods.jakab import CODE_WARPS
+    from lmcore.experiments.jakab import CODE_WARPS
 
-    config = deep_update(get_method("jakab").default_config("smoke"), {"method": CODE_WARPS})
+    config = deep_update(method_settings("jakab").default_config("smoke"), {"method": CODE_WARPS})
     identity = {"rotation_deg": 0.0, "log2_scale": 0.0, "translation": 0.0, "tps_std": 0.0, "tps_sparse_std": 0.0}
     method = build_method("jakab", deep_update(config, {"method": {"source_warp": identity}}))
     images = torch.rand(2, 3, 80, 80)

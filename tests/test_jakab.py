@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from lmcore.errors import MissingDataError
-from lmcore.methods import build_method, get_method
-from lmcore.methods.base import deep_update
+from lmcore.methods import build_method
+from lmcore.config import deep_update
 from lmcore.models.conditional_generator import ConditionalGenerator, GaussianRenderer
+from lmcore.experiments import method_settings
 
 
 def test_the_renderer_draws_one_peak_per_landmark_at_every_scale():
@@ -122,7 +123,7 @@ def test_the_fetched_weights_are_used_without_touching_torchvision(monkeypatch):
 
 
 def test_checkpoints_leave_out_the_frozen_vgg_but_reload():
-    config = get_method("jakab").default_config("smoke")
+    config = method_settings("jakab").default_config("smoke")
     method = build_method("jakab", config)
     state = method.state_dict()
     assert not any(".vgg.body." in k for k in state)
@@ -133,7 +134,7 @@ def test_checkpoints_leave_out_the_frozen_vgg_but_reload():
 
 
 def test_a_training_step_backpropagates_to_the_pose_encoder():
-    method = build_method("jakab", get_method("jakab").default_config("smoke"))
+    method = build_method("jakab", method_settings("jakab").default_config("smoke"))
     terms = method(torch.rand(2, 3, 80, 80), torch.Generator().manual_seed(0), step=0)
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"])

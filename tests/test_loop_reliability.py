@@ -302,12 +302,11 @@ def test_an_unknown_training_setting_suggests_the_known_one():
 
 
 def test_every_shipped_profile_passes_validation_and_good_values_are_kept():
-    from lmcore.methods import REGISTRY, get_method
+    from lmcore.experiments import SETTINGS
 
-    for name in REGISTRY:
-        cls = get_method(name)
-        for profile in cls.profiles:
-            TrainConfig.from_dict(cls.default_config(profile)["train"])
+    for settings in SETTINGS.values():
+        for profile in settings.profiles:
+            TrainConfig.from_dict(settings.default_config(profile)["train"])
     cfg = TrainConfig.from_dict({"steps": 10, "lr": 1, "grad_clip": 2, "lr_milestones": [10], "betas": [0.5, 0.9]})
     assert (cfg.lr, cfg.grad_clip, cfg.lr_milestones, cfg.betas) == (1, 2, (10,), (0.5, 0.9))
 

@@ -2,6 +2,7 @@
 import pytest
 
 from lmcore.book import reporting
+from lmcore.experiments import method_settings
 
 
 def _record(name, error, steps=100):
@@ -52,11 +53,10 @@ def test_a_pose_cores_sweep_ranks_by_pck_with_the_highest_first():
 def test_the_committed_tuning_records_are_the_methods_sweeps():
     """Every committed tuning record names a setting of its method's sweep, with its config, and
     carries a tune_val error: the chapters' tuning tables show code and records that agree."""
-    from lmcore.methods import get_method
     from lmcore.training.runs import resolve_config
 
     for method in ("fse", "zhang", "jakab", "c3", "pose", "sanchez"):
-        sweep = get_method(method).budget("cpu").variant("tuning")
+        sweep = method_settings(method).budget("cpu").variant("tuning")
         records = reporting.tuning_records(method)
         assert records, method
         for record in records:

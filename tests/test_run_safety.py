@@ -45,6 +45,18 @@ def test_a_run_is_keyed_by_the_modules_its_method_imports(tmp_path):
     assert all(code_fingerprint(m, root) != again[m] for m in again)
 
 
+def test_a_settings_edit_changes_no_code_fingerprint_but_the_configs_it_changes(tmp_path):
+    root = _copy_lmcore(tmp_path)
+    before = {m: code_fingerprint(m, root) for m in ("fse", "jakab", "c3", "sanchez")}
+    _append(root / "lmcore" / "experiments" / "jakab.py")  # a profile's settings reach a run as its config
+    _append(root / "lmcore" / "experiments" / "base.py")
+    assert {m: code_fingerprint(m, root) for m in before} == before
+    smoke = runs_module.resolve_config("jakab", "smoke")
+    k12 = runs_module.resolve_config("jakab", "smoke", {"method": {"num_landmarks": 12}})
+    assert runs_module.config_hash(runs_module.run_identity("jakab", "smoke", smoke)) != runs_module.config_hash(
+        runs_module.run_identity("jakab", "smoke", k12))
+
+
 def test_presentation_and_registry_modules_are_not_part_of_any_run():
     for method in ("fse", "zhang", "jakab", "c3", "sanchez", "pose", "supervised"):
         closure = set(module_closure(method_roots(method)))
@@ -256,12 +268,13 @@ def test_publish_references_matches_the_exact_name_and_the_current_identity(isol
 
 def test_every_setting_of_every_profile_declares_its_range():
     from lmcore.config import unranged_keys
+    from lmcore.experiments import method_settings
     from lmcore.methods import REGISTRY, get_method
 
     for name in REGISTRY:
         cls = get_method(name)
         for profile in ("smoke", "cpu", "paper"):
-            config = cls.default_config(profile)
+            config = method_settings(name).default_config(profile)
             assert unranged_keys(config["method"], cls.ranges) == [], (name, profile)
             cls.check_config(config)  # each profile's own values are within their ranges
 

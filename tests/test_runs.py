@@ -8,10 +8,11 @@ import torch
 from lmcore.config import check_overrides, deep_update
 from lmcore.errors import ConfigError, LmbookError, MissingDataError
 from lmcore.evaluation import RegressionOptions
-from lmcore.methods import build_method, get_method
+from lmcore.methods import REGISTRY, build_method
 from lmcore.training import PublishRefused, RunBusyError, load_trained, publish_reference, resolve_config, run_method, run_variants
 from lmcore.training import runs as runs_module
 from lmcore.training.runs import run_directory, run_lock, variant_run_name
+from lmcore.experiments import method_settings
 
 TINY = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8], "view_size": 16, "padding": "same"},
         "train": {"resolution": 16, "batch_size": 4, "steps": 2, "checkpoint_every": 2, "eval_every": 0, "log_every": 1}}
@@ -48,18 +49,18 @@ def test_numbers_written_as_integers_give_the_same_run():
 
 
 def test_every_profile_config_is_complete_and_checks_against_itself():
-    for name in ("fse", "zhang", "jakab", "supervised"):
-        cls = get_method(name)
+    for name in REGISTRY:
+        settings = method_settings(name)
         for profile in ("smoke", "cpu", "paper"):
-            config = cls.default_config(profile)
+            config = settings.default_config(profile)
             assert set(config) == {"data", "method", "train", "parents"}
             check_overrides(config, config)  # a full config is a valid set of overrides
-            for variant in cls.budget(profile).variants:
+            for variant in settings.budget(profile).variants:
                 if variant == "tuning":  # {label: overrides}: each setting of the sweep must be valid
-                    for change in cls.budget(profile).variant(variant).values():
+                    for change in settings.budget(profile).variant(variant).values():
                         check_overrides(config, change)
-                elif variant != "tps_ratios":
-                    check_overrides(config, cls.budget(profile).variant(variant))
+                elif variant not in ("tps_ratios", "core_steps", "seeds"):  # values, not overrides
+                    check_overrides(config, settings.budget(profile).variant(variant))
 
 
 def test_bad_run_names_cannot_leave_the_runs_folder():
@@ -188,7 +189,7 @@ def test_publishing_refuses_uncommitted_or_unknown_code(isolated_runs, tmp_path,
 
 
 def test_frozen_weights_are_left_out_of_checkpoints_and_restored():
-    config = deep_update(get_method("jakab").default_config("smoke"), {"method": {"num_landmarks": 4}})
+    config = deep_update(method_settings("jakab").default_config("smoke"), {"method": {"num_landmarks": 4}})
     model = build_method("jakab", config)
     state = model.state_dict()
     assert not any(k.startswith("criterion.vgg.body.") for k in state)

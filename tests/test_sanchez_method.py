@@ -4,15 +4,16 @@ import torch
 
 from lmcore.config import deep_update
 from lmcore.errors import ConfigError
-from lmcore.methods import build_method, get_method
+from lmcore.methods import build_method
 from lmcore.models.projected import ProjectedConv2d
+from lmcore.experiments import method_settings
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread
 
 
 def _core():
-    config = get_method("pose").default_config("smoke")
+    config = method_settings("pose").default_config("smoke")
     core = build_method("pose", config)
     with torch.no_grad():  # non-trivial batch-norm statistics, so that a copy is visible
         for m in core.modules():
@@ -23,14 +24,14 @@ def _core():
 
 
 def _sanchez(mode, core):
-    config = deep_update(get_method("sanchez").default_config("smoke"), {"method": {"mode": mode, "num_landmarks": 5}})
+    config = deep_update(method_settings("sanchez").default_config("smoke"), {"method": {"mode": mode, "num_landmarks": 5}})
     model = build_method("sanchez", config)
     model.adopt_parents({"core": core})
     return model.eval()
 
 
 def test_the_pose_loss_counts_visible_joints_only():
-    core = build_method("pose", get_method("pose").default_config("smoke"))
+    core = build_method("pose", method_settings("pose").default_config("smoke"))
     images = torch.rand(2, 3, 128, 128)
     joints = torch.rand(2, 14, 2) * 1.6 - 0.8  # normalised, as PoseCore.training_targets gives them
     visible = torch.ones(2, 14, 1)
@@ -93,7 +94,7 @@ def test_folding_keeps_the_landmarks():
 
 def test_a_core_of_another_shape_is_refused():
     core = _core()
-    config = deep_update(get_method("sanchez").default_config("smoke"), {"method": {"core_width": 32}})
+    config = deep_update(method_settings("sanchez").default_config("smoke"), {"method": {"core_width": 32}})
     with pytest.raises(ConfigError, match="core run has width 16"):
         build_method("sanchez", config).adopt_parents({"core": core})
 

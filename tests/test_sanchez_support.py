@@ -12,6 +12,7 @@ from lmcore.methods import build_method, get_method
 from lmcore.training import load_trained, run_method
 from lmcore.training.bench import step_cost
 from lmcore.config import TrainConfig
+from lmcore.experiments import method_settings
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny tensors, one thread
@@ -116,12 +117,12 @@ def test_the_face_core_trains_on_all_five_labelled_points():
     assert targets.shape == (4, 5, 3) and torch.equal(targets[..., 2], torch.ones(4, 5))
     # normalised, not pixels: the loop resizes the 80 px faces to train.resolution, the targets must not move
     assert torch.allclose(targets[..., :2], pixels_to_normalized(faces.points, 80))
-    assert cls.default_config("cpu")["train"]["resolution"] == 80
-    assert cls.default_config("cpu")["data"] == {"source": "mtfl80", "split": "regressor_train"}
+    assert method_settings("face_core").default_config("cpu")["train"]["resolution"] == 80
+    assert method_settings("face_core").default_config("cpu")["data"] == {"source": "mtfl80", "split": "regressor_train"}
 
 
 def test_grey_images_reach_the_adapted_detector_as_three_equal_channels():
-    model = build_method("sanchez", get_method("sanchez").variant_config("smoke", "generalisation"))
+    model = build_method("sanchez", method_settings("sanchez").variant_config("smoke", "generalisation"))
     grey = torch.rand(2, 1, 56, 56)
     view = model.to_view(grey)
     assert view.shape == (2, 3, 64, 64)

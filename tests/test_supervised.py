@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lmcore.geometry import expected_coordinates, gaussian_heatmaps, pixels_to_normalized
+from lmcore.experiments import method_settings
 from lmcore.methods.supervised import SupervisedRegressor
 
 SIZE = 64  # source images, pixels
@@ -22,7 +23,7 @@ def _annotated_set(n, seed=0, std_px=2.0):
 
 
 def _smoke_method(augment=None, seed=0):
-    config = copy.deepcopy(SupervisedRegressor.default_config("smoke"))
+    config = copy.deepcopy(method_settings("supervised").default_config("smoke"))
     if augment is not None:
         config["method"]["augment"] = augment
     torch.manual_seed(seed)

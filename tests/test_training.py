@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from lmcore.errors import TrainingDiverged
-from lmcore.methods import build_method, get_method
-from lmcore.methods.base import LandmarkMethod, deep_update
+from lmcore.methods import build_method
+from lmcore.config import deep_update
+from lmcore.methods.base import LandmarkMethod
 from lmcore.training import TrainConfig, read_record, run_method, train
 from lmcore.training.records import REQUIRED_KEYS
+from lmcore.experiments import method_settings
 
 TINY_FSE = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8], "view_size": 16, "padding": "same"},
             "train": {"resolution": 16, "batch_size": 4, "steps": 8, "checkpoint_every": 2, "eval_every": 0,
@@ -24,8 +26,7 @@ def _tiny_images(n=32, seed=0):
 
 
 def _fse(config_overrides=None):
-    cls = get_method("fse")
-    config = deep_update(deep_update(cls.default_config("smoke"), TINY_FSE), config_overrides)
+    config = deep_update(deep_update(method_settings("fse").default_config("smoke"), TINY_FSE), config_overrides)
     return build_method("fse", config), config
 
 

@@ -13,8 +13,9 @@ from lmcore.losses.zhang import (
     separation_loss,
 )
 from lmcore.methods import build_method, get_method
-from lmcore.methods.base import deep_update
+from lmcore.config import deep_update
 from lmcore.models.landmark_autoencoder import LandmarkAutoencoder
+from lmcore.experiments import method_settings
 
 SMALL = {"width": 4, "depth": 2, "max_width": 128, "skip_convs": 2, "block_convs": 2}
 
@@ -89,7 +90,7 @@ def test_the_autoencoder_detects_k_points_and_rebuilds_an_image():
 
 
 def test_the_reconstruction_weight_rises_as_configured():
-    config = get_method("zhang").default_config("smoke")
+    config = method_settings("zhang").default_config("smoke")
     method = build_method("zhang", config)
     steps = config["method"]["recon_increase_steps"]
     base = config["method"]["lambda_recon"]
@@ -97,13 +98,13 @@ def test_the_reconstruction_weight_rises_as_configured():
     assert method.recon_weight(steps[0] - 1) == pytest.approx(base)
     assert method.recon_weight(steps[0]) == pytest.approx(10 * base)  # App. G.3: x10 twice
     assert method.recon_weight(steps[1] + 1) == pytest.approx(100 * base)
-    k30 = build_method("zhang", deep_update(config, get_method("zhang").budget("paper").variant("k30")))
+    k30 = build_method("zhang", deep_update(config, method_settings("zhang").budget("paper").variant("k30")))
     assert k30.recon_weight(steps[0]) == pytest.approx(100 * base)  # the released K = 30: x100, then x1000
     assert k30.recon_weight(steps[1]) == pytest.approx(1000 * base)
 
 
 def test_a_shortened_schedule_keeps_each_phase_at_its_fraction():
-    config = get_method("zhang").default_config("cpu")  # 1000 steps: lr decay 700, lambda x10 at 350, 700
+    config = method_settings("zhang").default_config("cpu")  # 1000 steps: lr decay 700, lambda x10 at 350, 700
     short = get_method("zhang").shortened_config(config, 500)
     assert short["train"]["steps"] == 500
     assert short["train"]["lr_milestones"] == [350]
@@ -115,7 +116,7 @@ def test_a_shortened_schedule_keeps_each_phase_at_its_fraction():
 
 
 def test_a_training_step_gives_finite_losses_and_gradients_to_the_detector():
-    config = deep_update(get_method("zhang").default_config("smoke"), {"method": {"landmark_control_after": 0,
+    config = deep_update(method_settings("zhang").default_config("smoke"), {"method": {"landmark_control_after": 0,
                                                                                   "landmark_control_fraction": 1.0}})
     method = build_method("zhang", config)
     terms = method(torch.rand(2, 3, 80, 80), torch.Generator().manual_seed(0), step=10)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from lmcore.errors import LmbookError  # noqa: E402
 from lmcore.paths import RESULTS_DIR  # noqa: E402
+from lmcore.experiments import method_settings
 
 TUNING_ROOT = RESULTS_DIR / "tuning"
 
@@ -35,7 +36,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from lmcore.methods import get_method
     from lmcore.train import refuse_publishing_uncommitted
     from lmcore.training import RunRecord, publish_reference, run_variants
 
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     try:
         for method in args.methods:
-            sweep = get_method(method).budget(args.profile).variant("tuning")
+            sweep = method_settings(method).budget(args.profile).variant("tuning")
             if not sweep:
                 print(f"{method}: no tuning sweep in profile {args.profile}", file=sys.stderr)
                 return 1

@@ -22,10 +22,10 @@ from ..data.pf_pascal import load_pf_pascal
 from ..errors import MissingDataError
 from ..evaluation.alignment import (alignment_scores, cross_image_consistency, fixed_pairs, landmark_transfer,
                                     pair_pck, transfer_identity)
-from ..experiments import EXPERIMENTS
+from ..experiments import EXPERIMENTS, method_settings
+from ..experiments.c3 import ABLATION
 from ..geometry.coords import normalized_to_pixels, pixels_to_normalized
-from ..methods import get_method
-from ..methods.c3 import ABLATION, FLOW_EPE_KEY
+from ..methods.c3 import FLOW_EPE_KEY
 from ..models.flow import correlation_memory_bytes
 from ..profiles import select_device
 from ..training import load_references, variant_run_name
@@ -203,9 +203,8 @@ def ablation_runs(chapter, runs: dict) -> dict:
     the same pre-training, its "cycle + flow" row that run itself (reused where a profile trains;
     in ``reference``, where every other row's reference starts as it does)."""
     main = runs.get(MAIN_K)
-    method = get_method("c3")
     ablation = chapter.variants("c3", {label: {"method": change} for label, change in ABLATION.items()},
-                                base=method.ablation_config(chapter.settings), prefix=ABLATION_PREFIX,
+                                base=method_settings("c3").ablation_config(chapter.settings), prefix=ABLATION_PREFIX,
                                 reuse=[main] if main is not None else [])
     if (not chapter.trains and ablation and "cycle + flow" not in ablation and main is not None
             and all(r.steps == main.steps and r["parents"]["pairs"] == main["parents"]["pairs"]

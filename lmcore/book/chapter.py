@@ -26,13 +26,13 @@ from ..data.sources import get_source
 from ..evaluation import mean_shape_error
 from ..experiments import EXPERIMENTS
 from ..fidelity import fidelity_table
-from ..methods import get_method
 from ..training import (load_references, load_trained, resolve_config, run_detections, run_method, run_variants,
                         variant_run_name)
 from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
                          reference_few_shot, reference_record, resolve_book_profile, settings_profile)
 from .reporting import protocol_table, provenance_table, reference_comparison, tuning_records, tuning_table
 from .viz import checkpoint_scrubber, profile_note
+from ..experiments import method_settings
 
 
 @dataclass
@@ -149,7 +149,7 @@ class Chapter:
         for the references, whose runs trained with them): each method's ``method`` settings (they
         differ from method to method), then their ``train`` settings side by side, one column per
         method; return ``{method: config}``."""
-        configs = {m: get_method(m).default_config(self.settings) for m in methods}
+        configs = {m: method_settings(m).default_config(self.settings) for m in methods}
         label = (lambda m, part: f"{m} {part}") if len(methods) > 1 else (lambda m, part: part)
         for m, c in configs.items():
             display(pd.DataFrame({label(m, "method"): pd.Series(c["method"], dtype=object)}))

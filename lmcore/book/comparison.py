@@ -26,12 +26,12 @@ from ..errors import LmbookError
 from ..evaluation import (FAILURE_THRESHOLD, PROTOCOL_VARIANTS, Detections, cumulative_error_distribution,
                           failure_rate, kendall_tau, paired_difference, ranking, ranking_changes)
 from ..experiments import BOOK_RUNS, BookRun
-from ..methods import get_method
 from ..paths import RESULTS_DIR
 from . import viz
 from .leaderboard import book_runs, committed_references, paper_numbers, record_row
 from .references import has_weights, number_from_weights, reference_record
 from .reporting import SMOKE_NOTE, separated
+from ..experiments import method_settings
 
 SPLITS = ("test_mtfl", "test_aflw")
 DIRECTIONS = ("forward", "backward")
@@ -73,7 +73,7 @@ class Faces:
 def scoring_faces(chapter) -> Faces:
     """The faces of ``chapter``'s profile: the coarsest subsampling any headline run's own
     evaluation uses, so that every number can be checked against its record."""
-    every = max(get_method(run.method).budget(chapter.settings).eval_subsample for run in BOOK_RUNS)
+    every = max(method_settings(run.method).budget(chapter.settings).eval_subsample for run in BOOK_RUNS)
     return Faces(every, chapter.data.split("regressor_train", every=every),
                  {name: chapter.data.split(name, every=every) for name in SPLITS})
 

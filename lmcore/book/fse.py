@@ -21,6 +21,7 @@ from ..experiments import EXPERIMENTS, num_landmarks
 from ..geometry import WarpSpec, synthesize_pair
 from ..methods import get_method
 from . import papers, reporting, viz
+from ..experiments import method_settings
 
 EXPERIMENT = EXPERIMENTS["01_fse"]
 #: the K of the paper's Table 1; K = 10 and 30 are the headline runs (lmcore.experiments.fse), the
@@ -291,9 +292,9 @@ def show_regressor_graph(chapter, runs: dict, models: dict, face: int = 5) -> No
 
 def ablation_runs(chapter, variants: dict[str, dict], runs: dict) -> dict:
     """``{label: record}`` of the ablations (``variants``: label -> overrides), each at the
-    budget's ablation length (``FSE.ablation_config``); a variant equal to the main K =
+    budget's ablation length (``method_settings("fse").ablation_config``); a variant equal to the main K =
     :data:`FIGURE_K` run is that run."""
-    return chapter.variants("fse", variants, base=get_method("fse").ablation_config(chapter.settings),
+    return chapter.variants("fse", variants, base=method_settings("fse").ablation_config(chapter.settings),
                             prefix="ablation", reuse=[runs[FIGURE_K]] if FIGURE_K in runs else [])
 
 

@@ -23,8 +23,8 @@ from IPython.display import display
 
 from ..experiments.jakab import EXPERIMENT
 from ..geometry.coords import normalized_to_pixels
-from ..methods import get_method
 from . import papers, reporting, viz
+from ..experiments import method_settings
 
 #: the landmark counts of the chapter's headline runs, in the order its tables show them
 K_VALUES: tuple[int, ...] = tuple(run.num_landmarks for run in EXPERIMENT.runs)
@@ -33,7 +33,7 @@ MAIN_K: int = K_VALUES[0]
 #: the ablation's variants, over the budget's ablation config: the loss the generator learns from
 ABLATION = {"perceptual (VGG16)": {}, "pixel (MSE)": {"method": {"loss": "pixel"}}}
 #: the tuning sweep's row of the book's settings before the audit of the released code
-#: (:data:`lmcore.methods.jakab.TUNING`)
+#: (:data:`lmcore.experiments.jakab.TUNING`)
 BEFORE_AUDIT = "before the audit"
 #: test_mtfl faces of each figure: reconstructed, the appearance-by-pose grid, the face-swap widget's
 RECONSTRUCTED, GRID, SWAP_POOL = range(0, 6), range(10, 15), range(20, 26)
@@ -253,10 +253,10 @@ def show_face_swap(chapter, model) -> None:
 
 def ablation(chapter, main_run=None) -> dict:
     """``{label: record}`` of the ablation (:data:`ABLATION`: the perceptual loss against a pixel
-    loss, K = :data:`MAIN_K`), over the budget's ablation config (``Jakab.budgets``: shorter in
+    loss, K = :data:`MAIN_K`), over the budget's ablation config (``lmcore.experiments.jakab.BUDGETS``: shorter in
     ``cpu``, the learning-rate decay at the same fraction); a variant equal to ``main_run`` (the
     K = :data:`MAIN_K` run, where there is one) is that run."""
-    return chapter.variants("jakab", ABLATION, base=get_method("jakab").ablation_config(chapter.settings),
+    return chapter.variants("jakab", ABLATION, base=method_settings("jakab").ablation_config(chapter.settings),
                             prefix="ablation", reuse=[r for r in (main_run,) if r is not None])
 
 

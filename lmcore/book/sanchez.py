@@ -21,11 +21,11 @@ from .. import zoo
 from ..data.lspet import JOINT_NAMES
 from ..data.sources import get_source
 from ..evaluation import RegressionOptions, detect_all
-from ..experiments import EXPERIMENTS
+from ..experiments import EXPERIMENTS, method_settings
+from ..experiments.pose import PCK_AIM
 from ..geometry.coords import normalized_to_pixels
-from ..methods import get_method
 from ..methods.base import LEARNING_CURVE_KEY
-from ..methods.pose import FACE_KEY, PCK_AIM, PCK_KEY
+from ..methods.pose import FACE_KEY, PCK_KEY
 from ..methods.sanchez import MODES
 from ..models.fan import FAN
 from ..models.projected import make_adaptable, parameter_counts, trainable_share
@@ -35,7 +35,8 @@ from ..training.bench import run_step_cost
 from . import papers, reporting, viz
 from .references import TRAIN_COMMAND
 
-Sanchez = get_method("sanchez")
+#: the adaptation's settings and budgets
+SANCHEZ = method_settings("sanchez")
 #: the chapter's key in :data:`lmcore.experiments.EXPERIMENTS` (its headline runs: each mode's first seed)
 CHAPTER = "04_sanchez"
 #: the paper's order of the modes, from the lowest error to the highest
@@ -57,7 +58,7 @@ def parameter_share_table(settings: str, widths: Sequence[int] | None = None, nu
     parameters, the projections', the trainable ones and their share (%). ``widths``: default the
     paper's and ``settings``' core width."""
     if widths is None:
-        widths = (PAPER_CORE_WIDTH, Sanchez.default_config(settings)["method"]["core_width"])
+        widths = (PAPER_CORE_WIDTH, SANCHEZ.default_config(settings)["method"]["core_width"])
     rows = {}
     for width in widths:
         for projected in ("all", "3x3"):
@@ -73,18 +74,18 @@ def parameter_share_table(settings: str, widths: Sequence[int] | None = None, nu
 def core_run(chapter):
     """The core every adaptation names as its parent (trained or reused here; the committed
     ``pose/core`` in the reference profile), or None."""
-    spec = Sanchez.default_config(chapter.settings)["parents"]["core"]
+    spec = SANCHEZ.default_config(chapter.settings)["parents"]["core"]
     return chapter.run(spec["method"], spec["name"], spec["overrides"])
 
 
 def lspet_val(settings: str):
     """LSPET-128's val split at the budget's evaluation subsample (what the core's PCK is scored on)."""
-    return get_source("lspet128").split("val", every=Sanchez.budget(settings).eval_subsample)
+    return get_source("lspet128").split("val", every=SANCHEZ.budget(settings).eval_subsample)
 
 
 def core_lines(record, profile: str) -> list[str]:
     """The core's PCK@0.2 on LSPET-128 val beside the paper's core, and whether the book's aim for
-    a cpu core (:data:`~lmcore.methods.pose.PCK_AIM`) is met."""
+    a cpu core (:data:`~lmcore.experiments.pose.PCK_AIM`) is met."""
     pck = record["metrics"][PCK_KEY]
     return [f"core PCK@0.2 on LSPET-128 val [{profile}]: {100 * pck['pck']:.1f} % "
             f"({pck['joints']} visible joints); the paper's core: PCKh 79 % on MPII (another data set and metric)",
@@ -101,7 +102,7 @@ def per_joint_table(record) -> pd.DataFrame:
 def show_core(chapter, record) -> None:
     """The core's provenance, its PCK against the paper's and the book's aim, and per joint."""
     if record is None:
-        spec = Sanchez.default_config(chapter.settings)["parents"]["core"]
+        spec = SANCHEZ.default_config(chapter.settings)["parents"]["core"]
         chapter.missing(f"The core ({spec['method']}/{spec['name']})")
         return
     display(reporting.provenance_table([record]))
@@ -199,7 +200,7 @@ def best_tuning_line(records) -> str:
 def seeds(settings: str) -> list[int]:
     """The seeds each mode of Table 1 trains with (the budget's ``seeds`` variant; [0] without one).
     The first is the train default (0): its run is the mode's headline run."""
-    return Sanchez.budget(settings).variant("seeds") or [0]
+    return SANCHEZ.budget(settings).variant("seeds") or [0]
 
 
 def seed_run_name(mode: str, seed: int) -> str:
@@ -247,7 +248,7 @@ def show_table1_runs(chapter, runs_by_seed: dict, runs: dict) -> None:
 def evaluation_sets(chapter) -> tuple:
     """``(regressor_set, {split: test set})``: regressor_train, test_mtfl and test_aflw at the
     budget's evaluation subsample (every n-th face), on which the chapter re-detects its runs."""
-    every = Sanchez.budget(chapter.settings).eval_subsample
+    every = SANCHEZ.budget(chapter.settings).eval_subsample
     tests = {"test_mtfl": chapter.test_mtfl.subset(range(0, len(chapter.test_mtfl), every)),
              "test_aflw": chapter.test_aflw.subset(range(0, len(chapter.test_aflw), every))}
     return chapter.regressor_train.subset(range(0, len(chapter.regressor_train), every)), tests
@@ -457,9 +458,9 @@ def core_quality_runs(chapter, core, runs: dict) -> dict:
     checkpoint of the core (the budget's ``core_steps``) and from the final ``core`` run (the
     proposed headline run where its config is that)."""
     variants = {f"core at step {s}": {"parents": {"core": {"step": s}}}
-                for s in Sanchez.budget(chapter.settings).variant("core_steps") or []}
+                for s in SANCHEZ.budget(chapter.settings).variant("core_steps") or []}
     variants[f"final core (step {core.steps})" if core is not None else "final core"] = {}
-    base = Sanchez.ablation_config(chapter.settings, Sanchez.default_config(chapter.settings))
+    base = SANCHEZ.ablation_config(chapter.settings, SANCHEZ.default_config(chapter.settings))
     return chapter.variants("sanchez", variants, base=base, prefix="core-quality",
                             reuse=[r for r in (runs.get("proposed"),) if r is not None])
 
@@ -601,7 +602,7 @@ def show_face_mode_picker(chapter, models: dict) -> None:
 def show_generalisation(chapter) -> None:
     """The face core (trained with MTFL-80's labels) and its adaptation to shoes: their provenance,
     the core's own error, and the adapted landmarks on sixteen test shoes."""
-    generalisation = Sanchez.variant_config(chapter.settings, "generalisation")
+    generalisation = SANCHEZ.variant_config(chapter.settings, "generalisation")
     shoes_run = chapter.run("sanchez", SHOES_RUN, overrides=generalisation)
     spec = generalisation["parents"]["core"]
     face_core_run = chapter.run(spec["method"], spec["name"])  # the parent: reused

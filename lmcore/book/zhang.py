@@ -20,10 +20,10 @@ from IPython.display import display
 from ..data.registry_sets import load_mnist
 from ..experiments import EXPERIMENTS
 from ..geometry.coords import normalized_to_pixels
-from ..methods import get_method
 from ..paths import RESULTS_DIR
 from ..training import load_references
 from . import papers, reporting, viz
+from ..experiments import method_settings
 
 #: the chapter's headline runs and few-shot sizes (:mod:`lmcore.experiments.zhang`)
 EXPERIMENT = EXPERIMENTS["02_zhang"]
@@ -41,7 +41,7 @@ PAPER_ABLATION = {"full L": "full", "w/o L_recon": "w/o recon", "w/o L_conc": "w
                   "w/o L_eqv": "w/o eqv"}
 
 #: the tuning sweep's released configuration at K = 10, and the label of the same with one part
-#: (``warps`` or ``decoder``) put back to the book's earlier one (``Zhang.budgets["cpu"]``)
+#: (``warps`` or ``decoder``) put back to the book's earlier one (``lmcore.experiments.zhang.BUDGETS["cpu"]``)
 CODE_BALANCE_LABEL = "K = 10, the code's balance"
 EARLIER_PART_LABEL = "K = 10, the code's balance, earlier {part}"
 
@@ -137,7 +137,7 @@ def tps_ratio_variants(settings: str) -> dict:
     """Table 5's runs in the settings profile ``settings``: ``{grid:landmark ratio: overrides}``
     setting the share of steps whose warp is anchored on the landmarks (the budget's
     ``tps_ratios``)."""
-    ratios = get_method("zhang").budget(settings).variants["tps_ratios"]
+    ratios = method_settings("zhang").budget(settings).variants["tps_ratios"]
     return {name: {"method": {"landmark_control_fraction": f}} for name, f in ratios.items()}
 
 

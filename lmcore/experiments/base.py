@@ -1,14 +1,108 @@
-"""What an experiment declares: a chapter's headline runs and the few-shot sizes it evaluates them at."""
+"""What an experiment declares: a method's settings per profile and its chapter's budgets
+(:class:`MethodSettings`, :class:`Budget`), a chapter's headline runs and the few-shot sizes it
+evaluates them at (:class:`Experiment`, :class:`BookRun`)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
-from ..config import deep_update
+from ..config import TrainConfig, deep_update
+from ..errors import ConfigError
 from ..methods import get_method
+from ..profiles import PROFILES
 
 #: the few-shot regression sizes of the face chapters (``None``: every regressor_train face), each
 #: size fitted on ``repeats`` random draws
 FACE_FEW_SHOT = {"sizes": [1, 5, 10, 100, 500, 1000, None], "repeats": 10}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a chapter trains in one profile, beside the method's profile settings.
+
+    eval_subsample: evaluations use every n-th image of each split (the smoke profile: 8).
+    ablation_steps: length of the ablation runs (None: as long as the main runs, whose run the
+        default row then reuses).
+    ablation_train: other ``train`` settings of the ablation runs (e.g. a smaller batch).
+    variants: named overrides a chapter trains besides the defaults (e.g. ``"k30"``,
+        ``"mnist"``), so that no chapter holds a profile-dependent dict of its own.
+    """
+
+    eval_subsample: int = 1
+    ablation_steps: int | None = None
+    ablation_train: dict = field(default_factory=dict)
+    variants: dict = field(default_factory=dict)
+
+    def variant(self, name: str) -> dict:
+        """The overrides of variant ``name`` (an empty dict if this profile has none)."""
+        return copy.deepcopy(self.variants.get(name, {}))
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """A method's settings in each profile (``{profile: config}``, without the ``data`` and
+    ``parents`` sections that :meth:`default_config` adds) and its chapter's budget per profile.
+
+    An experiments module declares one per method it trains, in ``SETTINGS = {name: ...}``;
+    :func:`lmcore.experiments.method_settings` finds it by the method's registry name."""
+
+    method: str
+    profiles: dict = field(hash=False, compare=False)
+    budgets: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def default_config(self, profile: str) -> dict:
+        """The complete settings of ``profile``: ``data``, ``method``, ``train``, ``parents``, so
+        that every run's config is complete and checkable."""
+        if profile not in self.profiles:
+            raise ConfigError(f"method '{self.method}' has no profile '{profile}'; choose one of {sorted(self.profiles)}")
+        cls = get_method(self.method)
+        config = {"data": {"source": cls.data_source, "split": cls.train_split}, "parents": {},
+                  "train": TrainConfig().as_dict()}  # every training setting, so that any can be overridden
+        return deep_update(config, self.profiles[profile])
+
+    def budget(self, profile: str) -> Budget:
+        return self.budgets.get(profile, Budget())
+
+    def ablation_config(self, profile: str, config: dict | None = None) -> dict:
+        """The base config of a chapter's ablation runs in ``profile``: ``config`` (default: the
+        profile's) shortened to the budget's ablation steps, with its other train settings."""
+        config = config if config is not None else self.default_config(profile)
+        budget = self.budget(profile)
+        if budget.ablation_steps:
+            config = get_method(self.method).shortened_config(config, budget.ablation_steps)
+        return deep_update(config, {"train": budget.ablation_train})
+
+    def variant_config(self, profile: str, name: str) -> dict:
+        """The profile's config with the budget's variant ``name`` applied; a variant that sets
+        ``train.steps`` shortens the schedule first (see
+        :meth:`~lmcore.methods.LandmarkMethod.shortened_config`)."""
+        config = self.default_config(profile)
+        overrides = self.budget(profile).variant(name)
+        steps = overrides.get("train", {}).pop("steps", None)
+        if steps:
+            config = get_method(self.method).shortened_config(config, steps)
+        return deep_update(config, overrides)
+
+    def problems(self) -> list[str]:
+        """What is wrong with this declaration (empty: nothing): a profile missing or unknown, a
+        budget for an unknown profile."""
+        found = []
+        if set(self.profiles) != set(PROFILES):
+            found.append(f"{self.method}: profiles {sorted(self.profiles)}, expected {sorted(PROFILES)}")
+        found += [f"{self.method}: a budget for the unknown profile '{p}'" for p in self.budgets if p not in PROFILES]
+        return found
+
+
+#: every method's settings, filled by :mod:`lmcore.experiments` from its modules' ``SETTINGS``
+_REGISTERED: dict[str, MethodSettings] = {}
+
+
+def _settings_of(method: str) -> MethodSettings:
+    get_method(method)  # an unknown name is a ConfigError naming the choices
+    if method not in _REGISTERED:
+        raise ConfigError(f"method '{method}' has no settings: declare them in an lmcore/experiments module "
+                          "(SETTINGS = {name: MethodSettings(...)})")
+    return _REGISTERED[method]
 
 
 @dataclass(frozen=True)
@@ -30,7 +124,7 @@ class BookRun:
 
     def resolved_overrides(self, profile: str) -> dict:
         """The overrides that give this run in ``profile``: its budget variant's, then its own."""
-        base = get_method(self.method).budget(profile).variant(self.variant) if self.variant else {}
+        base = _settings_of(self.method).budget(profile).variant(self.variant) if self.variant else {}
         return deep_update(base, self.overrides)
 
 

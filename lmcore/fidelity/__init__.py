@@ -14,6 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import deep_update
+from ..experiments import method_settings
+
 FOLLOWS = ("code", "paper", "choice", "departure")
 
 
@@ -64,12 +67,9 @@ def _lookup(config: dict, key: str):
 
 def resolved(method: str, profile: str, variant: str | None = None) -> dict:
     """The config a chapter's run of ``method`` in ``profile`` resolves to (with the variant)."""
-    from ..config import deep_update
-    from ..methods import get_method
-
-    cls = get_method(method)
-    config = cls.default_config(profile)
-    return deep_update(config, cls.budget(profile).variant(variant)) if variant else config
+    settings = method_settings(method)
+    config = settings.default_config(profile)
+    return deep_update(config, settings.budget(profile).variant(variant)) if variant else config
 
 
 def _same(a, b) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 
 from ..config import deep_update
-from .base import Budget, LandmarkMethod
+from .base import LandmarkMethod
 
 REGISTRY = {
     "fse": "lmcore.methods.fse:FSE",
@@ -37,4 +37,4 @@ def build_method(name: str, config: dict) -> LandmarkMethod:
     return get_method(name)(config)
 
 
-__all__ = ["Budget", "LandmarkMethod", "REGISTRY", "build_method", "deep_update", "get_method"]
+__all__ = ["LandmarkMethod", "REGISTRY", "build_method", "deep_update", "get_method"]

@@ -8,11 +8,9 @@ config, never by probing for attributes:
 ==========================  =====================================================================
 contract                    where
 ==========================  =====================================================================
-settings per profile        ``profiles = {"smoke": ..., "cpu": ..., "paper": ...}`` (the class
-                            attribute); :meth:`default_config` adds the ``data`` and ``parents``
-                            sections, so every run's config is complete and checkable
-chapter budgets             ``budgets``: a :class:`Budget` per profile (ablation steps, K = 30 or
-                            MNIST variants, the evaluation subsample)
+settings per profile        not here: :mod:`lmcore.experiments` holds each method's profiles and
+                            chapter budgets (``method_settings(name)``); a method declares what
+                            its settings mean (``ranges``, :meth:`check_config`)
 training data               ``config["data"] = {"source", "split"}`` (default: the class's
                             ``data_source`` and ``train_split``), see :mod:`lmcore.data.sources`
 trains with labels          ``trains_with_labels``: the loop hands ``(images, targets)`` batches,
@@ -31,19 +29,18 @@ its own evaluation          :meth:`evaluate` (default: the face protocol of chap
                             test_mtfl)
 value ranges                ``ranges``: each ``method`` setting's range (:mod:`lmcore.config`),
                             checked in one place; :meth:`check_config` for rules between settings
+                            and ``shared_with_parents`` for settings a parent run must share
 ==========================  =====================================================================
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ..config import Between, OneOf, TrainConfig, check_ranges, deep_update
-from ..errors import ConfigError
+from ..config import Between, OneOf, check_ranges
 from ..geometry import crop_warp, warp_image
 
 #: the ranges of a :class:`~lmcore.geometry.WarpSpec` group (lengths in image edges, angles in degrees)
@@ -62,28 +59,6 @@ PCK_KEY = "pck_val"
 #: the history key of the landmarks recorded on a few test faces at each evaluation (widgets)
 SNAPSHOT_KEY = "snapshot_points"
 SNAPSHOT_IMAGES = 6
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much a chapter trains in one profile, beside the method's profile settings.
-
-    eval_subsample: evaluations use every n-th image of each split (the smoke profile: 8).
-    ablation_steps: length of the ablation runs (None: as long as the main runs, whose run the
-        default row then reuses).
-    ablation_train: other ``train`` settings of the ablation runs (e.g. a smaller batch).
-    variants: named overrides a chapter trains besides the defaults (e.g. ``"k30"``,
-        ``"mnist"``), so that no chapter holds a profile-dependent dict of its own.
-    """
-
-    eval_subsample: int = 1
-    ablation_steps: int | None = None
-    ablation_train: dict = field(default_factory=dict)
-    variants: dict = field(default_factory=dict)
-
-    def variant(self, name: str) -> dict:
-        """The overrides of variant ``name`` (an empty dict if this profile has none)."""
-        return copy.deepcopy(self.variants.get(name, {}))
 
 
 class LandmarkMethod(nn.Module):
@@ -110,10 +85,6 @@ class LandmarkMethod(nn.Module):
     """
 
     name = "base"
-    #: ``{profile: config}`` without the ``data`` / ``parents`` sections (added by default_config)
-    profiles: dict = {}
-    #: ``{profile: Budget}``
-    budgets: dict = {}
     #: ``method`` settings counted in training steps, rescaled by :meth:`shortened_config`
     step_settings: tuple[str, ...] = ()
     #: default training data: a source of :mod:`lmcore.data.sources` and its split
@@ -127,6 +98,9 @@ class LandmarkMethod(nn.Module):
     evaluation_summary = "forward, backward and consistency errors on the test splits"
     #: state-dict key prefixes that are not checkpointed (fetched data or a parent's weights)
     frozen_prefixes: tuple[str, ...] = ()
+    #: ``{role: method settings}`` a parent run must share with this run (e.g. the architecture of
+    #: the networks it adopts), checked against the parent's resolved config before anything trains
+    shared_with_parents: dict[str, tuple[str, ...]] = {}
     #: ``{setting: Between/OneOf/ListOf or a nested dict}`` for every ``method`` setting of every
     #: profile (:data:`COMMON_RANGES` included); a test requires each setting to have one
     ranges: dict = COMMON_RANGES
@@ -138,19 +112,6 @@ class LandmarkMethod(nn.Module):
         self.view_crop = float(config["method"].get("view_crop", 1.0))
 
     # ------------------------------------------------------------------ configuration
-
-    @classmethod
-    def default_config(cls, profile: str) -> dict:
-        """The complete settings of ``profile``: ``data``, ``method``, ``train``, ``parents``."""
-        if profile not in cls.profiles:
-            raise ConfigError(f"method '{cls.name}' has no profile '{profile}'; choose one of {sorted(cls.profiles)}")
-        config = {"data": {"source": cls.data_source, "split": cls.train_split}, "parents": {},
-                  "train": TrainConfig().as_dict()}  # every training setting, so that any can be overridden
-        return deep_update(config, cls.profiles[profile])
-
-    @classmethod
-    def budget(cls, profile: str) -> Budget:
-        return cls.budgets.get(profile, Budget())
 
     @classmethod
     def check_config(cls, config: dict) -> None:
@@ -176,27 +137,6 @@ class LandmarkMethod(nn.Module):
         for key in cls.step_settings:
             out["method"][key] = rescale(out["method"][key])
         return out
-
-    @classmethod
-    def ablation_config(cls, profile: str, config: dict | None = None) -> dict:
-        """The base config of a chapter's ablation runs in ``profile``: ``config`` (default: the
-        profile's) shortened to the budget's ablation steps, with its other train settings."""
-        config = config if config is not None else cls.default_config(profile)
-        budget = cls.budget(profile)
-        if budget.ablation_steps:
-            config = cls.shortened_config(config, budget.ablation_steps)
-        return deep_update(config, {"train": budget.ablation_train})
-
-    @classmethod
-    def variant_config(cls, profile: str, name: str) -> dict:
-        """The profile's config with the budget's variant ``name`` applied; a variant that sets
-        ``train.steps`` shortens the schedule first (see :meth:`shortened_config`)."""
-        config = cls.default_config(profile)
-        overrides = cls.budget(profile).variant(name)
-        steps = overrides.get("train", {}).pop("steps", None)
-        if steps:
-            config = cls.shortened_config(config, steps)
-        return deep_update(config, overrides)
 
     @classmethod
     def training_targets(cls, train_set) -> torch.Tensor | None:

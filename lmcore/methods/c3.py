@@ -36,18 +36,16 @@ import contextlib
 import copy
 
 import torch
-from torch import nn
 
-from ..config import Between, ListOf, OneOf, Optional, deep_update
+from ..config import Between, ListOf, OneOf, Optional
 from ..errors import ConfigError
-from ..geometry import ComposedWarp, WarpSpec, random_tps, synthesize_pair, warp_image
+from ..geometry import WarpSpec, random_tps, synthesize_pair, warp_image
 from ..losses.c3 import (cross_image_cycle_loss, equivariance_loss, flow_supervision_loss,
                          pose_invariance_loss)
 from ..losses.perceptual import VGG16_LAYERS, VGG16Features
 from ..models.backbones import RESNET50_LAYERS, ResNet50Features
 from ..models.flow import CrossImageFlow, flow_of_warp, transfer_points
-from .base import COMMON_RANGES, WARP_RANGES, Budget, LandmarkMethod
-from .jakab import PROFILE_CONFIGS as JAKAB_PROFILES
+from .base import COMMON_RANGES, WARP_RANGES, LandmarkMethod
 from .jakab import Jakab
 
 #: the history key of the flow run's learning curve (end-point error on test_mtfl pairs, in cells)
@@ -57,33 +55,6 @@ FLOW_EVAL_SPLIT = "tune_val"
 #: the backbones N that can feed the flow: name -> (frozen module, the activations it offers as f')
 FLOW_BACKBONES = {"vgg16": (VGG16Features, tuple(VGG16_LAYERS)),
                   "resnet50": (ResNet50Features, tuple(RESNET50_LAYERS))}
-#: how the flow run's pairs are drawn: ``B = A o g``, g a similarity plus a TPS jitter in the view
-FLOW_PAIR_WARP = {"rotation_deg": 15.0, "log2_scale": 0.15, "translation": 0.08, "tps_grid": 5, "tps_std": 0.02}
-
-
-def _flow_profile(jakab: dict, flow_layer: str, steps: int, batch: int) -> dict:
-    m = jakab["method"]
-    return {
-        # the frozen backbone N and its activation f' ("resnet50": layer1..layer4, the paper's layer3)
-        "method": {"view_crop": m["view_crop"], "view_size": m["view_size"], "flow_backbone": "vgg16",
-                   "flow_layer": flow_layer,
-                   # NC-Net's released filter: three separable 4D layers, 10, 10, 1 channels, 3^4 kernels
-                   "filter_channels": [10, 10, 1], "filter_kernels": [3, 3, 3], "symmetric": True,
-                   "temperature": 1.0, "window": None, "pair_warp": dict(FLOW_PAIR_WARP),
-                   "first_warp": {"rotation_deg": 5.0, "log2_scale": 0.05, "translation": 0.03}},
-        "train": {"steps": steps, "batch_size": batch, "lr": 1e-3, "lr_milestones": [], "checkpoint_every": 100,
-                  "eval_every": 0, "log_every": 20},
-    }
-
-
-FLOW_PROFILES = {
-    "paper": _flow_profile(JAKAB_PROFILES["paper"], "relu4_3", 5000, 32),
-    # 100 steps of 16 (about 75 s on the 2-core machine): the training pairs' end-point error falls
-    # from 4.3 cells (step 20) to 0.78 at 100 and 0.50 at 300 steps (measured 2026-11-23; those
-    # measurements scored test_mtfl pairs, the flow run now scores tune_val's)
-    "cpu": _flow_profile(JAKAB_PROFILES["cpu"], "relu3_3", 100, 16),
-    "smoke": _flow_profile(JAKAB_PROFILES["smoke"], "relu3_3", 8, 4),
-}
 
 
 class C3Flow(LandmarkMethod):
@@ -94,8 +65,6 @@ class C3Flow(LandmarkMethod):
     """
 
     name = "c3_flow"
-    profiles = FLOW_PROFILES
-    budgets = {"smoke": Budget(eval_subsample=8)}
     frozen_prefixes = ("backbone.body.",)
     ranges = {**COMMON_RANGES, "flow_backbone": OneOf(*FLOW_BACKBONES),
               "flow_layer": OneOf(*(layer for _, layers in FLOW_BACKBONES.values() for layer in layers)),
@@ -190,65 +159,6 @@ class C3Flow(LandmarkMethod):
 # --------------------------------------------------------------------------- C3
 
 
-def _c3_profile(jakab: dict, train: dict) -> dict:
-    return deep_update(jakab, {
-        "method": {
-            # Eq. 5's weights (the paper gives none), chosen on tune_val (the chapter shows how)
-            "paired_weight": 1.0, "cycle_weight": 1.0, "inv_weight": 100.0, "equiv_weight": 10.0,
-            # Eq. 4 on the unpaired faces (C3) or on the synthetic pair of one face (the ablation's
-            # "flow without the cycle", where only synthetic pairs are seen)
-            "equiv_pairs": "unpaired",
-            # the appendix's stop-gradient on the first swapping reconstruction
-            "stop_first_swap": True,
-            # False: the pre-trained flow is fixed and Eq. 4 trains the pose alone (T detached)
-            "flow_trainable": False,
-        },
-        "parents": {"pairs": {"method": "jakab", "name": "k10", "overrides": {}},
-                    "flow": {"method": "c3_flow", "name": "flow", "overrides": {}}},
-        "train": train,
-    })
-
-
-# Paper: Adam 5e-4 (x0.1 at 50% and 75% of the schedule), weight decay 1e-4, 128 px (Jakab's paper
-# profile); batch 32 instead of 200 on one GPU. CPU: batches of 8 pairs (a C3 step runs the
-# generator five times: 0.79 s against 0.17 s for the paired step alone), 200 steps from the Jakab
-# chapter's run; the four ablation rows are as long, so that the chapter's runs fit about 12 minutes.
-_PAPER = _c3_profile(JAKAB_PROFILES["paper"], {"steps": 40000, "lr": 5e-4, "weight_decay": 1e-4,
-                                                "lr_milestones": [20000, 30000], "batch_size": 32})
-_CPU = _c3_profile(JAKAB_PROFILES["cpu"], {"steps": 200, "lr": 5e-4, "weight_decay": 1e-4, "lr_milestones": [150],
-                                            "batch_size": 8, "checkpoint_every": 100, "eval_every": 100,
-                                            "log_every": 20})
-_SMOKE = _c3_profile(JAKAB_PROFILES["smoke"], {"steps": 8, "lr": 5e-4, "weight_decay": 1e-4, "lr_milestones": [],
-                                                "batch_size": 4, "checkpoint_every": 4, "eval_every": 4,
-                                                "log_every": 2})
-C3_PROFILES = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
-
-#: the rows of Table 2 (cycle x flow), as overrides of the method's settings
-ABLATION = {
-    "neither (paired baseline)": {"cycle_weight": 0.0, "inv_weight": 0.0, "equiv_weight": 0.0},
-    "cycle": {"equiv_weight": 0.0},
-    "flow": {"cycle_weight": 0.0, "inv_weight": 0.0, "equiv_pairs": "synthetic"},
-    "cycle + flow": {},
-}
-
-#: Eq. 5's weights compared on tune_val by ``tools/tune_settings.py c3`` (records in
-#: results/tuning/c3/): each weight of the new terms ten times smaller or larger than the kept one
-TUNING = {
-    "cycle 1, inv 100, equiv 10 (kept)": {},
-    "inv 10": {"method": {"inv_weight": 10.0}},
-    "equiv 1": {"method": {"equiv_weight": 1.0}},
-    "equiv 100": {"method": {"equiv_weight": 100.0}},
-}
-
-# K = 30 starts from the Jakab chapter's K = 30 run (same name and overrides: the same run)
-_K30 = {"method": {"num_landmarks": 30},
-        "parents": {"pairs": {"name": "k30", "overrides": {"method": {"num_landmarks": 30}}}}}
-C3_BUDGETS = {
-    "smoke": Budget(eval_subsample=8, ablation_steps=4, variants={"k30": _K30}),
-    # the ablation rows are as long as the main run, whose config the "cycle + flow" row then is
-    "cpu": Budget(variants={"k30": _K30, "tuning": TUNING}),
-    "paper": Budget(ablation_steps=20000, ablation_train={"eval_every": 0}, variants={"k30": _K30}),
-}
 _ARCHITECTURE = ("num_landmarks", "view_crop", "view_size", "width", "downsamples", "max_width", "gaussian_std")
 
 
@@ -257,9 +167,9 @@ class C3(Jakab):
     the cross-image flow module's equivariance."""
 
     name = "c3"
-    profiles = C3_PROFILES
-    budgets = C3_BUDGETS
     trains_on_pairs = True
+    # E_p, E_a and D are the Jakab run's networks, and the flow run sees the same view
+    shared_with_parents = {"pairs": _ARCHITECTURE, "flow": ("view_crop", "view_size")}
     frozen_prefixes = Jakab.frozen_prefixes + ("flow_run.backbone.body.",)
     ranges = {**Jakab.ranges, **{k: Between(0, 1e6) for k in ("paired_weight", "cycle_weight", "inv_weight", "equiv_weight")},
               "equiv_pairs": OneOf("unpaired", "synthetic")}
@@ -279,14 +189,6 @@ class C3(Jakab):
         if m["paired_weight"] == m["cycle_weight"] == 0:
             raise ConfigError("settings 'method.paired_weight' and 'method.cycle_weight' are both 0: nothing would "
                               "train the generator")
-        parent = config["parents"].get("pairs", {})
-        parent_k = (parent.get("overrides") or {}).get("method", {}).get("num_landmarks",
-                                                                           JAKAB_PROFILES["paper"]["method"]["num_landmarks"])
-        if parent_k != m["num_landmarks"]:
-            raise ConfigError(f"setting 'method.num_landmarks' is {m['num_landmarks']} but the pre-training run "
-                              f"'parents.pairs' ({parent.get('method')}/{parent.get('name')}) has {parent_k}: set "
-                              f"'parents.pairs.overrides' to {{\"method\": {{\"num_landmarks\": {m['num_landmarks']}}}}} "
-                              "and give it its own 'parents.pairs.name'")
 
     def adopt_parents(self, parents: dict) -> None:
         """E_p, E_a, D (and the perceptual loss's running scales) from the Jakab run; the flow
@@ -440,4 +342,4 @@ class C3(Jakab):
         return out
 
 
-__all__ = ["ABLATION", "C3", "C3Flow", "FLOW_EPE_KEY"]
+__all__ = ["C3", "C3Flow", "FLOW_EPE_KEY"]

@@ -7,39 +7,18 @@ direct prediction error; no regressor is fitted.
 """
 from __future__ import annotations
 
-import torch
-
 from ..evaluation import RegressionOptions, consistency_error, detect_all, normalised_errors
 from ..evaluation.statistics import bootstrap_interval
 from ..geometry import ComposedWarp, WarpSpec, pixels_to_normalized, random_similarity, soft_argmax, warp_image
 from ..models.fse_detector import FSEDetector
-from ..config import deep_update
 from ..config import Between, ListOf
-from .base import COMMON_RANGES, WARP_RANGES, Budget, LandmarkMethod
-
-_PAPER = {
-    "method": {"num_landmarks": 5, "view_crop": 0.7, "view_size": 80, "widths": [20, 48, 64, 80, 256],
-               "kernel_sizes": [5, 5, 3, 3, 3, 1],
-               "augment": {"rotation_deg": 15.0, "log2_scale": 0.1, "translation": 0.03}},
-    "train": {"steps": 20000, "batch_size": 32, "lr": 1e-3, "weight_decay": 5e-4, "lr_milestones": [15000],
-              "checkpoint_every": 2000, "eval_every": 0, "log_every": 100},
-}
-# CPU: channels-last weights (a step costs 0.75x the standard layout's on the 2-core machine)
-_CPU = deep_update(_PAPER, {"method": {"view_size": 40},
-                            "train": {"steps": 1000, "batch_size": 32, "lr_milestones": [800], "checkpoint_every": 500,
-                                      "channels_last": True}})
-_SMOKE = deep_update(_CPU, {"method": {"view_size": 32},
-                            "train": {"steps": 20, "batch_size": 8, "lr_milestones": [], "checkpoint_every": 10, "log_every": 5}})
-PROFILE_CONFIGS = {"paper": _PAPER, "cpu": _CPU, "smoke": _SMOKE}
-BUDGETS = {"smoke": Budget(eval_subsample=8)}
+from .base import COMMON_RANGES, WARP_RANGES, LandmarkMethod
 
 
 class SupervisedRegressor(LandmarkMethod):
     """FSE-architecture detector trained with annotated points (a supervised yardstick)."""
 
     name = "supervised"
-    profiles = PROFILE_CONFIGS
-    budgets = BUDGETS
     train_split = "regressor_train"
     trains_with_labels = True  # the training loop hands it (images, points) batches
     ranges = {**COMMON_RANGES, "widths": ListOf(Between(1, 4096), 5, 5), "kernel_sizes": ListOf(Between(1, 15), 6, 6),

@@ -15,8 +15,9 @@ _EXPORTS = {
     **{name: ".records" for name in ("config_hash", "describe_device", "git_commit", "read_record",
                                      "write_json_atomic")},
     "RunRecord": ".run_record",
-    **{name: ".runs" for name in ("PublishRefused", "RunBusyError", "find_run", "load_references", "load_trained",
-                                  "publish_reference", "resolve_config", "run_detections", "run_method",
+    **{name: "..spec" for name in ("RunSpec", "resolve_config")},
+    **{name: ".runs" for name in ("PublishRefused", "RunBusyError", "find_run", "find_spec", "load_references",
+                                  "load_trained", "publish_reference", "run_detections", "run_method", "run_spec",
                                   "run_variants", "variant_run_name")},
 }
 

@@ -29,8 +29,10 @@ import time
 
 import torch
 
-from ..profiling import measure_sections
 from ..config import TrainConfig
+from ..methods import build_method, get_method
+from ..profiling import measure_sections
+from ..spec import RunSpec
 from .loop import (clip_gradients, draw_batch, forward_context, make_optimizer, prepare_for_training,
                    prepare_images)
 
@@ -143,15 +145,14 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
 def build_untrained(method: str, profile: str, overrides: dict | None = None):
     """The method of a run's config with *freshly initialised* parents adopted (recursively):
     what a step costs does not depend on the parents' training, so a benchmark trains nothing."""
-    from ..methods import build_method
-    from .runs import resolve_config
+    return _build_untrained(RunSpec.resolve(method, profile, overrides=overrides))
 
-    config = resolve_config(method, profile, overrides)
-    model = build_method(method, config)
-    if config["parents"]:
-        model.adopt_parents({role: build_untrained(p["method"], profile, p.get("overrides") or {})[0]
-                             for role, p in config["parents"].items()})
-    return model, config
+
+def _build_untrained(spec: RunSpec):
+    model = build_method(spec.method, spec.config)
+    if spec.parents:
+        model.adopt_parents({role: _build_untrained(parent)[0] for role, parent in spec.parents.items()})
+    return model, spec.config
 
 
 def run_step_cost(method: str, profile: str, overrides: dict | None = None, steps: int = 5, warmup: int = 2,
@@ -160,12 +161,12 @@ def run_step_cost(method: str, profile: str, overrides: dict | None = None, step
     parents trained or reused first as :func:`~lmcore.training.run_method` would (or, with
     ``trained_parents=False``, freshly initialised: :func:`build_untrained`)."""
     from ..data.sources import get_source
-    from ..methods import get_method
-    from .runs import build_with_parents, parent_records, resolve_config
+    from .runs import build_with_parents, parent_records
 
     if trained_parents:
-        config = resolve_config(method, profile, overrides)
-        model = build_with_parents(method, config, parent_records(config, profile, progress=False))
+        spec = RunSpec.resolve(method, profile, overrides=overrides)
+        config = spec.config
+        model = build_with_parents(method, config, parent_records(spec, progress=False))
     else:
         model, config = build_untrained(method, profile, overrides)
     subset = get_source(config["data"]["source"]).split(config["data"]["split"], limit=n_images)

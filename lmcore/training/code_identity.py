@@ -12,7 +12,10 @@ training loop retrains everything, and an edit to a chapter's helpers, a quoted 
 figure or another method's module retrains nothing. Two modules are registries, not code a run
 executes: ``lmcore/__init__.py`` and the method registry ``lmcore/methods/__init__.py``; they are
 neither part of a closure nor followed (following the registry would put every method in every
-closure).
+closure). Two folders are left out the same way (:data:`NOT_FOLLOWED_FOLDERS`):
+``lmcore/experiments/``, the settings every method's profiles resolve from, which reach a run only
+as its config (held whole in its identity, so a profile edit retrains exactly the runs whose config
+it changes), and ``lmcore/book/``, which no run imports.
 
 A process reads the package's sources **once**, when this module is imported (:func:`sources`),
 and keys every run it trains by that snapshot, the code it is running: editing ``lmcore`` while a
@@ -35,6 +38,13 @@ from ..paths import PROJECT_ROOT
 ENGINE = ("lmcore/training/runs.py", "lmcore/data/sources.py")
 #: registries: importing them runs no code of a run's, so they are neither hashed nor followed
 NOT_FOLLOWED = frozenset({"lmcore/__init__.py", "lmcore/methods/__init__.py"})
+#: folders of settings and of presentation: what they give a run is its config, which its identity
+#: holds whole (experiments), or nothing (the book)
+NOT_FOLLOWED_FOLDERS = ("lmcore/experiments/", "lmcore/book/")
+
+
+def _not_followed(rel: str) -> bool:
+    return rel in NOT_FOLLOWED or rel.startswith(NOT_FOLLOWED_FOLDERS)
 
 
 _SOURCES: dict[str, bytes] = {}
@@ -126,7 +136,7 @@ def _closure(roots: tuple[str, ...], root: str, stamp: str) -> tuple[str, ...]:
     todo = [r for r in roots if r in files]
     while todo:
         rel = todo.pop()
-        if rel in seen or rel in NOT_FOLLOWED:
+        if rel in seen or _not_followed(rel):
             continue
         seen.add(rel)
         todo.extend((_imports(rel, base) | _parents(rel, base)) - seen)

@@ -1,10 +1,11 @@
 """Runs: train a method in a profile, evaluate it, record everything; reuse what is unchanged.
 
-:func:`run_method` is what chapters and the command line call. A run lives in
+:func:`run_method` is what chapters call; it resolves a :class:`~lmcore.spec.RunSpec` once and hands
+it to :func:`run_spec`, which the command line calls with the spec it resolved. A run lives in
 ``runs/<profile>/<method>/<name>-<config hash>/`` with ``checkpoint.pt`` and ``record.json``.
 
 A run is **keyed by content**: its identity is the method, the profile, the resolved config,
-the content of the code that trains it (every ``.py`` file under ``lmcore/``), the fingerprint
+the content of the code that trains it (the ``lmcore`` modules its method imports), the fingerprint
 of its training data, and the identities of its parent runs. Calling :func:`run_method` again
 returns the finished record while that identity is unchanged (a commit that touches only a
 chapter or the README retrains nothing), resumes from the checkpoint when the run was
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import TrainConfig, check_overrides, deep_update, normalise_numbers
+from ..config import TrainConfig, deep_update
 from ..data.sources import get_source
 from ..errors import ConfigError, CorruptCheckpointError, CorruptRecordError, LmbookError
 from ..evaluation import Detections, RegressionOptions
@@ -38,15 +38,13 @@ from ..files import file_sha256
 from ..methods import build_method, get_method
 from ..paths import RESULTS_DIR, display_path, runs_root
 from ..profiles import PROFILES, resolve_profile, select_device
+from ..spec import RUN_NAME, RunSpec, check_run_name, resolve_config  # noqa: F401 (resolve_config: the run API's)
 from ..zoo import ancestor_of, load_initial_weights
 from .checkpoint import load_checkpoint
 from .code_identity import changed_files, code_files, code_fingerprint, lmcore_is_dirty
 from .loop import train
 from .records import RECORD_ADVICE, config_hash, describe_device, git_commit, now_iso, write_record
 from .run_record import RunRecord
-
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
-
 
 class RunBusyError(LmbookError):
     """Another process is training the same run."""
@@ -59,68 +57,21 @@ class PublishRefused(LmbookError):
 # --------------------------------------------------------------------------- configuration
 
 
-def resolve_config(method: str, profile: str, overrides: dict | None = None) -> dict:
-    """The method's ``profile`` defaults with ``overrides`` merged in, after checking that every
-    key exists and every value has the right type and range (:class:`ConfigError` otherwise)."""
-    cls = get_method(method)
-    defaults = cls.default_config(profile)
-    check_overrides(defaults, overrides)
-    config = normalise_numbers(defaults, deep_update(defaults, overrides))
-    TrainConfig.from_dict(config["train"])  # ranges of the training settings
-    cls.check_config(config)
-    check_training_split(config["data"])
-    for role, parent in config["parents"].items():
-        missing = {"method", "name"} - set(parent)
-        if missing:
-            raise ConfigError(f"parent run 'parents.{role}' needs {sorted(missing)}")
-        step = parent.get("step")
-        if step is not None and (not isinstance(step, int) or step <= 0):
-            raise ConfigError(f"setting 'parents.{role}.step' must be a positive step of a kept checkpoint or null, "
-                              f"got {step!r}")
-    return config
-
-
-#: splits that only score a detector: a run never trains on them
-TEST_SPLITS = ("test_mtfl", "test_aflw", "test")
-
-
-def check_training_split(data: dict) -> None:
-    """``data.split`` must be a split its source offers and not a test split (training on the test
-    faces would make every number the book prints optimistic)."""
-    split = data["split"]
-    if split in TEST_SPLITS:
-        raise ConfigError(f"setting 'data.split' is the test split '{split}': runs never train on the faces they are "
-                          "scored on; choose a training split (e.g. unsup_train)")
-    offered = get_source(data["source"]).splits
-    if split not in offered:
-        choices = ", ".join(s for s in sorted(offered) if s not in TEST_SPLITS)
-        raise ConfigError(f"setting 'data.split' must be a split of '{data['source']}' ({choices}), got '{split}'")
-
-
-def check_run_name(name: str) -> str:
-    """A run name is a folder name under ``runs/``: letters, digits, '.', '_' and '-' only."""
-    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
-        raise ConfigError(f"run name '{name}' must be letters, digits, '.', '_' or '-' (at most 81, no '..'), "
-                          "so that the run stays inside the runs folder")
-    return name
-
-
-def parent_records(config: dict, profile: str, progress: bool | None = None) -> dict[str, RunRecord]:
-    """The parent runs of ``config``, each trained or reused first (``{role: record}``). A parent
+def parent_records(spec: RunSpec, progress: bool | None = None) -> dict[str, RunRecord]:
+    """The parent runs of ``spec``, each trained or reused first (``{role: record}``). A parent
     with a ``step`` is adopted at that kept checkpoint (an early core, Sanchez's Tables 4-5): the
     step must be one the parent run keeps (its ``train.keep_every``)."""
     records = {}
-    for role, p in config["parents"].items():
+    for role, parent in spec.parents.items():
         # a parent is reused as it was evaluated: its metrics are not what the child needs
-        record = run_method(p["method"], profile, p["name"], p.get("overrides") or {}, progress=progress,
-                            reevaluate=False)
-        step = p.get("step")
+        record = run_spec(parent, progress=progress, reevaluate=False)
+        step = spec.parent_step(role)
         if step is not None and step != record.steps:
             kept = [s for s, _ in record.kept_checkpoints()]
             if step not in kept:
-                raise ConfigError(f"parent run 'parents.{role}' ({p['method']}/{p['name']}) keeps checkpoints at steps "
-                                  f"{kept or 'none'} and ends at {record.steps}; 'parents.{role}.step' = {step} is none "
-                                  "of them")
+                raise ConfigError(f"parent run 'parents.{role}' ({parent.method}/{parent.name}) keeps checkpoints at "
+                                  f"steps {kept or 'none'} and ends at {record.steps}; 'parents.{role}.step' = {step} "
+                                  "is none of them")
         records[role] = record
     return records
 
@@ -236,22 +187,24 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
     changed is trained in a folder of its own (one line says what changed), and the old one stays.
     ``force`` retrains the run of the current identity only.
     """
-    profile = resolve_profile(profile)
-    config = resolve_config(method, profile, overrides)
-    check_run_name(name)
+    return run_spec(RunSpec.resolve(method, profile, name, overrides, options, few_shot), force, progress, reevaluate)
+
+
+def run_spec(spec: RunSpec, force: bool | None = None, progress: bool | None = None,
+             reevaluate: bool = True) -> RunRecord:
+    """Train (or reuse) the run of a resolved :class:`~lmcore.spec.RunSpec` (see :func:`run_method`)."""
     if force is None:
         force = os.environ.get("LMBOOK_RETRAIN", "") not in ("", "0")
     if progress is None:  # executed notebooks (papermill) set LMBOOK_PROGRESS=0: no progress widgets saved
         progress = os.environ.get("LMBOOK_PROGRESS", "1") != "0"
-    parents = parent_records(config, profile, progress)
+    method, profile, name, config = spec.method, spec.profile, spec.name, spec.config
+    parents = parent_records(spec, progress)
     identity = run_identity(method, profile, config, parents)
     identity_hash = config_hash(identity)
     run_dir = run_directory(method, profile, name, identity_hash)
-    # as it reads back from the record's JSON, so that an unchanged request compares equal
-    evaluation = json.loads(json.dumps({"options": options.as_dict(), "few_shot": few_shot or {}}))
     rank = int(os.environ.get("RANK", "0"))
     if rank != 0:  # torchrun: rank 0 alone decides, writes and evaluates
-        _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot, evaluation)
+        _train(spec, run_dir, parents, identity, progress)
         return RunRecord({})
     with run_lock(run_dir):
         record_path = run_dir / "record.json"
@@ -266,8 +219,10 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
                 # trained from uncommitted code whose content has since been committed unchanged
                 record["git_commit"], record["lmcore_dirty"] = git_commit(), False
                 record = RunRecord(write_record(record_path, record), run_dir=run_dir, path=record_path)
-            if reevaluate and record.get("evaluation") != evaluation:
-                record = _reevaluate(record, options, few_shot, evaluation)
+            # the budget's subsample is a setting of lmcore.experiments, outside the code fingerprint
+            if reevaluate and (record.get("evaluation") != spec.evaluation
+                               or record["data"].get("eval_subsample") != spec.eval_subsample):
+                record = _reevaluate(record, spec)
             record.reused = True
             return record
         checkpoint = run_dir / "checkpoint.pt"
@@ -280,8 +235,7 @@ def run_method(method: str, profile: str | None = None, name: str = "default", o
         else:
             _announce_new_identity(method, profile, name, config, identity, run_dir)
         try:
-            return _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot,
-                          evaluation)
+            return _train(spec, run_dir, parents, identity, progress)
         finally:
             with contextlib.suppress(OSError):
                 run_dir.rmdir()  # only when the run failed before writing anything
@@ -328,16 +282,19 @@ def find_run(method: str, profile: str | None = None, name: str = "default", ove
     """The finished run :func:`run_method` would return for these arguments, found without
     training or evaluating anything: None when it was never trained, is unfinished, or is stale
     (its identity, parents' included, differs from what the current code, data and config give)."""
-    profile = resolve_profile(profile)
-    config = resolve_config(method, profile, overrides)
+    return find_spec(RunSpec.resolve(method, profile, name, overrides))
+
+
+def find_spec(spec: RunSpec) -> RunRecord | None:
+    """:func:`find_run` for a resolved :class:`~lmcore.spec.RunSpec`."""
     parents = {}
-    for role, p in config["parents"].items():
-        parent = find_run(p["method"], profile, p["name"], p.get("overrides") or {})
+    for role, parent_spec in spec.parents.items():
+        parent = find_spec(parent_spec)
         if parent is None:
             return None
         parents[role] = parent
-    identity_hash = config_hash(run_identity(method, profile, config, parents))
-    run_dir = run_directory(method, profile, name, identity_hash)
+    identity_hash = config_hash(run_identity(spec.method, spec.profile, spec.config, parents))
+    run_dir = run_directory(spec.method, spec.profile, spec.name, identity_hash)
     record_path = run_dir / "record.json"
     if not record_path.exists():
         return None
@@ -366,7 +323,8 @@ def run_detections(record: RunRecord, regressor_set, test_sets: dict, cache: boo
     return detections
 
 
-def _train(method, profile, name, config, run_dir, parents, identity, progress, options, few_shot, evaluation):
+def _train(spec: RunSpec, run_dir: Path, parents: dict[str, RunRecord], identity: dict, progress: bool) -> RunRecord:
+    method, profile, name, config = spec.method, spec.profile, spec.name, spec.config
     cls = get_method(method)
     model = build_with_parents(method, config, parents)
     device = select_device()
@@ -377,7 +335,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
         ancestor = ancestor_of(cfg.init_from, method)
         load_initial_weights(model, cfg.init_from)
     source = get_source(config["data"]["source"])
-    subsample = cls.budget(profile).eval_subsample
+    subsample = spec.eval_subsample
     train_set = source.split(config["data"]["split"])
     targets = cls.training_targets(train_set)
     evaluate = model.learning_curve(source, subsample) if cfg.eval_every else None
@@ -392,7 +350,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
     eval_start = time.perf_counter()
     if progress:
         print(f"{method}/{name}: evaluating ({cls.evaluation_summary})", flush=True)
-    metrics = for_inference(model).evaluate(source, options, few_shot, subsample)
+    metrics = for_inference(model).evaluate(source, spec.options, spec.few_shot, subsample)
     if progress:
         print(f"{method}/{name}: evaluated in {time.perf_counter() - eval_start:.0f} s", flush=True)
     record = {
@@ -415,7 +373,7 @@ def _train(method, profile, name, config, run_dir, parents, identity, progress, 
                  "fingerprint": identity["data"], "root": display_path(source.root),
                  "eval_subsample": subsample},
         "metrics": metrics,
-        "evaluation": evaluation,
+        "evaluation": spec.evaluation,
         "history": result.history,
         "run_name": name,
         "created": now_iso(),
@@ -439,17 +397,16 @@ def for_inference(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _reevaluate(record: RunRecord, options: RegressionOptions, few_shot: dict | None, evaluation: dict) -> RunRecord:
+def _reevaluate(record: RunRecord, spec: RunSpec) -> RunRecord:
     """The record's metrics recomputed from its checkpoint with other evaluation settings."""
     if record.checkpoint is None:
         raise LmbookError(f"{record.path} was evaluated with other settings ({record.get('evaluation')}) and its "
                           f"checkpoint is gone, so it cannot be re-evaluated; rerun with --force (or "
                           f"LMBOOK_RETRAIN=1) to train it again")
-    cls = get_method(record.method)
     model = for_inference(load_trained(record))
     source = get_source(record.config["data"]["source"])
-    record["metrics"] = model.evaluate(source, options, few_shot, cls.budget(record.profile).eval_subsample)
-    record["evaluation"] = evaluation
+    record["metrics"] = model.evaluate(source, spec.options, spec.few_shot, spec.eval_subsample)
+    record["evaluation"], record["data"]["eval_subsample"] = spec.evaluation, spec.eval_subsample
     return RunRecord(write_record(record.run_dir / "record.json", record), run_dir=record.run_dir)
 
 

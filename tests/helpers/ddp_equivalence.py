@@ -22,6 +22,7 @@ from lmcore.config import deep_update  # noqa: E402
 from lmcore.methods import build_method, get_method  # noqa: E402
 from lmcore.config import TrainConfig  # noqa: E402
 from lmcore.training.loop import train  # noqa: E402
+from lmcore.experiments import method_settings
 
 STEPS = 6
 STOP_AFTER = 3
@@ -36,12 +37,12 @@ TINY = {"method": {"num_landmarks": 4, "view_size": 16, "detector_net": _NET, "f
 
 def build():
     """A freshly initialised tiny Zhang model (seeded, so every process builds the same) and its config."""
-    from lmcore.methods.zhang import BEFORE_AUDIT
+    from lmcore.experiments.zhang import BEFORE_AUDIT
 
     # the milder warps this test's tolerance was measured with: the released code's (8 % of them fold)
     # make 6 Adam steps of this tiny model amplify float rounding 2-5x more (same draws on every
     # process, checked by test_sharded_draws_are_the_rows_one_process_draws_for_the_global_batch)
-    config = deep_update(get_method("zhang").default_config("smoke"),
+    config = deep_update(method_settings("zhang").default_config("smoke"),
                          deep_update({"method": {"warp": BEFORE_AUDIT["warp"]}}, TINY))
     get_method("zhang").check_config(config)
     torch.manual_seed(0)

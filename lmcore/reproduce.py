@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .experiments import method_settings
+from .spec import resolve_config
 
 _MISSING = object()
 
@@ -54,16 +55,12 @@ def _absent(resolved, config, prefix: str = "") -> list[str]:
 def predated_settings(record: dict) -> list[str]:
     """The settings this ``lmcore`` has that ``record`` predates (they take today's defaults when
     it is trained again)."""
-    from .training.runs import resolve_config
-
     return _absent(resolve_config(record["method"], record["profile"], record_overrides(record)), record["config"])
 
 
 def record_overrides(record: dict) -> dict:
     """The overrides of the record's profile that resolve to exactly its config. Raises
     :class:`ConfigError` naming the keys and the record's commit when this ``lmcore`` cannot."""
-    from .training.runs import resolve_config
-
     method, profile = record["method"], record["profile"]
     defaults = method_settings(method).default_config(profile)
     overrides = _overrides(defaults, record["config"])

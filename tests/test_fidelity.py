@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from lmcore.config import deep_update
-from lmcore.fidelity import fidelity_problems, fidelity_table
-from lmcore.fidelity import c3 as c3_table
-from lmcore.fidelity import fse as fse_table
-from lmcore.fidelity import jakab as jakab_table
-from lmcore.fidelity import sanchez as sanchez_table
-from lmcore.fidelity import zhang as zhang_table
+from lmcore.experiments.fidelity import fidelity_problems, fidelity_table
+from lmcore.experiments.fidelity import c3 as c3_table
+from lmcore.experiments.fidelity import fse as fse_table
+from lmcore.experiments.fidelity import jakab as jakab_table
+from lmcore.experiments.fidelity import sanchez as sanchez_table
+from lmcore.experiments.fidelity import zhang as zhang_table
 from lmcore.geometry import AffineWarp, WarpSpec, gaussian_densities, landmark_statistics, random_similarity, random_tps
 from lmcore.losses.zhang import EQUIVARIANCE_CODE_SCALE, concentration_loss, equivariance_loss, reconstruction_loss
 from lmcore.methods import build_method

@@ -25,7 +25,7 @@ from ..data import LandmarkSet
 from ..data.sources import get_source
 from ..evaluation import mean_shape_error
 from ..experiments import EXPERIMENTS
-from ..fidelity import fidelity_table
+from ..experiments.fidelity import fidelity_table
 from ..training import (load_references, load_trained, resolve_config, run_detections, run_method, run_variants,
                         variant_run_name)
 from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
@@ -137,9 +137,9 @@ class Chapter:
 
     # ------------------------------------------------------------ sections every chapter has
     def show_fidelity(self, paper: str) -> None:
-        """Display ``paper``'s fidelity table (:mod:`lmcore.fidelity`), headed by where the released
+        """Display ``paper``'s fidelity table (:mod:`lmcore.experiments.fidelity`), headed by where the released
         code is, where there is code."""
-        table = importlib.import_module(f"lmcore.fidelity.{paper}").TABLE
+        table = importlib.import_module(f"lmcore.experiments.fidelity.{paper}").TABLE
         if table.repository:
             print(f"released code: {table.repository} at commit {table.commit}")
         display(fidelity_table(table))

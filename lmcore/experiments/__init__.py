@@ -13,7 +13,9 @@ One module per paper (``fse``, ``zhang``, ``jakab``, ``sanchez`` with the cores 
   chapters (:meth:`lmcore.book.chapter.Chapter.headline_runs`), the leaderboard and the speed
   benchmark read, so a run name, a K or a few-shot size is never copied from one to another.
 
-The modules are found by listing this package: a new paper's module needs no line here.
+The modules are found by listing this package: a new paper's module needs no line here. Each
+chapter's fidelity table (the paper, the released code, our profiles, and why) is
+:mod:`lmcore.experiments.fidelity`, one module per paper, checked by a test against these settings.
 
 A run's identity holds its whole resolved config, so this package is left out of the code
 fingerprint (:mod:`lmcore.training.code_identity`): editing a profile retrains exactly the runs
@@ -30,9 +32,10 @@ from .base import FACE_FEW_SHOT, BookRun, Budget, Experiment, MethodSettings, nu
 __all__ = ["BOOK_RUNS", "EXPERIMENTS", "FACE_FEW_SHOT", "SETTINGS", "BookRun", "Budget", "Experiment",
            "MethodSettings", "method_settings", "num_landmarks"]
 
-#: every module of this package but ``base``, in name order
+#: every module of this package but ``base``, in name order (the ``fidelity`` tables, a package of
+#: their own, read these settings and are imported where a chapter shows them)
 MODULES = tuple(importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)
-                if info.name != "base")
+                if info.name != "base" and not info.ispkg)
 
 
 def _collect_settings() -> dict[str, MethodSettings]:

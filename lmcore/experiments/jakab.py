@@ -5,7 +5,7 @@ chapter evaluates the same runs as its baselines).
 The ``paper`` profile is the authors' released configuration (tomasjakab/imm,
 ``configs/experiments/celeba-10pts.yaml`` with the CelebA dataset's defaults): where that code and
 the paper's text disagree, the code produced the published numbers. Each departure, from the paper
-or from the code, is a row of the chapter's fidelity table (:mod:`lmcore.fidelity.jakab`), which a
+or from the code, is a row of the chapter's fidelity table (:mod:`lmcore.experiments.fidelity.jakab`), which a
 test checks against these configs.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ K = 30 settings as budget variant ``k30``; few-shot sizes of its Fig. 6).
 The ``paper`` profile is the authors' released configuration (YutingZhang/lmdis-rep,
 ``exp-ae-celeba-mafl-10.py`` / ``-30.py``): where that code and the paper's text disagree, the code
 produced the published numbers. Each departure, from the paper or from the code, is a row of the
-chapter's fidelity table (:mod:`lmcore.fidelity.zhang`), which a test checks against these configs.
+chapter's fidelity table (:mod:`lmcore.experiments.fidelity.zhang`), which a test checks against these configs.
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import deep_update
-from ..experiments import method_settings
+from ...config import deep_update
+from .. import method_settings
 
 FOLLOWS = ("code", "paper", "choice", "departure")
 

@@ -21,10 +21,10 @@
 # protocol: the *mean shape* (predict the same five points for every face) and a *supervised*
 # detector trained on the labels.
 #
-# The `profile` parameter sets how long things train: `smoke` (CI, meaningless numbers), `cpu`
-# (the best a 2-core machine reaches in a bounded time) or `paper` (the default with a GPU); or that
-# nothing trains: `reference` (the default without a GPU) shows the committed reference runs and
-# their weights.
+# The `profile` parameter sets how long things train: `reference`, the default without a GPU,
+# trains nothing and shows the committed reference runs and their weights; `smoke` (CI, meaningless
+# numbers), `cpu` (the best a 2-core machine reaches in a bounded time) and `paper` (the default
+# with a GPU) train.
 
 # %% tags=["parameters"]
 profile = None  # "smoke" | "reference" | "cpu" | "paper"; None: $LMBOOK_PROFILE, else chosen by the hardware
@@ -35,10 +35,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lmcore.book import papers, protocol, reporting
+from lmcore.book import protocol
 from lmcore.book.chapter import setup_chapter
 from lmcore.evaluation import RegressionOptions
-from lmcore.training import load_references
 
 chapter = setup_chapter(profile)
 profile, data, test_mtfl, test_aflw = chapter.profile, chapter.data, chapter.test_mtfl, chapter.test_aflw
@@ -54,9 +53,7 @@ profile, data, test_mtfl, test_aflw = chapter.profile, chapter.data, chapter.tes
 # official archive where the network allows).
 
 # %%
-sizes = data.describe()
-display(pd.DataFrame({"images": {k: v for k, v in sizes.items() if k != "root"}}))
-print("read from", sizes["root"])
+protocol.show_sizes(data)
 
 # %% tags=["hide-input"]
 pick = np.random.default_rng(0)
@@ -109,8 +106,12 @@ plt.show()
 # * **consistency error** (Sanchez 2019): per landmark, `|detect(A(x)) − A(detect(x))|` under random
 #   similarity transforms *A*, in % of IOD, reported per landmark (sorted) and averaged.
 #
-# The papers disagree on details that move the number (see `../shared/notes/protocols.md`), so each
-# is an explicit option of `RegressionOptions`, recorded beside every result:
+# The papers disagree on details that move the number: whether the regressor fits an intercept
+# (Sanchez & Tzimiropoulos do; Thewlis et al., Zhang et al. and Jakab et al. do not), whether and
+# how it is regularised (Sanchez's ridge λ = 10⁻⁴ × the largest entry of XᵀX), which faces fit it
+# (Jakab et al. fit on the first 90 % of their regressor list), how many labelled faces it sees
+# (the few-shot curves), and what divides the error (the eye centres, or a face box). So each is an
+# explicit option of `RegressionOptions`, recorded beside every result:
 
 # %%
 display(pd.DataFrame({"default": RegressionOptions().as_dict()}))
@@ -151,11 +152,7 @@ display(protocol.mean_shape_table(chapter.regressor_train, {"test_mtfl": test_mt
 # the only one).
 
 # %%
-supervised = chapter.headline_runs("00_data_and_protocol").get("reference")
-runs = ([supervised] if chapter.trains and supervised is not None else []) + load_references("supervised")
-label = lambda r: f"{r.run_name} ({'committed reference' if r.is_reference else 'this execution'})"
-display(reporting.error_table(runs, "forward", label=label))
-display(reporting.provenance_table(runs, label=label))
+supervised = protocol.show_supervised(chapter)  # this execution's run beside the committed references
 
 # %% [markdown]
 # Beside them, supervised detectors as the papers quote them. **These are the papers' numbers, on
@@ -163,17 +160,10 @@ display(reporting.provenance_table(runs, label=label))
 # at higher resolution; ours sees 6,696 faces at 80 px.
 
 # %%
-quoted = pd.DataFrame(papers.SUPERVISED["rows"], index=[f"{c} (paper)" for c in papers.SUPERVISED["columns"]]).T
-display(quoted)
-print("source:", papers.SUPERVISED["source"])
+protocol.show_quoted_supervised()
 
 # %% tags=["hide-input"]
-model = chapter.model(supervised) if chapter.has_model(supervised) else None
-if model is not None:
-    protocol.predictions_figure(model, test_mtfl, profile)
-    plt.show()
-else:
-    chapter.missing("The supervised detector on test faces (its reference carries no weights)")
+model = protocol.show_supervised_on_faces(chapter, supervised)
 
 # %% [markdown]
 # ## Browse the faces

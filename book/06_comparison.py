@@ -47,7 +47,7 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from lmcore.book import comparison
+from lmcore.book import comparison, viz
 from lmcore.book.chapter import setup_chapter
 from lmcore.evaluation import statistics
 
@@ -58,6 +58,33 @@ faces = comparison.scoring_faces(chapter)  # every n-th face where the methods' 
 print(faces.summary(profile))
 
 # %% [markdown]
+# ## One leaderboard
+#
+# Every method's headline runs, scored again from their detections (the next two sections say
+# which runs and check every mean against the run's record). Forward error (discovered → 5 annotated points, the field's headline number), backward error
+# (annotated → discovered: does every landmark follow the face?) and consistency error (do the
+# landmarks move with a random similarity of the image?), in % of the inter-ocular distance, with
+# the 95 % bootstrap interval of the forward and backward errors over the test faces. The
+# provenance columns say where each row comes from. The papers' columns are **the papers' numbers on MAFL / AFLW**,
+# trained on CelebA's ~160-200k faces; ours train on 9,043 MTFL-80 faces and test on MTFL-80's
+# splits, so the two are side by side, not comparable.
+
+# %% tags=["hide-input"]
+found = comparison.find_runs(chapter)
+scores = comparison.detect_and_score(chapter, found, faces)  # each run detected once (cached)
+checked = comparison.check_against_records(scores, profile)  # stops the chapter where a mean differs
+comparison.show_leaderboard(scores, profile)  # the provenance columns collapsed under it
+
+# %% [markdown]
+# The interval is a percentile bootstrap of the mean over test faces (1,000 resamples, a fixed
+# seed); it says how much the mean would move on another draw of faces like these, not how much
+# it would move if the run were trained again with another seed, which is a second and often larger
+# source of spread that this book has not measured for every method:
+
+# %%
+viz.show_code(inspect.getsource(statistics.bootstrap_interval))
+
+# %% [markdown]
 # ## The runs
 #
 # One row per headline run of a method chapter. A run is used when its chapter trained it in this
@@ -66,7 +93,6 @@ print(faces.summary(profile))
 # weights (a reference without weights has numbers in its record but no landmarks to re-score).
 
 # %% tags=["hide-input"]
-found = comparison.find_runs(chapter)
 display(comparison.runs_table(found, chapter))
 
 # %% [markdown]
@@ -78,34 +104,10 @@ display(comparison.runs_table(found, chapter))
 # the run measured, and stops the chapter.
 
 # %% tags=["hide-input"]
-scores = comparison.detect_and_score(chapter, found, faces)
-print(comparison.check_against_records(scores, profile))
+print(checked)
 
 # %% [markdown]
-# ## One leaderboard
-#
-# Forward error (discovered → 5 annotated points, the field's headline number), backward error
-# (annotated → discovered: does every landmark follow the face?) and consistency error (do the
-# landmarks move with a random similarity of the image?), in % of the inter-ocular distance, with
-# the 95 % bootstrap interval of the forward and backward errors over the test faces. The
-# provenance columns say where each row comes from. The papers' columns are **the papers' numbers on MAFL / AFLW**,
-# trained on CelebA's ~160-200k faces; ours train on 9,043 MTFL-80 faces and test on MTFL-80's
-# splits, so the two are side by side, not comparable.
-
-# %% tags=["hide-input"]
-display(comparison.leaderboard_table(scores, profile))
-
-# %% [markdown]
-# The interval is a percentile bootstrap of the mean over test faces (1,000 resamples, a fixed
-# seed); it says how much the mean would move on another draw of faces like these, not how much
-# it would move if the run were trained again with another seed, which is a second and often larger
-# source of spread that this book has not measured for every method:
-
-# %%
-print(inspect.getsource(statistics.bootstrap_interval))
-
-# %% [markdown]
-# ### Which differences are real
+# ## Which differences are real
 #
 # Two methods tested on the same faces share the faces' difficulty, so their difference is
 # measured far better than their two intervals suggest: the **paired** bootstrap resamples the faces
@@ -160,7 +162,7 @@ plt.show()
 # %% [markdown]
 # ## Protocol variants: does the ranking survive?
 #
-# The papers score landmarks with protocols that differ in details (`../shared/notes/protocols.md`).
+# The papers score landmarks with protocols that differ in details (chapter 0 lists them).
 # Each variant below changes one detail of the book's protocol and re-scores the same detections of
 # every method: an intercept in the regressor; no ridge; Sanchez's ridge (an intercept and
 # λ = 10⁻⁴ × the largest entry of the centred XᵀX); IMM's regressor set (the first 90 % of the
@@ -212,7 +214,7 @@ comparison.show_landmark_browser(scores, faces, "test_mtfl")
 # intercept and no ridge (the "regressor" column) and carry no interval.
 
 # %% tags=["hide-input"]
-display(comparison.committed_leaderboard(profile))
+comparison.show_committed_leaderboard(profile)
 
 # %% [markdown]
 # ## What this chapter does not do yet
@@ -222,5 +224,5 @@ display(comparison.committed_leaderboard(profile))
 # * The papers' own data (CelebA for training, MAFL and AFLW for testing) where a user has fetched
 #   them (`data_scripts/`): the leaderboard is on MTFL-80.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 6 ran in {time.perf_counter() - started:.0f} s ({profile} profile)")

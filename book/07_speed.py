@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Appendix: what training costs, and training on several GPUs
+# # 7. Appendix: what training costs, and training on several GPUs
 #
 # How long does each method's training step take, where does the time go, and how long would
 # the `paper` profile take? This page measures it on the machine that builds the book, with
@@ -40,6 +40,7 @@ from IPython.display import Markdown, display
 
 from lmcore import bench
 from lmcore.book import speed
+from lmcore.book.viz import show_code
 from lmcore.book.chapter import setup_chapter
 from lmcore.geometry import draws
 from lmcore.profiles import select_device
@@ -60,7 +61,7 @@ device = select_device()
 
 # %% tags=["hide-input"]
 record, source = speed.appendix_record(chapter.trains, profile, device)
-print(source)
+display(Markdown(source))
 display(Markdown(f"**Training steps on this machine ({profile} profile of the book)**"))
 display(speed.step_table(record))
 
@@ -162,5 +163,5 @@ if not any(r["device"]["type"] == "cuda" for r in committed):
 # The per-example draws that make the warps shardable:
 
 # %% tags=["hide-input"]
-print(inspect.getsource(draws._draw))
+show_code(inspect.getsource(draws._draw))
 print(f"appendix executed in {time.perf_counter() - started:.1f} s ({profile} profile)")

@@ -36,6 +36,7 @@ except ImportError:  # a checkout without the editable install
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from lmcore import env  # noqa: E402
 from lmcore.errors import LmbookError  # noqa: E402
 from lmcore.files import pid_alive  # noqa: E402
 from lmcore.paths import data_root  # noqa: E402
@@ -74,9 +75,11 @@ def guarded(name: str, action: Callable[[], str]) -> int:
     """Run ``action`` (which returns the one-line report), print it, and turn errors into exit 1.
 
     Every failure prints ``NAME: error: ...`` as one line on stderr. Set ``LMBOOK_DEBUG=1``
-    to see the traceback of unexpected errors instead.
+    to see the traceback of unexpected errors instead (a value other than 0 or 1 is one line too).
     """
+    debug = False
     try:
+        debug = env.debug()
         line = action()
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
@@ -85,7 +88,7 @@ def guarded(name: str, action: Callable[[], str]) -> int:
         print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # one clear line rather than a traceback, unless debugging
-        if os.environ.get("LMBOOK_DEBUG"):
+        if debug:
             raise
         print(f"{name}: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 1

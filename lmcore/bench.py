@@ -32,8 +32,10 @@ from pathlib import Path
 
 import torch
 
+from .cli import user_error
 from .config import deep_update
-from .errors import LmbookError
+from .env import check_environment
+from .errors import ConfigError, LmbookError
 from .experiments import BOOK_RUNS
 from .paths import PROJECT_ROOT, RESULTS_DIR, runs_root
 from .training.bench import correlation_cost, run_step_cost
@@ -323,9 +325,12 @@ def main(argv=None) -> int:
     if args.compile and not args.options:
         parser.error("--compile measures an option: give --options too")
     try:
+        check_environment()  # every LMBOOK_* variable and torchrun's: a bad one is one line, exit 2
         device = select_bench_device(args.device)
         record = run_bench(args.profiles, args.methods, device, args.steps, args.warmup, args.options, args.compile,
                            progress=lambda line: print(line, flush=True))
+    except ConfigError as exc:
+        return user_error(parser.prog, exc)
     except LmbookError as exc:
         print(f"lmcore.bench: {exc}", file=sys.stderr)
         return 1

@@ -300,10 +300,10 @@ class TrainConfig:
             high = _INT_MAXIMA.get(key)
             if not _is_int(value) or value < low or (high is not None and value > high):
                 fail(key, f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]")
-        for key in ("lr", "lr_gamma"):
+        for key, high in _NUMBER_MAXIMA.items():
             value = getattr(self, key)
-            if not _is_number(value) or not math.isfinite(value) or value <= 0:
-                fail(key, "a number > 0")
+            if not _is_number(value) or not math.isfinite(value) or value <= 0 or value > high:
+                fail(key, f"a number in (0, {high:g}]")
         if not _is_number(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
             fail("weight_decay", "a number >= 0")
         if self.grad_clip is not None and (not _is_number(self.grad_clip) or not math.isfinite(self.grad_clip)
@@ -346,6 +346,9 @@ _INT_MINIMA = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 
                "keep_every": 0, "warmup_steps": 0, "resolution": 8, "seed": 0}
 # beyond these a run hangs or fails deep inside an allocation: refused as one line instead
 _INT_MAXIMA = {"steps": 10**8, "batch_size": 65536, "resolution": 1024}
+# the learning rate and its factor at each milestone: far above any paper's (Adam at 1e-4 to 1e-2),
+# yet below where torch's optimisers overflow (lr=1e38 is a traceback inside Adam)
+_NUMBER_MAXIMA = {"lr": 10.0, "lr_gamma": 10.0}
 
 
 def _is_int(value) -> bool:

@@ -1,11 +1,12 @@
 """Small file-system helpers shared by the loop, the records, the image cache and the data
 scripts: write a file atomically, is a process alive (whose temp file may be removed), make a
-rename durable, and a file's digest."""
+rename durable, a file's digest, and what torch's weights-only loader refused in a file."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import pickle
 from pathlib import Path
 
 
@@ -70,3 +71,22 @@ def atomic_writer(path: Path, mode: str = "wb"):
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def weights_only_refusal(exc: BaseException) -> str | None:
+    """What torch's weights-only loader refused, in a few words (``the global os.system is
+    blocked``), when ``exc`` is such a refusal; else None. torch's own message spans several lines
+    and advises loading with ``weights_only=False``, which would run what it refused: never shown."""
+    text = str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "")
+    if not (isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text):
+        return None
+    # torch's text: advice, then "WeightsUnpickler error: <what>" or a blank line and <what>
+    parts = [p.strip() for p in text.split("\n\n") if p.strip() and not p.strip().startswith("Check the doc")]
+    what = (parts[-1] if parts else text).rsplit("WeightsUnpickler error:", 1)[-1]
+    return " ".join(what.split(". ")[0].split())[:160].rstrip(".") or "an object that is not a tensor"
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """``Type: first line of the message`` of ``exc`` (at most ``limit`` characters of it)."""
+    line = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {line[:limit]}" if line else type(exc).__name__

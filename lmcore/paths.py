@@ -13,9 +13,9 @@ who sets ``LMBOOK_DATA_ROOT`` to a folder holding ``mtfl80/`` uses that copy.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from . import env
 from .errors import MissingDataError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,20 +39,18 @@ FETCH_COMMANDS = {
 
 def data_root() -> Path:
     """The writable folder that data scripts fill (``$LMBOOK_DATA_ROOT`` or ``<project>/data``)."""
-    env = os.environ.get("LMBOOK_DATA_ROOT")
-    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "data"
+    return env.folder("LMBOOK_DATA_ROOT") or PROJECT_ROOT / "data"
 
 
 def runs_root() -> Path:
     """Folder of training runs (checkpoints and run records): ``$LMBOOK_RUNS`` or ``<project>/runs``."""
-    env = os.environ.get("LMBOOK_RUNS")
-    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "runs"
+    return env.folder("LMBOOK_RUNS") or PROJECT_ROOT / "runs"
 
 
 def cache_root() -> Path:
-    """Folder for derived caches (decoded image arrays); safe to delete."""
-    env = os.environ.get("LMBOOK_CACHE")
-    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / ".cache"
+    """Folder for derived caches (decoded image arrays): ``$LMBOOK_CACHE`` or ``<project>/.cache``;
+    safe to delete. A ``$LMBOOK_CACHE`` that is a file is refused here, before anything is decoded."""
+    return env.folder("LMBOOK_CACHE") or PROJECT_ROOT / ".cache"
 
 
 def fetch_command(name: str) -> str:
@@ -67,11 +65,10 @@ def find_dataset(name: str, marker: str | None = None) -> Path:
     to use the shared copy instead (the user put it there to be used); only a data root without
     the folder falls back. Raises :class:`MissingDataError` naming the fetch command.
     """
-    env = os.environ.get("LMBOOK_DATA_ROOT")
-    if env and not data_root().is_dir():
+    if env.raw("LMBOOK_DATA_ROOT") and not data_root().is_dir():
         # a mistyped data root must not silently fall back to the shared copy
-        raise MissingDataError(f"LMBOOK_DATA_ROOT={env} is not a folder; create it (the data scripts fill it) "
-                               f"or unset LMBOOK_DATA_ROOT to use {SHARED_DATA}")
+        raise MissingDataError(f"LMBOOK_DATA_ROOT={env.raw('LMBOOK_DATA_ROOT')} is not a folder; create it (the data "
+                               f"scripts fill it) or unset LMBOOK_DATA_ROOT to use {SHARED_DATA}")
     local = data_root() / name
     if marker is not None and (local.exists() or local.is_symlink()) and not (local / marker).exists():
         raise MissingDataError(f"{local} is an incomplete copy of '{name}': {marker} is missing; "
@@ -101,9 +98,9 @@ def display_path(path: Path | str | None) -> str | None:
         except ValueError:
             continue
         return rel if label is None else f"{label}/{rel}"
-    for env, base in (("$LMBOOK_RUNS", runs_root()), ("$LMBOOK_DATA_ROOT", data_root())):
+    for variable, base in (("$LMBOOK_RUNS", runs_root()), ("$LMBOOK_DATA_ROOT", data_root())):
         try:
-            return f"{env}/{path.relative_to(base).as_posix()}"
+            return f"{variable}/{path.relative_to(base).as_posix()}"
         except ValueError:
             continue
     return ".../" + "/".join(path.parts[-2:])

@@ -32,6 +32,8 @@ from .profiles import resolve_profile
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 #: splits that only score a detector: a run never trains on them
 TEST_SPLITS = ("test_mtfl", "test_aflw", "test")
+#: a data source's other splits that score its runs: LSPET-128's val is where a pose run's PCK is measured
+SCORED_SPLITS = {"lspet128": ("val",)}
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def resolve_config(method: str, profile: str, overrides: dict | None = None) -> 
 def _own_config(method: str, profile: str, overrides: dict | None) -> dict:
     cls = get_method(method)
     defaults = method_settings(method).default_config(profile)
+    check_parent_roles(method, defaults["parents"], (overrides or {}).get("parents"))
     check_overrides(defaults, overrides)
     config = normalise_numbers(defaults, deep_update(defaults, overrides))
     TrainConfig.from_dict(config["train"])  # ranges of the training settings
@@ -121,22 +124,41 @@ def _own_config(method: str, profile: str, overrides: dict | None) -> dict:
     return config
 
 
+def check_parent_roles(method: str, roles: dict, overrides) -> None:
+    """``parents.<role>`` overrides must name the parent runs the method's settings have (a method
+    without parents has none): an unknown role is one line, never an extra run trained beside it."""
+    if isinstance(overrides, dict) and overrides and not roles:  # with parents, check_overrides names a wrong role
+        raise ConfigError(f"unknown setting 'parents.{next(iter(overrides))}': {method} trains from no parent run "
+                          "(its settings have no parents)")
+
+
 def check_training_split(data: dict) -> None:
-    """``data.split`` must be a split its source offers and not a test split (training on the test
-    faces would make every number the book prints optimistic)."""
-    split = data["split"]
-    if split in TEST_SPLITS:
-        raise ConfigError(f"setting 'data.split' is the test split '{split}': runs never train on the faces they are "
-                          "scored on; choose a training split (e.g. unsup_train)")
-    offered = get_source(data["source"]).splits
+    """``data.split`` must be a split its source offers and not one its runs are scored on (training
+    on the test faces, or on LSPET's val, would make every number the book prints optimistic)."""
+    split, source = data["split"], data["source"]
+    scored = TEST_SPLITS + SCORED_SPLITS.get(source, ())
+    if split in scored:
+        if split in TEST_SPLITS:
+            what, choose = f"the test split '{split}'", "e.g. unsup_train"
+        else:
+            what, choose = f"'{split}', the split {source} runs are scored on", _training_splits(source)
+        raise ConfigError(f"setting 'data.split' is {what}: runs never train on the images they are scored on; "
+                          f"choose a training split ({choose})")
+    offered = get_source(source).splits
     if split not in offered:
-        choices = ", ".join(s for s in sorted(offered) if s not in TEST_SPLITS)
-        raise ConfigError(f"setting 'data.split' must be a split of '{data['source']}' ({choices}), got '{split}'")
+        raise ConfigError(f"setting 'data.split' must be a split of '{source}' ({_training_splits(source)}), "
+                          f"got '{split}'")
+
+
+def _training_splits(source: str) -> str:
+    scored = TEST_SPLITS + SCORED_SPLITS.get(source, ())
+    return ", ".join(s for s in sorted(get_source(source).splits) if s not in scored)
 
 
 def check_run_name(name: str) -> str:
     """A run name is a folder name under ``runs/``: letters, digits, '.', '_' and '-' only."""
     if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
-        raise ConfigError(f"run name '{name}' must be letters, digits, '.', '_' or '-' (at most 81, no '..'), "
+        shown = repr(name) if len(repr(name)) <= 100 else repr(name)[:97] + "..."
+        raise ConfigError(f"run name {shown} must be letters, digits, '.', '_' or '-' (at most 81, no '..'), "
                           "so that the run stays inside the runs folder")
     return name

@@ -14,23 +14,26 @@ checkpoints, evaluates and writes the record.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
 from .cli import OneLineParser, lmbook_error, user_error
 from .methods import REGISTRY
 from .profiles import PROFILES
+from .train_help import duration, epilog, misplaced_key, settings_lines
 
 PROG = "python -m lmcore.train"
 
 
-def refuse_publishing_uncommitted(method: str) -> None:
-    """Raise :class:`~lmcore.training.PublishRefused` when the code a run of ``method`` imports
-    differs from git's ``HEAD`` (or git cannot tell): a published reference must name its code."""
+def refuse_publishing_uncommitted(method: str, source: str | None = None) -> None:
+    """Raise :class:`~lmcore.training.PublishRefused` when the code that trains or scores a run of
+    ``method`` on ``source`` differs from git's ``HEAD`` (or git cannot tell): a published
+    reference must name its code."""
     from .training import PublishRefused
-    from .training.code_identity import code_files, dirty_files
+    from .training.code_identity import code_files, dirty_files, evaluation_manifest
 
-    closure = list(code_files(method))
+    closure = sorted(set(code_files(method, source=source)) | set(evaluation_manifest(method, source)["files"]))
     changed = dirty_files(files=closure)
     if changed is None:
         raise PublishRefused("--publish needs a git checkout of lmbook (a reference names the commit that made it)")
@@ -50,9 +53,9 @@ def summary_line(record) -> str:
               else f"{score[0]}: {score[1]:.2f}" if score else
               ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
               or "no score (no labels to score it by)")
-    minutes = record["wall_time_s"] / 60
-    trained = (f"reused the finished run ({record.get('steps')} steps, trained {minutes:.1f} min on "
-               if getattr(record, "reused", False) else f"trained {record.get('steps')} steps in {minutes:.1f} min on ")
+    took = duration(record["wall_time_s"])
+    trained = (f"reused the finished run ({record.get('steps')} steps, trained in {took} on "
+               if getattr(record, "reused", False) else f"trained {record.get('steps')} steps in {took} on ")
     return (f"{record.method}/{record.run_name} [{record.profile}]: {trained}{record['device'].get('name')}"
             f"{')' if getattr(record, 'reused', False) else ''}; {errors}; record: "
             f"{display_path(record.path)}")
@@ -62,8 +65,10 @@ def main(argv=None) -> int:
     from .config import deep_update, parse_assignment
     from .errors import ConfigError, LmbookError
 
-    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("method", nargs="?", choices=sorted(REGISTRY), help="omitted with --from-record")
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=epilog(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("method", nargs="?", choices=sorted(REGISTRY), metavar="METHOD",
+                        help="the method to train (listed below); omitted with --from-record")
     parser.add_argument("--from-record", metavar="RECORD", help="train the config of a run record (e.g. a committed "
                         "reference results/<method>/<run>.json) again: its method, profile, name and settings, "
                         "then any --set on top")
@@ -75,15 +80,24 @@ def main(argv=None) -> int:
     parser.add_argument("--init-from", metavar="MODEL", help="start from a committed reference's weights "
                         "(method/run of the model zoo, e.g. jakab/k10) with a fresh optimiser: train.init_from")
     parser.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
-    parser.add_argument("--publish", action="store_true", help="copy the record to results/<method>/<name>.json")
-    parser.add_argument("--show", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--publish", action="store_true", help="copy the record to results/<method>/<name>.json, its "
+                        "weights to the zoo beside it (never a smoke run)")
+    parser.add_argument("--replace-profile", action="store_true", help="with --publish: replace a reference of "
+                        "another profile (refused otherwise)")
+    parser.add_argument("--show", action="store_true", help="print every setting with its value and allowed range, "
+                        "and exit")
+    parser.add_argument("--json", action="store_true", help="with --show: the resolved config as JSON instead")
     args = parser.parse_args(argv)
     try:
+        from .env import check_environment
+        from .env import profile as env_profile
         from .paths import display_path
+        from .profiles import select_device
         from .spec import RunSpec
-        from .training import publish_reference
         from .training.runs import run_spec
 
+        check_environment()  # every LMBOOK_* variable and torchrun's, before anything is read or trained
+        select_device()  # a device this machine lacks ($LMBOOK_DEVICE=cuda without a GPU)
         overrides: dict = {}
         if args.from_record:
             if args.method:
@@ -95,6 +109,9 @@ def main(argv=None) -> int:
                 record = RunRecord.from_file(args.from_record)
             except FileNotFoundError:
                 raise ConfigError(f"--from-record: no such file: {args.from_record}") from None
+            except IsADirectoryError:
+                raise ConfigError(f"--from-record: {args.from_record} is a folder; give a record file such as "
+                                  "results/fse/k10.json") from None
             overrides = record_overrides(record)
             from .reproduce import predated_settings
 
@@ -108,26 +125,42 @@ def main(argv=None) -> int:
         elif not args.method:
             raise ConfigError("name a method (" + ", ".join(sorted(REGISTRY)) + ") or give --from-record RECORD")
         args.name = args.name or "default"
+        if args.profile is None and env_profile() == "reference":  # the book's profile: its references' settings
+            args.profile = "cpu"
+            print(f"{PROG}: note: LMBOOK_PROFILE=reference builds the book from committed references, which were "
+                  "trained in the cpu profile: training in cpu (--profile chooses another)", file=sys.stderr)
         if args.init_from:
             overrides = deep_update(overrides, {"train": {"init_from": args.init_from}})
         for text in args.assignments:
+            if "." not in text.split("=", 1)[0]:  # a key outside every group: say which key it may mean
+                meant = misplaced_key(text, RunSpec.resolve(args.method, args.profile, args.name, overrides).config)
+                if meant:
+                    raise ConfigError(f"--set {text}: no setting '{text.split('=', 1)[0]}'; did you mean {meant}?")
             overrides = deep_update(overrides, parse_assignment(text))
         spec = RunSpec.resolve(args.method, args.profile, args.name, overrides)  # every check, parents' included
-        if args.show:
+        if args.show and args.json:
             print(json.dumps(spec.config, indent=1))
             return 0
+        if args.show:
+            print(f"# {args.method} in the {spec.profile} profile: key = value  # allowed range")
+            print("\n".join(settings_lines(args.method, spec.config)))
+            return 0
         if args.publish:  # refused before anything trains: a reference must name committed code
-            refuse_publishing_uncommitted(args.method)
+            refuse_publishing_uncommitted(args.method, spec.config["data"]["source"])
+            if spec.profile == "smoke":
+                raise ConfigError("--publish: smoke runs are never published (seconds of training, numbers "
+                                  "meaningless); train in the cpu or paper profile")
+        if args.replace_profile and not args.publish:
+            raise ConfigError("--replace-profile goes with --publish")
         record = run_spec(spec, force=args.force or None)
         if not record:  # a non-zero rank under torchrun
             return 0
         print(summary_line(record))
         if args.publish:
-            from .zoo_export import check_summary, publish_weights
+            from .zoo_export import check_summary, publish
 
-            published = publish_reference(record)
+            published, weights = publish(record, replace_profile=args.replace_profile)
             print(f"published {display_path(published)}")
-            weights = publish_weights(published)  # the zoo's weights follow their record
             if weights:
                 print(f"published {display_path(published.with_suffix('.safetensors'))} ({weights['dtype']}, "
                       f"{weights['bytes'] / 1e6:.2f} MB; {check_summary(weights)})")
@@ -142,6 +175,11 @@ def main(argv=None) -> int:
         # previous checkpoint is whole and the same command resumes from it.
         import errno
 
+        if exc.errno in (errno.EISDIR, errno.ENOTDIR):  # e.g. a folder where a checkpoint or record belongs
+            kind = "a folder where lmbook expects a file" if exc.errno == errno.EISDIR else "not a folder"
+            print(f"{PROG}: error: {exc.filename} is {kind}: move it away and run the same command again",
+                  file=sys.stderr)
+            return 1
         full = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
         if exc.errno not in full | {errno.EROFS, errno.EACCES, errno.EPERM}:
             raise

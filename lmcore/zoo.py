@@ -1,6 +1,7 @@
 """The model zoo: trained detectors a user can load, beside the committed reference records.
 
-    from lmcore.zoo import load_detector
+    from lmcore.zoo import load, load_detector
+    faces = load("zhang/k10")("photo.jpg")  # every face of a photo: box, landmarks, 5 points (lmcore.faces)
     detector = load_detector("zhang/k10")
     landmarks = detector(images)          # B x 3 x 80 x 80 in [0, 1] -> B x K x 2 pixels
     points = detector.points(images)      # the 5 annotated points, by the protocol's regressor
@@ -16,6 +17,8 @@ regressor from its K landmarks to MTFL-80's 5 points (fitted without an intercep
 ``regressor_train``, the ridge chosen on ``tune_val``, exactly as the record's forward error).
 The record holds the file's sha256 (``weights_sha256``); a file that differs is refused, and so is
 a record whose config this ``lmcore`` can no longer build (one line naming the commit to check out).
+A detector is built without what only training uses (:data:`DETECTION_ONLY_SETTINGS`): the
+perceptual loss's VGG16, which is fetched data, is neither needed nor loaded to detect.
 
 :func:`lmcore.zoo_export.export_weights` writes the file from the finished run a record came from.
 This module only reads the zoo, so that the run API, which starts runs from zoo weights
@@ -23,6 +26,7 @@ This module only reads the zoo, so that the run API, which starts runs from zoo 
 """
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -32,9 +36,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .data.sources import get_source
-from .errors import ConfigError, LmbookError
+from .errors import ConfigError, LmbookError, MissingDataError
 from .evaluation import RegressionOptions, detect_all, normalised_errors
 from .evaluation.protocol import choose_ridge, fit_linear_map, forward_error, regressor_count
+from .faces import PhotoDetector
 from .files import file_sha256
 from .geometry import normalized_to_pixels
 from .methods import build_method
@@ -61,6 +66,13 @@ REPRODUCE_TOLERANCE = 1e-6
 #: thread counts or CPUs may reorder float sums, hence the margin
 VERIFY_TOLERANCE = 1e-4
 IMAGE_SIZE = 80  # MTFL-80's frame: the detectors were trained and scored on it
+#: method settings under which a zoo model is built to detect: ``loss = "pixel"`` builds no
+#: criterion, so neither the perceptual loss's ImageNet VGG16 (fetched data) nor Sanchez's is
+#: loaded; ``detect`` never touches the criterion, so the landmarks are the same
+DETECTION_ONLY_SETTINGS = {"loss": "pixel"}
+#: weights of the training-only parts that a detector built so has no place for (the perceptual
+#: loss's running normalisers)
+TRAINING_ONLY_PREFIXES = ("criterion.",)
 
 
 class ZooError(LmbookError):
@@ -73,6 +85,15 @@ def record_path(name: str, root: Path | str | None = None) -> Path:
 
 def weights_path(name: str, root: Path | str | None = None) -> Path:
     return Path(root or RESULTS_DIR) / f"{name}{WEIGHTS_SUFFIX}"
+
+
+def refuse_folders(name: str, *paths: Path) -> None:
+    """A :class:`ZooError` in one line when a file of the model ``name`` (its record, its weights)
+    is a folder."""
+    for path in paths:
+        if path.is_dir():
+            raise ZooError(f"{path} is a folder, not a file of the model '{name}': move it away and restore the "
+                           f"file from git (git checkout -- {path})")
 
 
 def kind_of(record: dict) -> str | None:
@@ -135,20 +156,36 @@ def trainable_state(method) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in method.state_dict().items()}
 
 
-def check_buildable(record: dict, name: str):
+def detection_config(config: dict) -> dict:
+    """``config`` with :data:`DETECTION_ONLY_SETTINGS` wherever the method has those settings."""
+    detection = copy.deepcopy(config)
+    for key, value in DETECTION_ONLY_SETTINGS.items():
+        if key in detection["method"]:
+            detection["method"][key] = value
+    return detection
+
+
+def check_buildable(record: dict, name: str, config: dict | None = None):
+    """The method of ``record`` built from ``config`` (default: the record's own). Missing data
+    (fetched weights, a data set) is re-raised as what it is; anything else means this lmcore
+    cannot build the record's model any more."""
     commit = record.get("git_commit", "?")[:10]
     try:
-        return build_method(record["method"], record["config"])
+        return build_method(record["method"], record["config"] if config is None else config)
+    except MissingDataError:
+        raise
     except Exception as exc:  # a key or a module this lmcore no longer has
         raise ZooError(f"{name}: this lmcore can no longer build the model of its record "
                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); check out commit {commit}, "
                        "which trained it") from None
 
 
-def load_detector(name: str, device=None, root: Path | str | None = None) -> Detector:
-    """The committed reference ``method/run`` (e.g. ``"zhang/k10"``) as a ready :class:`Detector`
-    in eval mode. Refuses a weights file whose sha256 differs from its record's."""
+def read_weights(name: str, root: Path | str | None = None) -> tuple[RunRecord, dict[str, torch.Tensor]]:
+    """The record of ``method/run`` and its weights file's tensors, float32 (the regressor
+    under :data:`REGRESSOR_KEY`, the model's own keys without :data:`MODEL_PREFIX`). Refuses an
+    unknown name and a weights file whose sha256 differs from its record's."""
     json_path, weights = record_path(name, root), weights_path(name, root)
+    refuse_folders(name, json_path, weights)
     if not re.fullmatch(r"[a-z0-9_]+/[A-Za-z0-9_-][A-Za-z0-9._-]*", name) or not json_path.exists() or not weights.exists():
         known = ", ".join(available(root, kind=None)) or "none yet"
         raise ZooError(f"no model '{name}' in the zoo (models with weights: {known})")
@@ -157,18 +194,56 @@ def load_detector(name: str, device=None, root: Path | str | None = None) -> Det
     if expected is None or file_sha256(weights) != expected:
         raise ZooError(f"{weights} is not the weights file of its record ({'the record names none' if expected is None else 'its sha256 differs from the record'}); "
                        "restore it from git, or export it again with tools/publish_weights.py")
-    tensors = load_file(str(weights))
-    regressor = tensors.pop(REGRESSOR_KEY, None)
-    method = check_buildable(record, name)
-    state = {k[len(MODEL_PREFIX):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    tensors = {}
+    for key, value in load_file(str(weights)).items():
+        value = value.float() if value.is_floating_point() else value
+        tensors[key if key == REGRESSOR_KEY else key[len(MODEL_PREFIX):]] = value
+    return record, tensors
+
+
+def load_detector(name: str, device=None, root: Path | str | None = None) -> Detector:
+    """The committed reference ``method/run`` (e.g. ``"zhang/k10"``) as a ready :class:`Detector`
+    in eval mode, built without its training-only parts (:func:`detection_config`). Refuses a
+    weights file whose sha256 differs from its record's."""
+    record, state = read_weights(name, root)
+    regressor = state.pop(REGRESSOR_KEY, None)
+    method = loaded_method(record, state, name, detection_config(record["config"]), device)
+    return Detector(method, regressor, dict(record), name)
+
+
+def load_model(name: str, device=None, root: Path | str | None = None):
+    """The committed reference ``method/run``'s whole method as it trained, in eval mode: with
+    its training-only parts (the perceptual loss's VGG16, whose fetched weights it then needs), for
+    what shows them; :func:`load_detector` to detect."""
+    record, state = read_weights(name, root)
+    state.pop(REGRESSOR_KEY, None)
+    return loaded_method(record, state, name, record["config"], device)
+
+
+def loaded_method(record: dict, state: dict, name: str, config: dict, device=None):
+    """The method of ``record`` built from ``config`` with the weights ``state``, in eval mode on
+    ``device``; weights of training-only parts that ``config`` does not build are left out."""
+    method = check_buildable(record, name, config)
+    wanted = method.state_dict().keys()
+    state = {k: v for k, v in state.items() if k in wanted or not k.startswith(TRAINING_ONLY_PREFIXES)}
     try:
         method.load_state_dict(state)
     except RuntimeError as exc:
         raise ZooError(f"{name}: the weights do not fit the model this lmcore builds from the record "
                        f"({str(exc).splitlines()[0][:160]}); check out commit {record['git_commit'][:10]}") from None
     method.eval()
-    method.to(device or torch.device("cpu"))
-    return Detector(method, None if regressor is None else regressor.float(), dict(record), name)
+    return method.to(device or torch.device("cpu"))
+
+
+def load(name: str, device=None, root: Path | str | None = None) -> PhotoDetector:
+    """The face detector ``method/run`` ready for photos: call it with a path, a PIL image or an
+    array and it finds every face and returns each one's landmarks and 5 points in the photo's
+    pixels (:class:`lmcore.faces.PhotoDetector`)."""
+    detector = load_detector(name, device, root)
+    if detector.regressor is None:
+        raise ZooError(f"{name} is a {POSE} (LSPET's 14 joints), not a face detector; "
+                       f"the face detectors: {', '.join(available(root)) or 'none yet'}")
+    return PhotoDetector(detector)
 
 
 def detections_for_regressor(detect, source):
@@ -197,6 +272,7 @@ def ancestor_of(name: str, method: str, root: Path | str | None = None) -> dict:
     its weights' sha256, and the steps of its whole lineage (its own and its ancestors'). Raises
     :class:`~lmcore.errors.ConfigError` when there is no such model or it is another method's."""
     json_path, weights = record_path(name, root), weights_path(name, root)
+    refuse_folders(name, json_path, weights)
     if not json_path.exists() or not weights.exists():
         raise ConfigError(f"setting 'train.init_from': no model '{name}' in the zoo (models with weights: "
                           f"{', '.join(available(root, kind=None)) or 'none yet'})")
@@ -211,9 +287,10 @@ def ancestor_of(name: str, method: str, root: Path | str | None = None) -> dict:
 def load_initial_weights(method_model, name: str, root: Path | str | None = None) -> None:
     """Load the zoo model ``name``'s weights into ``method_model`` (a freshly built method of the
     same config), refusing a file whose sha256 differs from its record or weights that do not fit."""
-    detector = load_detector(name, root=root)
+    _, state = read_weights(name, root)
+    state.pop(REGRESSOR_KEY, None)
     try:
-        method_model.load_state_dict(detector.method.state_dict())
+        method_model.load_state_dict(state)
     except RuntimeError as exc:
         raise ConfigError(f"setting 'train.init_from': the weights of {name} do not fit this run's model "
                           f"({str(exc).splitlines()[0][:160]}); give it the same architecture settings") from None

@@ -255,3 +255,13 @@ def test_the_books_bench_is_measured_once_and_reused(isolated_runs, monkeypatch)
     assert (reused_first, reused_second) == (False, True) and len(calls) == 1
     (isolated_runs / "smoke" / "bench" / "cpu.json").write_text("{")  # cut short: measured again
     assert bench.book_bench("smoke", torch.device("cpu"))[1] is False and len(calls) == 2
+
+
+def test_a_stray_world_size_is_one_line_before_anything_is_measured(monkeypatch, capsys, tmp_path):
+    """WORLD_SIZE=2 without torchrun (issue 43): one line and exit 2, no record."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "bench.json"
+    assert bench.main(["--profiles", "smoke", "--methods", "fse", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m lmcore.bench: error: ") and "without torchrun" in err[0]
+    assert not out.exists()

@@ -283,3 +283,12 @@ def test_carried_points_are_crosses_over_bs_own_dots():
     dots, crosses = ax.collections
     assert dots.get_offsets().tolist() == own.tolist() and crosses.get_offsets().tolist() == carried.tolist()
     plt.close(fig)
+
+
+def test_the_reference_profile_shows_the_committed_bench_records_c3_steps():
+    from lmcore import bench
+
+    record = next(r for r in bench.load_bench_records() if r["device"]["type"] == "cpu")
+    costs = c3.committed_step_costs(record)
+    assert list(costs.index) == ["cycle + flow (C3)", "the flow module's pre-training (c3_flow)"]
+    assert (costs["step_ms"] > 0).all()

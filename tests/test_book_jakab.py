@@ -126,7 +126,7 @@ def test_tuning_verdict_names_the_lowest_error_and_its_margin_over_the_earlier_s
     assert lines[0] == "lowest tune_val error: 'new' (12.00 %)"
     assert lines[1].startswith("its margin over the earlier settings: 1.25 points")
     assert jakab.tuning_verdict([_tuning("before the audit", 11.0), _tuning("new", 12.0)]) == [
-        "lowest tune_val error: 'before the audit' (11.00 %)"]  # no margin over itself
+        "lowest tune_val error: 'the book's earlier settings' (11.00 %)"]  # no margin over itself
     assert len(jakab.tuning_verdict([_tuning("a", 2.0), _tuning("b", 1.0)])) == 1  # no earlier settings swept
     assert jakab.tuning_verdict([]) == []
 

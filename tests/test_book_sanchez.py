@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from lmcore.book import papers, sanchez
+from lmcore.data.lspet import JOINT_NAMES
 from lmcore.experiments import EXPERIMENTS
 from lmcore.book import reporting
 from lmcore.methods.base import LEARNING_CURVE_KEY
@@ -36,7 +37,7 @@ class FakeChapter:
         self.calls.append((method, name, overrides, few_shot))
         return self.records.get(name)
 
-    def headline_runs(self, chapter):
+    def headline_runs(self, chapter, few_shot_curves=True):
         self.calls.append(("headline", chapter))
         return self.headline
 
@@ -101,8 +102,10 @@ def test_core_lines_say_whether_the_aim_is_met():
 def test_per_joint_table_is_the_records_pck_in_percent():
     core = next(r for r in load_references("pose") if r.run_name == "core")
     table = sanchez.per_joint_table(core)
-    assert table.shape == (1, len(core["metrics"][PCK_KEY]["per_joint"]))
-    assert table.iloc[0].tolist() == [round(100 * v, 1) for v in core["metrics"][PCK_KEY]["per_joint"]]
+    per_joint = dict(zip(JOINT_NAMES, core["metrics"][PCK_KEY]["per_joint"]))
+    assert table.shape == (8, 3) and table.loc["knee", "left (%)"] == round(100 * per_joint["left knee"], 1)
+    assert table.loc["neck", "centre (%)"] == round(100 * per_joint["neck"], 1)
+    assert table.count().sum() == len(per_joint)  # every joint once
 
 
 def test_committed_cores_each_have_a_line_with_their_pck():
@@ -354,8 +357,21 @@ def test_folding_check_reports_how_far_the_folded_points_move():
     assert sanchez.folding_check(_Adapted(error=0.0), images, timed=True)[1] == 0.0
 
 
-def test_step_costs_and_folding_say_what_is_missing_in_the_reference_profile(shown, capsys):
+def test_step_costs_come_from_the_committed_bench_record_in_the_reference_profile(shown):
     chapter = FakeChapter("reference")
     sanchez.show_step_costs(chapter, models={})
-    assert "the reference profile times nothing" in capsys.readouterr().out
-    assert chapter.missed == ["The folded detector (the proposed mode's model)"] and shown == []
+    source, costs = shown
+    assert "python -m lmcore.bench" in source.data and "results/bench/" in source.data
+    assert list(costs.index) == ["proposed", "finetune", "scratch"] and costs.loc["proposed", "time / proposed"] == 1.0
+    assert chapter.missed == ["The folded detector (the proposed mode's model)"]
+
+
+def test_the_committed_cores_checks_measure_only_the_parent_core_again():
+    from lmcore.book.tables import MARK
+    from lmcore.training import load_references
+
+    cores = load_references("pose")
+    table = sanchez.core_checks(cores, {sanchez.PARENT_CORE: {"from the weights": 0.3}})
+    assert table.loc[sanchez.PARENT_CORE, "measured in this build (%)"] == 30.0
+    assert table.drop(index=sanchez.PARENT_CORE)["measured in this build (%)"].isna().all()
+    assert "parent of every adaptation" in table.attrs[MARK]["missing"]

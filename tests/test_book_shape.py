@@ -48,3 +48,30 @@ def test_a_chapter_restates_no_headline_run_or_few_shot_size(stem):
     source = (ROOT / "book" / f"{stem}.py").read_text()
     restated = [line for line in source.splitlines() if re.search(r"k30|K30|FEW_SHOT", line)]
     assert not restated, f"{stem} restates what lmcore.experiments declares: {restated}"
+
+
+def shown_code_cells(source: str) -> list[str]:
+    """The code cells of a jupytext py:percent chapter that the built page shows (not tagged
+    ``hide-input``, ``remove-cell`` or ``parameters``)."""
+    cells, current, shown = [], None, False
+    for line in source.splitlines():
+        if line.startswith("# %%"):
+            if current is not None and shown:
+                cells.append("\n".join(current).strip())
+            hidden = any(tag in line for tag in ("hide-input", "remove-cell", "remove-input", "parameters"))
+            current, shown = [], "[markdown]" not in line and not hidden
+        elif current is not None:
+            current.append(line)
+    if current is not None and shown:
+        cells.append("\n".join(current).strip())
+    return [c for c in cells if c]
+
+
+@pytest.mark.parametrize("stem", chapters_from_toc())
+def test_no_shown_cell_is_plumbing(stem):
+    """What the page check (tools/check_book.py) fails on in the built page, found in the source."""
+    import check_book
+
+    cells = shown_code_cells((ROOT / "book" / f"{stem}.py").read_text())
+    plumbing = [(cell.splitlines()[0], check_book.plumbing(cell)) for cell in cells if check_book.plumbing(cell)]
+    assert not plumbing, f"{stem}: hide these cells or move them into lmcore.book: {plumbing}"

@@ -59,21 +59,21 @@ def test_tuning_verdicts_name_the_best_setting_per_k_and_what_each_released_part
                _record(k=30, tune=9.0, label="K = 30, the code's balance"),
                _record(k=30, tune=11.0, label="K = 30, before the audit")]
     lines = zhang.tuning_verdicts(records)
-    assert lines == ["K = 10: lowest tune_val error: 'K = 10, before the audit' (12.50 %)",
+    assert lines == ["K = 10: lowest tune_val error: 'K = 10, the book's earlier settings' (12.50 %)",
                      "K = 30: lowest tune_val error: 'K = 30, the code's balance' (9.00 %)",
                      "K = 10, the code's warps cost +3.00 points of tune_val error against the earlier ones"]
     assert zhang.tuning_verdicts([]) == []
 
 
 def test_tuning_verdicts_of_the_committed_sweep():
-    from lmcore.book.reporting import tuning_records
+    from lmcore.book.reporting import reader_label, tuning_records
 
     records = tuning_records("zhang")
     by_label = {r["tuning_label"]: r.tune_error() for r in records}
     lines = zhang.tuning_verdicts(records)
     assert lines[0].startswith("K = 10: lowest tune_val error: ") and lines[1].startswith("K = 30: ")
     best10 = min((e, label) for label, e in by_label.items() if label.startswith("K = 10,"))
-    assert f"'{best10[1]}' ({best10[0]:.2f} %)" in lines[0]
+    assert f"'{reader_label(best10[1])}' ({best10[0]:.2f} %)" in lines[0]
     cost = by_label[zhang.CODE_BALANCE_LABEL] - by_label[zhang.EARLIER_PART_LABEL.format(part="decoder")]
     assert lines[3] == f"K = 10, the code's decoder cost {cost:+.2f} points of tune_val error against the earlier ones"
 

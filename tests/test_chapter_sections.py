@@ -50,12 +50,39 @@ def test_tuning_section_shows_the_sweep_or_says_how_to_make_one(monkeypatch, cap
     assert "tools/tune_settings.py no_such_method --publish" in capsys.readouterr().out
 
 
-def test_fidelity_section_names_the_released_code_only_where_there_is_some(monkeypatch, capsys):
-    _shown(monkeypatch)
+def test_fidelity_section_names_the_released_code_only_where_there_is_some(monkeypatch):
+    shown = _shown(monkeypatch)
     _chapter("reference").show_fidelity("zhang")
-    assert "released code: " in capsys.readouterr().out
+    zhang = shown[-1].data
+    assert "Released code: " in zhang and 'href="https://github.com/YutingZhang/lmdis-rep/blob/' in zhang
+    assert "`" not in zhang and "…" not in zhang  # whole cells, code as code
     _chapter("reference").show_fidelity("fse")  # Thewlis et al. released none
-    assert "released code" not in capsys.readouterr().out
+    assert "Released code" not in shown[-1].data and "the released code" not in shown[-1].data
+
+
+def test_settings_are_shown_collapsed_and_references_with_their_provenance_collapsed(monkeypatch):
+    from lmcore.book.tables import MARK
+
+    shown = _shown(monkeypatch)
+    _chapter("reference").show_settings("fse")
+    assert all(frame.attrs[MARK]["collapse"].endswith("(the cpu profile, which the references trained with)")
+               for frame in shown)
+    shown.clear()
+    _chapter("reference").show_references("jakab")
+    protocol, provenance = shown
+    assert MARK not in protocol.attrs and provenance.attrs[MARK]["collapse"].startswith("Provenance of ")
+
+
+def test_a_stand_in_is_a_box_the_page_check_finds_and_plain_text_outside_a_notebook(capsys):
+    from lmcore.book.viz import STAND_IN_CLASS
+
+    _chapter("reference").missing("Table 4")
+    out = capsys.readouterr().out
+    assert out.startswith("Table 4: not shown in the reference profile") and "`LMBOOK_PROFILE=cpu make book`" in out
+    from lmcore.book.viz import StandIn
+
+    box = StandIn(out.strip())._repr_html_()
+    assert f'class="{STAND_IN_CLASS}"' in box and "<code>LMBOOK_PROFILE=cpu make book</code>" in box
 
 
 def test_references_section_lists_the_committed_runs(monkeypatch, capsys):

@@ -182,11 +182,11 @@ def test_find_run_finds_the_finished_run_and_never_trains(isolated_runs, monkeyp
     found = find_run("fse", "smoke", "tiny", TINY)
     assert found is not None and found["identity"] == record["identity"] and found.run_dir == record.run_dir
     assert find_run("fse", "smoke", "tiny", deep_update(TINY, {"train": {"steps": 4}})) is None
-    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None: "changed-code")
+    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "changed-code")
     assert find_run("fse", "smoke", "tiny", TINY) is None  # stale: the code that trained it changed
 
 
-def test_a_child_is_not_found_when_its_parent_is_stale(isolated_runs):
+def test_a_child_is_not_found_when_its_parent_is_stale(isolated_runs, fse_with_parents):
     parent = {"core": {"method": "fse", "name": "core", "overrides": TINY}}
     child_overrides = deep_update(TINY, {"parents": parent})
     run_method("fse", "smoke", name="child", overrides=child_overrides, few_shot=NO_FEW_SHOT)

@@ -273,6 +273,19 @@ def test_a_cache_that_does_not_match_its_sidecar_is_rebuilt_with_one_line(three_
     assert not [p for p in (tmp_path / "cache").iterdir() if ".tmp" in p.name]
 
 
+def test_a_cache_folder_that_is_a_file_is_refused_before_decoding(three_images, tmp_path, monkeypatch):
+    """LMBOOK_CACHE naming a file was a FileExistsError after decoding every image (issue 43, item 11)."""
+    from lmcore.env import EnvironmentSettingError
+
+    a_file = tmp_path / "cache-file"
+    a_file.write_text("")
+    monkeypatch.setenv("LMBOOK_CACHE", str(a_file))
+    _no_decoding(monkeypatch)
+    with pytest.raises(EnvironmentSettingError) as info:
+        load_image_stack(three_images, (8, 8), "tiny")
+    assert f"LMBOOK_CACHE={a_file} is a file, not a folder" in _one_line(info)
+
+
 def _dead_pid():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -334,6 +347,30 @@ def test_a_checkpoint_holding_python_objects_is_refused_not_called_truncated(tmp
     assert "refused it without running them" in message and "cut short" not in message
     assert "--force" in message and "\x1b" not in message
     assert not marker.exists()
+
+
+def test_a_folder_named_like_a_checkpoint_is_one_line(tmp_path):
+    """A folder where a checkpoint belongs was an IsADirectoryError (issue 43, item 10)."""
+    path = tmp_path / "checkpoint.pt"
+    path.mkdir()
+    with pytest.raises(CorruptCheckpointError) as info:
+        checkpoint.load_checkpoint(path)
+    assert f"{path} is a folder, not a checkpoint" in _one_line(info)
+
+
+def test_vgg16_weights_holding_python_objects_are_refused_in_one_line(tmp_path, monkeypatch):
+    """torch's own three lines said that loading with weights_only=False "will likely succeed",
+    which would run the payload (issue 43, item 14)."""
+    from lmcore.data import weights
+
+    path, marker = tmp_path / "vgg16_features.pt", tmp_path / "pwned"
+    torch.save({"0.weight": _Evil(marker)}, path)
+    with pytest.raises(CorruptDataError) as info:
+        weights.load_vgg16_features_state_dict(path)
+    message = _one_line(info)
+    assert str(path) in message and "refused it without running them" in message and "system" in message
+    assert "weights_only=False" not in message and "likely" not in message and "\x1b" not in message
+    assert "fetch_vgg16_weights.py --force" in message and not marker.exists()
 
 
 @pytest.mark.parametrize("cut", [
@@ -399,6 +436,36 @@ def test_a_full_disk_error_without_a_file_name_names_the_runs_folder(isolated_ru
     assert lmcore.train.main(["fse", "--profile", "smoke", "--name", "disk"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"runs are written under {isolated_runs}" in err[0] and "free some space" in err[0]
+
+
+def _cut_short_by_a_full_disk(obj, fh):
+    fh.write(b"PK\x03\x04")
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+
+def test_torch_save_cut_short_by_a_full_disk_is_a_full_disk(tmp_path, monkeypatch):
+    """torch.save into a full disk can raise RuntimeError("unexpected pos"), which the OSError
+    handler missed (issue 43, item 9): it is ENOSPC naming the checkpoint, and the previous one stays."""
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save_checkpoint(_state(), path)
+    before = path.read_bytes()
+    monkeypatch.setattr(torch, "save", _cut_short_by_a_full_disk)
+    with pytest.raises(OSError) as info:
+        checkpoint.save_checkpoint(_state(), path)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_run_whose_checkpoint_torch_cuts_short_ends_with_one_line(isolated_runs, monkeypatch, capsys):
+    monkeypatch.setattr(torch, "save", _cut_short_by_a_full_disk)
+    tiny = ["--set", "method.num_landmarks=4", "--set", "method.widths=[4,6,8,8,8]", "--set", "method.view_size=16",
+            "--set", "method.padding=same", "--set", "train.resolution=16", "--set", "train.batch_size=4",
+            "--set", "train.steps=2", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=0"]
+    assert lmcore.train.main(["fse", "--profile", "smoke", "--name", "full", *tiny]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in captured.err, captured.err
+    assert "no space left on the device writing" in err[0] and "checkpoint.pt" in err[0]
 
 
 def test_other_os_errors_are_not_hidden(isolated_runs, monkeypatch):

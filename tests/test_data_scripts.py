@@ -570,3 +570,24 @@ def test_an_output_killed_between_its_two_renames_is_restored(tmp_path):
             raise RuntimeError("interrupted")
     assert (tmp_path / "mtfl80" / "a.txt").read_text() == "old"
     assert os.listdir(tmp_path) == ["mtfl80"]
+
+
+@pytest.mark.parametrize("value, shows", [("0", "one line"), ("", "one line"), ("1", "traceback"), ("yes", "refusal")])
+def test_lmbook_debug_takes_0_or_1(monkeypatch, capsys, value, shows):
+    """LMBOOK_DEBUG=0 showed the traceback: any non-empty value meant "debug" (issue 43)."""
+    monkeypatch.setenv("LMBOOK_DEBUG", value)
+
+    def fails():
+        raise ZeroDivisionError("unexpected")
+
+    if shows == "traceback":
+        with pytest.raises(ZeroDivisionError):
+            _common.guarded("fetch_x", fails)
+        return
+    assert _common.guarded("fetch_x", fails) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    if shows == "refusal":
+        assert "environment variable LMBOOK_DEBUG must be 1" in err[0] and "got 'yes'" in err[0]
+    else:
+        assert err == ["fetch_x: error: ZeroDivisionError: unexpected"]

@@ -13,7 +13,8 @@ from lmcore.experiments.fidelity import fse as fse_table
 from lmcore.experiments.fidelity import jakab as jakab_table
 from lmcore.experiments.fidelity import sanchez as sanchez_table
 from lmcore.experiments.fidelity import zhang as zhang_table
-from lmcore.geometry import AffineWarp, WarpSpec, gaussian_densities, landmark_statistics, random_similarity, random_tps
+from lmcore.geometry import (AffineWarp, TPSWarp, WarpSpec, gaussian_densities, landmark_statistics, random_similarity,
+                             random_tps, regular_grid)
 from lmcore.losses.zhang import EQUIVARIANCE_CODE_SCALE, concentration_loss, equivariance_loss, reconstruction_loss
 from lmcore.methods import build_method
 from lmcore.experiments.zhang import CODE_WARP
@@ -35,6 +36,20 @@ def test_a_row_that_no_longer_holds_is_reported():
     assert any("lambda_sep = 20" in p for p in fidelity_problems(wrong))
     missing_why = dataclasses.replace(row, follows="departure", why="")
     assert fidelity_problems(dataclasses.replace(zhang_table.TABLE, rows=(missing_why,)))
+    missing_value = dataclasses.replace(row, value=None)
+    assert any("must give the value" in p for p in fidelity_problems(
+        dataclasses.replace(zhang_table.TABLE, rows=(missing_value,))))
+
+
+def test_c3s_learning_rate_ends_a_hundred_times_lower_as_the_paper_has_it():
+    """5e-4 divided by 10 at epochs 100 and 150 of 200: 5e-6 at the end (not Jakab's x0.95)."""
+    from lmcore.config import TrainConfig
+    from lmcore.training.loop import _lr_factor
+
+    train = TrainConfig.from_dict(method_settings("c3").default_config("paper")["train"])
+    schedule = _lr_factor(train)
+    assert train.lr * schedule(train.steps - 1) == pytest.approx(5e-6)
+    assert train.lr * schedule(train.lr_milestones[0] - 1) == pytest.approx(5e-4)
 
 
 # --------------------------------------------------------------------------- Zhang: the code's formulas
@@ -137,6 +152,43 @@ def test_the_codes_warps_fold_some_images_and_bend_half_as_far():
     assert torch.allclose(half.weights, 0.5 * whole.weights) and torch.allclose(half.affine, whole.affine)
 
 
+def test_a_spline_evaluated_with_half_its_kernel_depends_on_the_frame_it_is_solved_in():
+    """The code solves its TPS in the 96 px frame (tps_stn.py:225-239), lmcore in the 80 px view's
+    units: with the half kernel each warp moves by a constant, RMS 0.014 of the image edge; with
+    the whole kernel a spline is the same in either frame."""
+    g = torch.Generator().manual_seed(0)
+    frame = 96 / 80
+    control = regular_grid(7, 2000, extent=6 / 7).double()  # the code's cell centres, 96 px frame units
+    targets = control + torch.randn(control.shape, generator=g, dtype=torch.float64) * 0.1
+    ticks = torch.linspace(-1, 1, 21, dtype=torch.float64)
+    gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
+    view = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(2000, -1, -1)  # the 80 px view
+
+    def shift(bend):
+        code, ours = TPSWarp.fit(control, targets), TPSWarp.fit(control * frame, targets * frame)
+        code.weights, ours.weights = bend * code.weights, bend * ours.weights
+        return ours.map(view) - code.map(view / frame) * frame  # in the view's normalised units
+
+    half = shift(0.5)
+    assert (half - half.mean(1, keepdim=True)).abs().max() < 1e-9  # one constant per warp
+    edges = half.mean(1) / 2
+    assert edges.pow(2).sum(-1).mean().sqrt().item() == pytest.approx(0.014, abs=0.001)
+    assert shift(1.0).abs().max() < 1e-9
+
+
+def test_lmcore_samples_through_the_inverse_of_the_similarity_it_draws():
+    """The code samples the image at [sR | t] of each output position (spatial_transformer.py:127-142);
+    lmcore at the inverse of the similarity it draws, whose translation is divided by the scale:
+    5 % more RMS translation with the code's scales, exp(N(0, ln 1.25))."""
+    spec = WarpSpec(rotation_deg=CODE_WARP["rotation_deg"], log2_scale=CODE_WARP["log2_scale"],
+                    translation=CODE_WARP["translation"], distribution="normal")
+    warp = random_similarity(spec, 200000, torch.Generator().manual_seed(0))
+    drawn = 2 * CODE_WARP["translation"] / math.sqrt(3)  # RMS of uniform +-translation, normalised units
+    sampled = warp.matrix[:, :, 2].pow(2).mean(0).sqrt() / drawn
+    assert torch.allclose(sampled, torch.tensor(math.exp(math.log(1.25) ** 2)), rtol=0.005)
+    assert sampled.mean().item() == pytest.approx(1.05, abs=0.005)
+
+
 def test_the_codes_decoder_maps_give_landmarks_one_percent_of_eq_11s_share():
     """The code divides its Gaussian by 2 pi sigma^4 (HW)^2 against a background of 1 / (HW)
     (keypoints_2d.py:157-158, keypoint_decoder.py:80-83): at sigma = 0.125 on 80 x 80, the landmark
@@ -204,6 +256,52 @@ def test_the_codes_gaussian_maps_carry_half_the_mass():
     from lmcore.geometry import squared_distance_maps
 
     assert torch.allclose(code, torch.exp(-squared_distance_maps(points, 16, 16) / 0.1**2))
+
+
+def test_the_codes_grid_draws_the_maps_from_its_own_coordinates():
+    """The code reads each point on linspace(-1, 1, 16) from the score maps' marginals and draws
+    exp(-d^2 / std^2) on that grid (imm_model.py:44-59, 252-264). From lmcore's points (read on
+    pixel centres), map_grid = "linspace" draws the code's maps; the pixel centres draw the code's
+    with std x 16/15, 1.14x their mass."""
+    from lmcore.geometry import marginal_soft_argmax
+    from lmcore.models.conditional_generator import GaussianRenderer
+
+    scores = 3 * torch.randn(4, 10, 16, 16, generator=torch.Generator().manual_seed(0))
+    ticks = torch.linspace(-1, 1, 16)
+    code_x = (torch.softmax(scores.mean(2), -1) * ticks).sum(-1)  # the mean over rows, then along x
+    code_y = (torch.softmax(scores.mean(3), -1) * ticks).sum(-1)
+    squared = ((ticks[None, None, None, :] - code_x[..., None, None]) ** 2
+               + (ticks[None, None, :, None] - code_y[..., None, None]) ** 2)
+    code = torch.exp(-squared / 0.1**2)
+    points = marginal_soft_argmax(scores)[0]
+    assert (GaussianRenderer(0.1, "code", "linspace")(points, [16])[0] - code).abs().max() < 1e-6
+    centres = GaussianRenderer(0.1, "code", "centres")(points, [16])[0]
+    assert (centres - torch.exp(-squared / (0.1 * 16 / 15) ** 2)).abs().max() < 1e-6
+    mass = centres.sum((-2, -1)) / code.sum((-2, -1))
+    assert mass.mean().item() == pytest.approx((16 / 15) ** 2, rel=0.01)
+
+
+def test_batch_norm_as_tensorflows_defaults():
+    """tf.layers.batch_normalization's defaults (nn_utils.py:201-202): moving averages with decay
+    0.99 (PyTorch's momentum 0.01) and eps 1e-3, in the paper profile's generator."""
+    from lmcore.models.conditional_generator import ConditionalGenerator
+
+    config = deep_update(method_settings("jakab").default_config("smoke"), {"method": {
+        k: method_settings("jakab").default_config("paper")["method"][k]
+        for k in ("map_grid", "batch_norm_momentum", "batch_norm_eps")}})
+    method = build_method("jakab", config)
+    norms = [m for m in method.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all((m.momentum, m.eps) == (0.01, 1e-3) for m in norms)
+    assert method.model.renderer.grid == "linspace"
+    model = ConditionalGenerator(3, width=4, downsamples=1, max_width=4, batch_norm=(0.01, 1e-3)).train()
+    first = model.pose.encoder.net[0]
+    images = torch.rand(2, 3, 8, 8)
+    batch = first[0](images)
+    first(images)
+    assert torch.allclose(first[1].running_mean, 0.01 * batch.mean((0, 2, 3)), atol=1e-7)
+    normalised = (batch - batch.mean((0, 2, 3), keepdim=True)) / (batch.var((0, 2, 3), unbiased=False,
+                                                                            keepdim=True) + 1e-3).sqrt()
+    assert torch.allclose(first[1](batch), normalised, atol=1e-5)
 
 
 def test_the_pose_reaches_the_decoder_at_the_bottleneck_only():

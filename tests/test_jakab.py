@@ -1,4 +1,6 @@
 """Jakab et al. 2018: generator, renderer, perceptual loss and the weights it depends on."""
+import copy
+
 import pytest
 import torch
 
@@ -139,3 +141,19 @@ def test_a_training_step_backpropagates_to_the_pose_encoder():
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"])
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.model.pose.parameters())
+
+
+def test_a_config_recorded_before_the_grid_and_batch_norm_settings_builds_what_it_trained():
+    """Committed records hold configs without method.map_grid and the batch-norm settings: they
+    build with pixel centres and PyTorch's batch norm, as they were trained."""
+    config = method_settings("jakab").default_config("smoke")
+    recorded = copy.deepcopy(config)
+    for key in ("map_grid", "batch_norm_momentum", "batch_norm_eps"):
+        del recorded["method"][key]
+    earlier, now = build_method("jakab", recorded).eval(), build_method("jakab", config).eval()
+    assert earlier.model.renderer.grid == "centres"
+    assert all((m.momentum, m.eps) == (0.1, 1e-5) for m in earlier.model.modules()
+               if isinstance(m, torch.nn.BatchNorm2d))
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(earlier.model(images, images)["generated"], now.model(images, images)["generated"])

@@ -270,10 +270,12 @@ def test_a_resume_between_log_points_gives_the_uninterrupted_learning_curve(tmp_
     ("resolution", 100000, "an integer in [8, 1024]"),
     ("seed", -1, "an integer >= 0"),
     ("seed", False, "an integer >= 0"),
-    ("lr", 0, "a number > 0"),
-    ("lr", "1e-3", "a number > 0"),
-    ("lr", float("nan"), "a number > 0"),
-    ("lr_gamma", -0.1, "a number > 0"),
+    ("lr", 0, "a number in (0, 10]"),
+    ("lr", "1e-3", "a number in (0, 10]"),
+    ("lr", float("nan"), "a number in (0, 10]"),
+    ("lr", 1e38, "a number in (0, 10]"),  # issue 43: overflowed inside torch's optimiser
+    ("lr_gamma", -0.1, "a number in (0, 10]"),
+    ("lr_gamma", 1e38, "a number in (0, 10]"),
     ("weight_decay", -1e-4, "a number >= 0"),
     ("grad_clip", 0.0, "null (no clipping) or a number > 0"),
     ("optimizer", "sgd", "'adam' or 'adamw'"),
@@ -346,14 +348,14 @@ def test_code_fingerprint_follows_the_lmcore_sources_only(tmp_path):
     (root / "lmcore" / "new_module.py").write_text("")  # imported by nothing
     assert code_fingerprint("fse", root) == base
     for presentation in sorted((root / "lmcore" / "book").rglob("*.py")):  # the book's layer never trains
-        presentation.write_bytes(presentation.read_bytes() + b"\n# quoted numbers and figures\n")
+        presentation.write_bytes(presentation.read_bytes() + b"\nQUOTED = [1, 2]\n")
     (root / "lmcore" / "book" / "new_table.py").write_text("ROWS = []\n")
     assert code_fingerprint("fse", root) == base
-    errors = root / "lmcore" / "errors.py"
-    original = errors.read_bytes()
-    errors.write_bytes(original + b"\n")
+    warps = root / "lmcore" / "geometry" / "warps.py"  # computed by every warp FSE draws
+    original = warps.read_bytes()
+    warps.write_bytes(original + b"\nSCALE = 2\n")
     assert code_fingerprint("fse", root) != base
-    errors.write_bytes(original)
+    warps.write_bytes(original)
     assert code_fingerprint("fse", root) == base
 
 

@@ -32,7 +32,8 @@ def test_splits_follow_the_rule_and_equal_the_shipped_lists(lspet):
 def test_the_pinned_sha256_is_the_readme_s(lspet):
     readme = (lspet.root / "README.md").read_text()
     assert re.search(r"sha256 of joints.csv: ([0-9a-f]{64})", readme).group(1) == JOINTS_SHA256
-    assert lspet.fingerprint() == JOINTS_SHA256 == hashlib.sha256((lspet.root / "joints.csv").read_bytes()).hexdigest()
+    assert lspet.labels_sha256() == JOINTS_SHA256 == hashlib.sha256((lspet.root / "joints.csv").read_bytes()).hexdigest()
+    assert lspet.fingerprint() != lspet.labels_sha256()  # the images are part of the data's identity too
 
 
 def test_a_split_holds_images_joints_and_visibility(lspet, tmp_cache):

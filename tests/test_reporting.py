@@ -2,7 +2,9 @@
 import pytest
 
 from lmcore.book import reporting
+from lmcore.config import deep_update
 from lmcore.experiments import method_settings
+from lmcore.methods import get_method
 
 
 def _record(name, error, steps=100):
@@ -61,12 +63,35 @@ def test_the_committed_tuning_records_are_the_methods_sweeps():
         assert records, method
         for record in records:
             label = record["tuning_label"]
-            assert label in sweep, (method, label)
+            refresh = f"the sweep changed: python tools/tune_settings.py {method} --only {label!r} --publish"
+            assert label in sweep, f"{method}: '{label}' is no row of the sweep any more; {refresh}"
             assert record.tuning_score() is not None
-            expected = resolve_config(method, "cpu", sweep[label])
-            assert record.config["method"] == expected["method"], (method, label)
-            assert record.config["train"]["batch_size"] == expected["train"]["batch_size"]
-            assert record.config["train"]["lr"] == expected["train"]["lr"], (method, label)
+            expected = resolve_config(method, "cpu", deep_update(method_settings(method).tuning_config("cpu"), sweep[label]))
+            added = getattr(get_method(method), "SETTINGS_ADDED_LATER", {})  # with the behaviour the sweep had
+            want = {k: v for k, v in expected["method"].items()
+                    if k in record.config["method"] or k not in added or added[k] != v}
+            assert record.config["method"] == want, f"{method} '{label}': {refresh}"
+            assert record.config["train"]["batch_size"] == expected["train"]["batch_size"], f"{method} '{label}': {refresh}"
+            assert record.config["train"]["lr"] == expected["train"]["lr"], f"{method} '{label}': {refresh}"
+
+
+def test_every_headline_reference_trained_with_the_settings_its_chapter_shows():
+    """A chapter shows today's cpu settings beside its headline references: a reference trained
+    otherwise is drift, and this names every drifted key and the command that refreshes it."""
+    from lmcore.book.drift import refresh_command, settings_drift
+    from lmcore.experiments import BOOK_RUNS
+    from lmcore.paths import RESULTS_DIR
+    from lmcore.training.run_record import RunRecord
+
+    drifted = []
+    for run in BOOK_RUNS:
+        path = RESULTS_DIR / run.method / f"{run.name}.json"
+        if path.exists():
+            rows = settings_drift(RunRecord.from_file(path), run.resolved_overrides("cpu"))
+            if rows:
+                keys = ", ".join(f"{r['setting']} ({r['reference']!r} vs {r['today']!r})" for r in rows[:4])
+                drifted.append(f"{run.key}: {keys}{' ...' if len(rows) > 4 else ''}; refresh: {refresh_command(run)}")
+    assert not drifted, "\n".join(drifted)
 
 
 def _provenance(name, parents=None):

@@ -51,12 +51,12 @@ def test_a_setting_this_code_no_longer_has_is_refused_with_the_commit_to_check_o
 
 def test_from_record_shows_the_records_config(capsys):
     record = next(r for r in REFERENCES if (r.method, r.run_name) == ("zhang", "k10"))
-    assert train_main(["--from-record", str(record.path), "--show"]) == 0
+    assert train_main(["--from-record", str(record.path), "--show", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     predated = set(reproduce.predated_settings(record))  # settings added since take today's defaults
     assert [k for k in reproduce._differences(shown, record["config"]) if k not in predated] == []
     # --set applies on top of the record's settings
-    assert train_main(["--from-record", str(record.path), "--set", "train.steps=1500", "--show"]) == 0
+    assert train_main(["--from-record", str(record.path), "--set", "train.steps=1500", "--show", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["train"]["steps"] == 1500
 
 
@@ -76,3 +76,13 @@ def test_the_reproduction_page_lists_every_reference_with_a_command():
     for record in REFERENCES:
         assert f"**{record.run_name}**" in page
     assert page.count("--from-record results/") >= len(REFERENCES) - 1
+
+
+def test_the_reproduction_page_is_a_table_per_method_with_the_commands_collapsed_and_short():
+    page = reproduce.reproduction_page()
+    assert page.count("````{dropdown}") == page.count("\n## ") and ":class-container: lmbook-details" in page
+    block = [line for line in page.splitlines() if line.startswith(("python -m", "    --set"))]
+    assert block and max(len(line) for line in block) <= 110  # one --set a line: nothing cut at the right
+    argv = ["python", "-m", "lmcore.train", "zhang", "--set", "train.steps=5", "--set", "method.x=[1, 2]"]
+    assert reproduce.command_lines(argv) == ("python -m lmcore.train zhang \\\n    --set train.steps=5 \\\n"
+                                             "    --set 'method.x=[1, 2]'")

@@ -11,7 +11,7 @@ from lmcore.errors import CorruptCheckpointError, CorruptRecordError, LmbookErro
 from lmcore.paths import PROJECT_ROOT, RESULTS_DIR
 from lmcore.training import PublishRefused, load_trained, publish_reference, run_method
 from lmcore.training import runs as runs_module
-from lmcore.training.code_identity import code_files, code_fingerprint, module_closure, method_roots
+from lmcore.training.code_identity import closure, code_files, code_fingerprint, training_roots, working_tree
 from lmcore.training.records import DIGEST_KEY, read_record, write_record
 from lmcore.training.run_record import RunRecord
 
@@ -25,8 +25,13 @@ def _copy_lmcore(tmp_path) -> Path:
     return root
 
 
-def _append(path: Path, text: str = "\n# an edit\n") -> None:
+def _append(path: Path, text: str = "\nEDITED = 1  # an edit of what the module computes\n") -> None:
     path.write_bytes(path.read_bytes() + text.encode())
+
+
+def _closure(method: str, root: Path | None = None) -> set[str]:
+    tree = working_tree(root) if root is not None else working_tree()
+    return set(closure(tree, training_roots(tree, method, "mtfl80")[0]))
 
 
 # --------------------------------------------------------------------------- which code a run depends on
@@ -57,18 +62,21 @@ def test_a_settings_edit_changes_no_code_fingerprint_but_the_configs_it_changes(
         runs_module.run_identity("jakab", "smoke", k12))
 
 
-def test_presentation_and_registry_modules_are_not_part_of_any_run():
+def test_presentation_storage_and_protocol_modules_are_not_part_of_any_training_closure():
     for method in ("fse", "zhang", "jakab", "c3", "sanchez", "pose", "supervised"):
-        closure = set(module_closure(method_roots(method)))
-        assert f"lmcore/methods/{'c3' if method.startswith('c3') else method}.py" in closure or method in (
-            "pose",) and "lmcore/methods/pose.py" in closure
-        assert "lmcore/training/loop.py" in closure and "lmcore/evaluation/protocol.py" in closure
-        # the book's layer and the experiments' declarations, as whole folders whatever files they gain
-        outside = sorted(f for f in closure if f.startswith(("lmcore/book/", "lmcore/experiments/")))
+        files = _closure(method)
+        assert f"lmcore/methods/{'c3' if method.startswith('c3') else method}.py" in files
+        # the loop, what builds a run and the method registry's seeding train every method
+        assert {"lmcore/training/loop.py", "lmcore/training/trainee.py", "lmcore/methods/__init__.py"} <= files
+        # the book's layer, the experiments' declarations and the protocol, as whole folders whatever files they gain
+        outside = sorted(f for f in files if f.startswith(("lmcore/book/", "lmcore/experiments/", "lmcore/evaluation/")))
         assert not outside, (method, outside)
-        for never in ("lmcore/bench.py", "lmcore/methods/__init__.py", "lmcore/__init__.py"):
-            assert never not in closure, (method, never)
-    assert "lmcore/losses/c3.py" not in module_closure(method_roots("fse"))
+        for never in ("lmcore/bench.py", "lmcore/__init__.py", "lmcore/zoo.py", "lmcore/files.py",
+                      "lmcore/training/records.py", "lmcore/training/runs.py", "lmcore/training/code_identity.py"):
+            assert never not in files, (method, never)
+    assert "lmcore/losses/c3.py" not in _closure("fse")
+    # the face methods' data source is MTFL-80's module, not LSPET's parser (a split data registry)
+    assert "lmcore/data/lspet.py" not in _closure("zhang") and "lmcore/data/mtfl.py" in _closure("zhang")
 
 
 def test_imports_inside_functions_count(tmp_path):
@@ -79,7 +87,7 @@ def test_imports_inside_functions_count(tmp_path):
     _append(pkg / "extra_helper.py")
     assert code_fingerprint("fse", root) == before  # nobody imports it yet
     _append(root / "lmcore" / "losses" / "fse.py", "\n\ndef _late():\n    from ..geometry import extra_helper\n")
-    assert "lmcore/geometry/extra_helper.py" in module_closure(method_roots("fse"), root)
+    assert "lmcore/geometry/extra_helper.py" in _closure("fse", root)
 
 
 # --------------------------------------------------------------------------- a finished run is kept
@@ -90,8 +98,8 @@ def test_a_code_change_trains_a_new_run_and_keeps_the_finished_one(isolated_runs
     manifest = dict(first["code_files"])
     manifest["lmcore/losses/fse.py"] = "0" * 16
     with monkeypatch.context() as edited:
-        edited.setattr(runs_module, "code_fingerprint", lambda method=None: "changed")
-        edited.setattr(runs_module, "code_files", lambda method=None: manifest)
+        edited.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "changed")
+        edited.setattr(runs_module, "code_files", lambda method=None, **kw: manifest)
         second = run_method("fse", "smoke", name="base", overrides=TINY)
     line = capsys.readouterr().out
     assert "its code changed (lmcore/losses/fse.py)" in line and "is kept" in line
@@ -229,7 +237,7 @@ def test_publishing_cannot_leave_results(isolated_runs, tmp_path, name):
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_records_hold_no_absolute_paths_and_parents_are_found_by_identity(isolated_runs):
+def test_records_hold_no_absolute_paths_and_parents_are_found_by_identity(isolated_runs, fse_with_parents):
     parent = {"core": {"method": "fse", "name": "core", "overrides": TINY}}
     child = run_method("fse", "smoke", name="child", overrides={**TINY, "parents": parent})
     text = (child.run_dir / "record.json").read_text()
@@ -256,7 +264,7 @@ def test_publish_references_matches_the_exact_name_and_the_current_identity(isol
     run_method("fse", "smoke", name="base-long", overrides={**TINY, "train": {**TINY["train"], "steps": 3}})
     assert publish_references.choose("fse:base", "smoke").run_dir == base.run_dir
     with monkeypatch.context() as edited:
-        edited.setattr(runs_module, "code_fingerprint", lambda method=None: "changed")
+        edited.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "changed")
         with pytest.raises(LmbookError, match="no finished run of that name is current"):
             publish_references.choose("fse:base", "smoke")
         chosen = publish_references.choose(f"fse:base@{base['identity']}", "smoke")
@@ -308,6 +316,6 @@ def test_a_process_keys_its_runs_by_the_code_it_read_at_start(monkeypatch):
     snapshot = code_identity.sources()
     assert snapshot is code_identity.sources()  # read once per process
     before = code_fingerprint("fse")
-    monkeypatch.setitem(code_identity._SOURCES, "lmcore/losses/fse.py", snapshot["lmcore/losses/fse.py"] + b"\n# x\n")
+    monkeypatch.setitem(code_identity._WORKING, "lmcore/losses/fse.py", snapshot["lmcore/losses/fse.py"] + b"\nX = 1\n")
     assert code_fingerprint("fse") != before
     assert "lmcore/losses/fse.py" in code_identity.dirty_files(files=list(code_files("fse")))

@@ -90,7 +90,7 @@ def test_runs_are_reused_by_content_and_retrained_when_code_or_data_change(isola
     monkeypatch.setattr(runs_module, "git_commit", lambda: "another-commit")  # a commit outside lmcore/
     assert run_method("fse", "smoke", name="tiny", overrides=TINY, few_shot=NO_FEW_SHOT)["created"] == first["created"]
 
-    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None: "changed-code")
+    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "changed-code")
     retrained = run_method("fse", "smoke", name="tiny", overrides=TINY, few_shot=NO_FEW_SHOT)
     assert retrained["identity"] != first["identity"] and retrained["resumed_from_step"] == 0
 
@@ -128,7 +128,7 @@ def test_a_second_process_on_the_same_run_is_refused(isolated_runs):
             run_method("fse", "smoke", name="tiny", overrides=TINY, force=True)
 
 
-def test_parent_runs_are_trained_first_and_are_part_of_the_identity(isolated_runs):
+def test_parent_runs_are_trained_first_and_are_part_of_the_identity(isolated_runs, fse_with_parents):
     parent = {"core": {"method": "fse", "name": "core", "overrides": TINY}}
     child = run_method("fse", "smoke", name="child", overrides=deep_update(TINY, {"parents": parent}),
                        few_shot=NO_FEW_SHOT)
@@ -141,7 +141,7 @@ def test_parent_runs_are_trained_first_and_are_part_of_the_identity(isolated_run
     assert child2["parents"]["core"]["identity"] != core["identity"]
 
 
-def test_a_parent_evaluated_otherwise_is_reused_as_it_is(isolated_runs, monkeypatch):
+def test_a_parent_evaluated_otherwise_is_reused_as_it_is(isolated_runs, monkeypatch, fse_with_parents):
     import lmcore.training.runs as runs
 
     core = run_method("fse", "smoke", name="core", overrides=TINY, few_shot={"sizes": [5], "repeats": 2})
@@ -181,6 +181,9 @@ def test_publishing_refuses_uncommitted_or_unknown_code(isolated_runs, tmp_path,
     with pytest.raises(PublishRefused, match="no known git commit"):
         publish_reference(record, root=tmp_path)
     record["lmcore_dirty"], record["git_commit"] = False, "abc123+dirty"  # only files outside lmcore/ changed
+    with pytest.raises(PublishRefused, match="smoke runs are never published"):
+        publish_reference(record, root=tmp_path)
+    record["profile"] = "cpu"
     path = publish_reference(record, root=tmp_path)
     assert json.loads(path.read_text())["run_name"] == "tiny"
 

@@ -40,3 +40,40 @@ def test_a_parent_step_is_read_from_the_childs_config():
     spec = RunSpec.resolve("sanchez", "smoke", overrides={"parents": {"core": {"step": 6}}})
     assert spec.parent_step("core") == 6 and spec.parents["core"].method == "pose"
     assert RunSpec.resolve("sanchez", "smoke").parent_step("core") is None
+
+
+# --------------------------------------------------------------------------- issue 43
+
+
+@pytest.mark.parametrize("parents", [{"x": 1}, {"x": {"method": "fse", "name": "extra"}}])
+def test_a_method_without_parents_refuses_any_parent_role(parents):
+    """``--set parents.x=1`` was a TypeError, and a parent given to FSE trained that extra run."""
+    with pytest.raises(ConfigError, match=r"unknown setting 'parents\.x': fse trains from no parent run") as info:
+        RunSpec.resolve("fse", "smoke", overrides={"parents": parents})
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_parent_role_of_a_method_with_parents_is_checked_by_name():
+    with pytest.raises(ConfigError, match=r"unknown setting 'parents\.x'.*known here: core"):
+        RunSpec.resolve("sanchez", "smoke", overrides={"parents": {"x": 1}})
+    with pytest.raises(ConfigError, match=r"'parents\.core' must be a group of settings, got 1"):
+        RunSpec.resolve("sanchez", "smoke", overrides={"parents": {"core": 1}})
+
+
+def test_a_pose_run_never_trains_on_the_split_it_is_scored_on():
+    """``pose --set data.split=val`` trained on LSPET's val and then reported its PCK there."""
+    with pytest.raises(ConfigError, match=r"'data\.split' is 'val', the split lspet128 runs are scored on.*\(train\)"):
+        RunSpec.resolve("pose", "smoke", overrides={"data": {"split": "val"}})
+    assert RunSpec.resolve("pose", "smoke").config["data"] == {"source": "lspet128", "split": "train"}
+
+
+def test_the_learning_rate_has_an_upper_bound():
+    """``train.lr=1e38`` overflowed inside torch's optimiser."""
+    with pytest.raises(ConfigError, match=r"'train\.lr' must be a number in \(0, 10\], got 1e\+38"):
+        RunSpec.resolve("fse", "smoke", overrides={"train": {"lr": 1e38}})
+
+
+def test_a_run_name_with_a_newline_is_one_line():
+    with pytest.raises(ConfigError) as info:
+        RunSpec.resolve("fse", "smoke", "a\nb")
+    assert str(info.value).startswith("run name 'a\\nb' must be") and len(str(info.value).splitlines()) == 1

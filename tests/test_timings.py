@@ -34,3 +34,15 @@ def test_publish_refuses_a_dirty_or_unknown_build(tmp_path, monkeypatch, capsys,
     path.write_text(json.dumps({**_record(), **change}))
     assert timings.main(["publish", str(path)]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "builds").exists()
+
+
+def test_a_record_holds_the_load_at_start_and_end_and_the_readme_says_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(timings, "load_average", lambda: [1.9, 1.5, 1.2])
+    record = timings.write_record(tmp_path / "r.json", "book-reference", {"00_data": 1.0}, True, 0.0, [0.4, 0.3, 0.2])
+    assert record["load"] == {"start": [0.4, 0.3, 0.2], "end": [1.9, 1.5, 1.2]}
+    row = next(line for line in timings.readme_table({"book-reference": record}).splitlines()
+               if line.startswith("| `make book` (default without"))
+    assert "load 0.4 -> 1.9" in row
+    old = next(line for line in timings.readme_table({"book-reference": _record()}).splitlines()
+               if line.startswith("| `make book` (default without"))
+    assert "load" not in old  # a record older than the field

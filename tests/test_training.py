@@ -128,9 +128,9 @@ def test_a_record_made_by_other_code_is_retrained_not_relabelled(isolated_runs, 
     from lmcore.training import runs as runs_module
 
     overrides = deep_update(TINY_FSE, {"train": {"steps": 3}})
-    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None: "code-a")
+    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "code-a")
     first = run_method("fse", "smoke", name="stale", overrides=overrides, progress=False)
-    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None: "code-b")
+    monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "code-b")
     second = run_method("fse", "smoke", name="stale", overrides=overrides, progress=False)
     assert first["code_fingerprint"] == "code-a" and second["code_fingerprint"] == "code-b"
     assert second["resumed_from_step"] == 0 and second["steps"] == 3  # trained again by the new code

@@ -104,13 +104,13 @@ def test_the_reconstruction_weight_rises_as_configured():
 
 
 def test_a_shortened_schedule_keeps_each_phase_at_its_fraction():
-    config = method_settings("zhang").default_config("cpu")  # 1000 steps: lr decay 700, lambda x10 at 350, 700
+    config = method_settings("zhang").default_config("cpu")  # 2000 steps: lr decay 1400, lambda x10 at 700, 1400
     short = get_method("zhang").shortened_config(config, 500)
     assert short["train"]["steps"] == 500
     assert short["train"]["lr_milestones"] == [350]
     assert short["method"]["recon_increase_steps"] == [175, 350]
     assert short["method"]["landmark_control_after"] == 125
-    assert config["train"]["steps"] == 1000  # the original is untouched
+    assert config["train"]["steps"] == 2000  # the original is untouched
     method = build_method("zhang", short)
     assert method.recon_weight(175) == pytest.approx(10 * config["method"]["lambda_recon"])
 

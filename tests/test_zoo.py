@@ -96,6 +96,20 @@ def test_an_unknown_model_lists_the_known_ones(zoo_copy):
         zoo.load_detector("zhang/k99", root=zoo_copy)
 
 
+@pytest.mark.parametrize("suffix", [zoo.WEIGHTS_SUFFIX, ".json"])
+def test_a_model_file_that_is_a_folder_is_one_line(zoo_copy, suffix):
+    """results/jakab/k10.safetensors as a folder was an IsADirectoryError (issue 43, item 10)."""
+    path = zoo_copy / "zhang" / f"k10{suffix}"
+    path.unlink()
+    path.mkdir()
+    for load in (lambda: zoo.load_detector("zhang/k10", root=zoo_copy),
+                 lambda: zoo.ancestor_of("zhang/k10", "zhang", root=zoo_copy)):
+        with pytest.raises(zoo.ZooError) as info:
+            load()
+        message = str(info.value)
+        assert len(message.splitlines()) == 1 and f"{path} is a folder, not a file of the model 'zhang/k10'" in message
+
+
 def _test_photos(tmp_path, n=3):
     from PIL import Image
 
@@ -115,15 +129,16 @@ def _test_photos(tmp_path, n=3):
 
 def test_detect_finds_the_five_points_on_photos_in_the_photos_coordinates(tmp_path, capsys):
     paths, labels = _test_photos(tmp_path)
-    assert detect_main(["--model", "zhang/k10", *map(str, paths), "--json", "--out", str(tmp_path / "out")]) == 0
+    # face crops padded to a larger photo: --crop takes each photo's centre square as its face
+    assert detect_main(["--model", "zhang/k10", *map(str, paths), "--crop", "--json", "--out", str(tmp_path / "out")]) == 0
     results = json.loads(capsys.readouterr().out)
-    predicted = np.array([list(r["points"].values()) for r in results])
+    predicted = np.array([list(r["faces"][0]["points"].values()) for r in results])
     errors = normalised_errors(predicted, labels.numpy(), normaliser_points=labels.numpy())
     record = RunRecord.from_file(RESULTS_DIR / "zhang" / "k10.json")
     # three faces: within twice the reference's mean error (its per-face spread is wide)
     assert errors.mean() < 2 * record["metrics"]["forward"]["test_mtfl"]["mean"]
     assert all((tmp_path / "out" / f"face{i}-landmarks.png").exists() for i in range(3))
-    assert len(results[0]["landmarks"]) == 10
+    assert len(results[0]["faces"][0]["landmarks"]) == 10
 
 
 def test_detect_lists_the_models(capsys):
@@ -186,7 +201,7 @@ def test_a_run_started_from_a_reference_starts_from_its_weights_and_names_its_an
     from lmcore.training.runs import load_trained
 
     trained = dict(load_trained(record).named_parameters())
-    start = dict(zoo.load_detector("jakab/k10").method.named_parameters())
+    start = dict(zoo.load_model("jakab/k10").named_parameters())  # the whole model, as --init-from loads it
     assert set(trained) == set(start) and len(start) > 10
     assert all(torch.allclose(trained[k], start[k], atol=1e-6) for k in start)
     # and the step did not simply leave a fresh initialisation in place

@@ -173,6 +173,7 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
     import timings
 
     began, cold = timings.started_at(), timings.caches_cold()  # before anything fills the caches
+    load = timings.load_average()
     output = output.resolve()
     staging = output / "src"
     stage_book(staging)
@@ -204,7 +205,7 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
     phases["html"] = time.perf_counter() - started
     log(f"built the HTML book in {phases['html']:.1f} s (chapters and build: {time.perf_counter() - total:.1f} s)")
     if chapters == chapters_from_toc():  # a whole book: its record (tools/timings.py publish keeps it)
-        record = timings.write_record(output / "build-record.json", f"book-{profile}", phases, cold, began)
+        record = timings.write_record(output / "build-record.json", f"book-{profile}", phases, cold, began, load)
         log(f"{record['total_s'] / 60:.1f} min since the command began ({record['caches']} caches); "
             f"record: {output / 'build-record.json'}")
     return index
@@ -213,6 +214,8 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
 def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     from lmcore.book.references import BOOK_PROFILES, resolve_book_profile
+    from lmcore.env import check_environment
+    from lmcore.errors import ConfigError
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=BOOK_PROFILES, default=None,
@@ -222,7 +225,12 @@ def main(argv=None) -> int:
     parser.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     parser.add_argument("--chapter", action="append", help="execute only these chapter stems (others are not staged)")
     args = parser.parse_args(argv)
-    profile = resolve_book_profile(args.profile)
+    try:  # a bad LMBOOK_* value is one line and exit 2, before anything is built
+        check_environment()
+        profile = resolve_book_profile(args.profile)
+    except ConfigError as exc:
+        print(f"[lmbook] error: {exc}", file=sys.stderr)
+        return 2
     log(f"profile: {profile}")
     index = build(profile, args.output, args.strict, args.chapter)
     log(f"open {index}")

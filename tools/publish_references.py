@@ -8,7 +8,9 @@ today) is copied (record only: no checkpoint, no data) to ``results/<method>/<ru
 the chapters display with its provenance. Where no run of that name is current, or several runs
 of that name are (other configs), the candidates are listed and ``method:run@<identity>`` chooses
 one. A record trained from uncommitted ``lmcore`` code, or with no known git commit, is refused
-(:func:`lmcore.training.publish_reference`, which ``python -m lmcore.train --publish`` uses too).
+(:func:`lmcore.zoo_export.publish`, which ``python -m lmcore.train --publish`` uses too: checked whole
+before anything is written, never a smoke run, never over a reference of another profile unless
+``--replace-profile``).
 """
 from __future__ import annotations
 
@@ -21,15 +23,16 @@ sys.path.insert(0, str(ROOT))
 
 from lmcore.errors import LmbookError  # noqa: E402
 from lmcore.paths import display_path, runs_root  # noqa: E402
-from lmcore.training import RunRecord, config_hash, find_run, publish_reference  # noqa: E402
+from lmcore.training import RunRecord, config_hash, find_run  # noqa: E402
 from lmcore.training.runs import check_run_name, run_identity  # noqa: E402
+from lmcore.zoo_export import publish  # noqa: E402
 
 
 def is_current(record: RunRecord) -> bool:
     """Whether the record's identity is the one a run of its config would have today."""
     parents = {}
     for role, p in record.config.get("parents", {}).items():
-        parent = find_run(p["method"], record.profile, p["name"], p.get("overrides") or {})
+        parent = find_run(p["method"], record.profile, p["name"], p.get("overrides") or {}, evaluated=False)
         if parent is None:
             return False
         parents[role] = parent
@@ -72,7 +75,10 @@ def choose(item: str, profile: str) -> RunRecord:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="method:run_name, or method:run_name@identity")
-    parser.add_argument("--profile", required=True)
+    parser.add_argument("--profile", required=True, choices=("cpu", "paper"),
+                        help="the profile of the runs (smoke runs are never published)")
+    parser.add_argument("--replace-profile", action="store_true",
+                        help="replace a reference of another profile (refused otherwise)")
     args = parser.parse_args(argv)
     for item in args.runs:
         if ":" not in item:
@@ -80,10 +86,7 @@ def main(argv=None) -> int:
             return 2
         try:
             record = choose(item, args.profile)
-            path = publish_reference(record)
-            from lmcore.zoo_export import publish_weights
-
-            weights = publish_weights(path)  # the zoo's weights follow their record
+            path, weights = publish(record, replace_profile=args.replace_profile)  # checked whole before writing
         except LmbookError as exc:
             print(f"{exc}", file=sys.stderr)
             return 1

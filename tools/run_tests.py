@@ -33,13 +33,16 @@ def done(name: str, started: float) -> float:
 
 
 def ensure_chromium() -> None:
-    """Debian's chromium and chromium-driver, installed with apt-get when absent."""
+    """Debian's chromium and chromium-driver, installed with apt-get (as root, or with ``sudo -n``)
+    when absent; says so before it starts."""
     if shutil.which("chromium") and shutil.which("chromedriver"):
         return
     apt = ["apt-get"] if os.geteuid() == 0 else (["sudo", "-n", "apt-get"] if shutil.which("sudo") else None)
     if apt is None:
         raise SystemExit("[test] chromium and chromium-driver are needed for the page check: "
                          "install Debian's packages 'chromium chromium-driver' (apt-get needs root)")
+    print(f"[test] installing Debian's chromium and chromium-driver for the page check: {' '.join(apt)} install "
+          "(about 100 MB)", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(apt + ["update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
     subprocess.run(apt + ["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"],
@@ -51,6 +54,7 @@ def main() -> int:
 
     total = time.perf_counter()
     began, cold = timings.started_at(), timings.caches_cold()
+    load = timings.load_average()
     phases = {}
     os.environ.setdefault("LMBOOK_PROGRESS", "0")
     os.environ.setdefault("LMBOOK_RUNS", str(ROOT / "_build" / "test" / "runs"))
@@ -79,7 +83,7 @@ def main() -> int:
     phases["page check"] = done("page check", started)
     if code != 0:
         return code
-    record = timings.write_record(ROOT / "_build" / "test" / "build-record.json", "test", phases, cold, began)
+    record = timings.write_record(ROOT / "_build" / "test" / "build-record.json", "test", phases, cold, began, load)
     print(f"[test] all passed in {time.perf_counter() - total:.1f} s ({record['total_s'] / 60:.1f} min since the command "
           f"began, {record['caches']} caches); smoke book: {index}")
     return 0

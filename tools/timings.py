@@ -37,27 +37,41 @@ KINDS = {
 
 
 def started_at() -> float:
-    """When the command began: ``tools/lmbook`` exports it before checking the environment."""
-    try:
-        return float(os.environ["LMBOOK_STARTED_AT"])
-    except (KeyError, ValueError):
-        return time.time()
+    """When the command began: ``tools/lmbook`` exports it (``$LMBOOK_STARTED_AT``) before checking
+    the environment; now, where it is unset."""
+    sys.path.insert(0, str(ROOT))
+    from lmcore import env
+
+    return env.started_at() or time.time()
 
 
 def caches_cold() -> bool:
     """Whether the cache folder (decoded images, the references' detections) was empty when the
-    command began, as on a fresh clone: ``tools/lmbook`` looks before anything fills it."""
-    if os.environ.get("LMBOOK_CACHES") in ("cold", "warm"):
-        return os.environ["LMBOOK_CACHES"] == "cold"
+    command began, as on a fresh clone: ``tools/lmbook`` looks before anything fills it
+    (``$LMBOOK_CACHES``)."""
     sys.path.insert(0, str(ROOT))
+    from lmcore import env
     from lmcore.paths import cache_root
 
+    if env.caches() is not None:
+        return env.caches() == "cold"
     root = cache_root()
     return not root.exists() or not any(root.iterdir())
 
 
-def write_record(path: Path, kind: str, phases: dict[str, float], cold: bool, began: float) -> dict:
-    """Write a build's timing record to ``path`` (and return it)."""
+def load_average() -> list[float]:
+    """The machine's load average over 1, 5 and 15 minutes (empty where the system has none): a
+    build's time means little without how busy the machine was."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
+
+
+def write_record(path: Path, kind: str, phases: dict[str, float], cold: bool, began: float,
+                 load_at_start: list[float] | None = None) -> dict:
+    """Write a build's timing record to ``path`` (and return it): with the load average when the
+    build began (``load_at_start``, :func:`load_average`) and when it ended."""
     sys.path.insert(0, str(ROOT))
     import torch
 
@@ -65,7 +79,8 @@ def write_record(path: Path, kind: str, phases: dict[str, float], cold: bool, be
 
     record = {"kind": kind, "phases_s": {name: round(s, 1) for name, s in phases.items()},
               "total_s": round(time.time() - began, 1), "commit": git_commit(), "caches": "cold" if cold else "warm",
-              "device": describe_device(torch.device("cpu")), "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+              "device": describe_device(torch.device("cpu")), "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+              "load": {"start": load_at_start or [], "end": load_average()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, record)
     return record
@@ -77,6 +92,15 @@ def load_records(root: Path = RECORDS) -> dict[str, dict]:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
+
+
+def _load(record: dict) -> str:
+    """``, load 0.4 -> 1.9`` (the 1-minute load average at the start and the end), or "" for a
+    record older than that field."""
+    load = record.get("load") or {}
+    if not load.get("start") or not load.get("end"):
+        return ""
+    return f", load {load['start'][0]:.1f} -> {load['end'][0]:.1f}"
 
 
 def readme_table(records: dict[str, dict]) -> str:
@@ -91,11 +115,11 @@ def readme_table(records: dict[str, dict]) -> str:
             chapters = {k: v for k, v in record["phases_s"].items() if k[:2].isdigit()}
             longest = max(chapters, key=chapters.get) if chapters else None
             when = (f"**{_minutes(record['total_s'])}** ({record['caches']} caches, commit {record['commit'][:7]}, "
-                    f"{record['device']['cpu_count']} cores, {record['created'][:10]}"
+                    f"{record['device']['cpu_count']} cores, {record['created'][:10]}{_load(record)}"
                     + (f"; longest chapter {longest} {_minutes(chapters[longest])}" if longest else "") + ")")
         lines.append(f"| {command} | {what} | {when} |")
     lines += ["", "Each time comes from the record the command wrote (`results/builds/<kind>.json`: every phase, the "
-              "commit, the device), not from prose.", "", END]
+              "commit, the device, and the load average when it began and ended), not from prose.", "", END]
     return "\n".join(lines)
 
 

@@ -59,7 +59,8 @@ def main(argv=None) -> int:
                         print(f"removed {path.relative_to(ROOT)}: its setting is no longer in the sweep", flush=True)
             sweep = chosen
             for label, change in sweep.items():  # one at a time: each is published as soon as it is done
-                record = run_variants(method, args.profile, {label: change}, prefix="tune", progress=False)[label]
+                record = run_variants(method, args.profile, {label: change}, prefix="tune", progress=False,
+                                      base=method_settings(method).tuning_config(args.profile))[label]
                 record["tuning_label"] = label  # the chapters' tuning tables show it
                 where = publish_reference(record, TUNING_ROOT) if args.publish else None
                 tests = {k: round(v["mean"], 2) for k, v in record["metrics"].get("forward", {}).items()}

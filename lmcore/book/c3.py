@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from .. import bench
 from ..data.pf_pascal import load_pf_pascal
 from ..errors import MissingDataError
 from ..evaluation.alignment import (alignment_scores, cross_image_consistency, fixed_pairs, landmark_transfer,
@@ -74,6 +75,13 @@ def run_label(record) -> str:
 
 
 # ---------------------------------------------------------------- settings, tuning, the flow
+def show_tuning_verdict(records: list, configs: dict) -> None:
+    """:func:`tuning_verdict` where there is a sweep, and the parent runs C3 starts from."""
+    if records:
+        print(tuning_verdict(records))
+    print("parent runs of c3:", configs["c3"]["parents"])
+
+
 def tuning_verdict(records: list) -> str:
     """Whether the kept weights of Eq. 5 (the sweep's ``(kept)`` setting) stay: the best setting on
     tune_val, and whether the kept one is within the half-width of its own 95 % interval of it."""
@@ -254,10 +262,27 @@ def show_ablation(chapter, rows: dict) -> None:
         print("\n".join(ablation_verdicts(frame)))
 
 
+def committed_step_costs(record: dict) -> pd.DataFrame:
+    """The C3 steps the committed bench record ``record`` (``python -m lmcore.bench``) timed at the
+    ``cpu`` settings: the whole method (the ablation's "cycle + flow" row) and the flow module's
+    pre-training. The other rows of Table 2 are not among its cases."""
+    rows = {row["case"]: row for row in record["rows"]
+            if row["method"] in ("c3", "c3_flow") and row["profile"] == "cpu" and bench.is_plain(row)}
+    labels = {"C3": "cycle + flow (C3)", "C3 flow pre-training": "the flow module's pre-training (c3_flow)"}
+    return pd.DataFrame({labels[case]: rows[case] for case in labels if case in rows}).T[
+        ["step_ms", "images_per_s", "batch_size", "saved_for_backward_mb", "trainable"]]
+
+
 def show_step_costs(chapter) -> None:
-    """One training step of each ablation row, measured in this process (profiles that train)."""
+    """One training step of each ablation row, measured in this process (profiles that train); the
+    reference profile, which times nothing, shows the committed bench record's C3 steps."""
     if not chapter.trains:
-        chapter.missing("The cost of one training step of each row (a benchmark that builds and steps the models)")
+        record = next(r for r in bench.load_bench_records() if r["device"]["type"] == "cpu")
+        display(Markdown(f"The committed bench record (`{record['path']}`, {record['device']['name']}, commit "
+                         f"{record['commit'][:10]}) times the whole method and the flow's pre-training:"))
+        display(committed_step_costs(record))
+        chapter.missing("The cost of the rows without the cycle or the flow (a benchmark that builds and steps "
+                        "each row's models; the bench record does not time them)")
         return
     smoke = chapter.profile == "smoke"
     # three warm-up steps each: with one, the first row measured paid the process's first convolutions
@@ -329,6 +354,11 @@ def alignment_table(transfers: dict, test_sets: dict, n_pairs: int) -> pd.DataFr
             rows.setdefault(name, {})[(split_name, "PCK@0.1 IOD")] = round(scores["iod"]["pck"], 1)
             rows[name][(split_name, "PCK@0.1 box")] = round(scores["box"]["pck"], 1)
     return pd.DataFrame(rows).T
+
+
+def alignment_pairs(chapter) -> int:
+    """How many fixed pairs of test faces Table 3 and Figure 3 score: 40 in the smoke profile, 500 otherwise."""
+    return 40 if chapter.profile == "smoke" else 500
 
 
 def show_alignment(chapter, models: dict, baseline_models: dict, n_pairs: int) -> None:

@@ -17,21 +17,24 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython import display as ipython_display
+from IPython.display import HTML, Markdown, display
 
 from ..config import deep_update
 from ..data import LandmarkSet
 from ..data.sources import get_source
 from ..evaluation import mean_shape_error
 from ..experiments import EXPERIMENTS
-from ..experiments.fidelity import fidelity_table
 from ..training import (load_references, load_trained, resolve_config, run_detections, run_method, run_variants,
                         variant_run_name)
 from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
                          reference_few_shot, reference_record, resolve_book_profile, settings_profile)
-from .reporting import protocol_table, provenance_table, reference_comparison, tuning_records, tuning_table
-from .viz import checkpoint_scrubber, profile_note
+from .reporting import (error_table, protocol_table, provenance_table, reference_comparison, separated, tuning_records,
+                        tuning_table)
+from .tables import collapse, fidelity_html, repository_line, use_book_tables
+from .viz import StandIn, checkpoint_scrubber, landmarks_on_instances, profile_note
 from ..experiments import method_settings
 
 
@@ -67,14 +70,17 @@ class Chapter:
             record["metrics"] = {**record["metrics"], "few_shot": reference_few_shot(record, few_shot)}
         return record
 
-    def headline_runs(self, chapter: str) -> dict:
+    def headline_runs(self, chapter: str, few_shot_curves: bool = True) -> dict:
         """``{run name: record}`` of ``chapter``'s headline runs (:mod:`lmcore.experiments`: e.g.
         ``"03_jakab"``), each with its budget variant and overrides and evaluated at the chapter's
         few-shot sizes; a run this profile has no record of (a reference profile without that
-        reference) is left out."""
+        reference) is left out. ``few_shot_curves=False``: a chapter that shows no few-shot curve
+        has the reference profile measure none (a training profile evaluates its runs at the
+        chapter's sizes all the same: they are part of the runs, shared with the leaderboard)."""
         experiment = EXPERIMENTS[chapter]
+        few_shot = experiment.few_shot if self.trains or few_shot_curves else None
         found = {run.name: self.run(run.method, run.name, run.resolved_overrides(self.settings),
-                                    few_shot=experiment.few_shot) for run in experiment.runs}
+                                    few_shot=few_shot) for run in experiment.runs}
         return {name: record for name, record in found.items() if record is not None}
 
     def variants(self, method: str, variants: dict[str, dict], base: dict | None = None, prefix: str = "variant",
@@ -128,21 +134,45 @@ class Chapter:
             display(table)
 
     def missing(self, what: str) -> None:
-        """Print why a section shows nothing in this profile, and the command that trains it."""
+        """Show a stand-in box (:class:`lmcore.book.viz.StandIn`, counted by the page check) saying
+        why a section shows nothing in this profile, and the command that trains it."""
         if self.trains:
-            print(f"{what}: not shown: this {self.profile} build has no run for it (its training was skipped or failed)")
-            return
-        print(f"{what}: not shown in the {self.profile} profile, which trains nothing and has no committed reference "
-              f"for it (with weights, where a figure needs a model); `{TRAIN_COMMAND}` trains it")
+            text = f"{what}: not shown: this {self.profile} build has no run for it (its training was skipped or failed)"
+        else:
+            text = (f"{what}: not shown in the {self.profile} profile, which trains nothing and has no committed "
+                    f"reference for it (with weights, where a figure needs a model); `{TRAIN_COMMAND}` trains it")
+        ipython_display.display(StandIn(text))  # not this module's display: tests collect that one
 
     # ------------------------------------------------------------ sections every chapter has
+    def show_headline(self, chapter: str, faces: int = 8) -> dict:
+        """What a chapter opens with: its headline runs' forward errors (``chapter``'s
+        :data:`~lmcore.experiments.EXPERIMENTS` runs) beside the mean shape and the book's bar, and
+        the landmarks of the first of them with a model on ``faces`` test faces; returns ``{run
+        name: record}``. A run this profile has none of gets a stand-in."""
+        experiment = EXPERIMENTS[chapter]
+        runs = self.headline_runs(chapter, few_shot_curves=False)
+        if runs:
+            table = error_table(list(runs.values()), label=lambda r: f"{r.method}/{r.run_name} (K = {r.num_landmarks})")
+            display(separated(table, self.profile))
+            display(Markdown(f"The mean shape scores {self.mean_shape:.2f} % on test_mtfl and "
+                             f"{self.mean_shape_aflw:.2f} % on test_aflw; the book's bar for a K = 10 run is half the "
+                             f"first, {self.target:.2f} %."))
+        absent = [f"{run.method}/{run.name}" for run in experiment.runs if run.name not in runs]
+        if absent:
+            self.missing(f"The headline runs {', '.join(absent)}")
+        shown = next((r for r in runs.values() if self.has_model(r)), None)
+        if shown is not None:
+            landmarks_on_instances(self.model(shown).detect, self.test_mtfl.images[:faces],
+                                   title=f"{shown.method}/{shown.run_name}: K = {shown.num_landmarks} landmarks on "
+                                         f"test_mtfl faces [{self.profile}]")
+            plt.show()
+        return runs
+
     def show_fidelity(self, paper: str) -> None:
         """Display ``paper``'s fidelity table (:mod:`lmcore.experiments.fidelity`), headed by where the released
-        code is, where there is code."""
+        code is, where there is code, each file:line linked to it (:func:`lmcore.book.tables.fidelity_html`)."""
         table = importlib.import_module(f"lmcore.experiments.fidelity.{paper}").TABLE
-        if table.repository:
-            print(f"released code: {table.repository} at commit {table.commit}")
-        display(fidelity_table(table))
+        display(HTML(repository_line(table) + fidelity_html(table)))
 
     def show_settings(self, *methods: str) -> dict:
         """Display the settings of each of ``methods`` in this chapter's settings profile (``cpu``
@@ -151,11 +181,15 @@ class Chapter:
         method; return ``{method: config}``."""
         configs = {m: method_settings(m).default_config(self.settings) for m in methods}
         label = (lambda m, part: f"{m} {part}") if len(methods) > 1 else (lambda m, part: part)
+        where = f"the {self.settings} profile" + (", which the references trained with" if not self.trains else "")
         for m, c in configs.items():
-            display(pd.DataFrame({label(m, "method"): pd.Series(c["method"], dtype=object)}))
+            display(collapse(pd.DataFrame({label(m, "method"): pd.Series(c["method"], dtype=object)}),
+                             f"The {m} method's settings ({where})", fold=False))
         # one row per key in the configs' own order (not sorted) where the methods' keys differ
-        display(pd.concat([pd.Series(c["train"], dtype=object, name=label(m, "train")) for m, c in configs.items()],
-                          axis=1, sort=False))
+        display(collapse(pd.concat([pd.Series(c["train"], dtype=object, name=label(m, "train"))
+                                    for m, c in configs.items()], axis=1, sort=False),
+                         f"The training settings ({where})", fold=False))
+        # (a reference's settings that differ from today's profile belong here, beside these tables)
         return configs
 
     def show_tuning(self, method: str) -> list:
@@ -199,6 +233,7 @@ def setup_chapter(profile: str | None = None, show: bool = True) -> Chapter:
     """Resolve ``profile`` (None: ``$LMBOOK_PROFILE``, else by hardware: ``paper`` with a GPU,
     ``reference`` without), display its note (in a notebook) and load what every chapter reads."""
     profile = resolve_book_profile(profile)
+    use_book_tables()  # every table whole, wrapped, within the column (lmcore.book.tables)
     if show:
         display(Markdown(profile_note(profile)))
     data = get_source("mtfl80")

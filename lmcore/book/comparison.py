@@ -31,6 +31,7 @@ from . import viz
 from .leaderboard import book_runs, committed_references, paper_numbers, record_row
 from .references import has_weights, number_from_weights, reference_record
 from .reporting import SMOKE_NOTE, separated
+from .tables import collapse, explain_missing
 from ..experiments import method_settings
 
 SPLITS = ("test_mtfl", "test_aflw")
@@ -232,6 +233,21 @@ def leaderboard_table(scores: Scores, profile: str):
     board = leaderboard_rows(scores)
     return separated(board, profile, paper_columns=["paper: MAFL", "paper: AFLW"],
                      result_columns=[c for c in board.columns if c.startswith(("forward", "backward", "consistency"))])
+
+
+#: the leaderboard's provenance columns, shown in a collapsed table under its numbers
+PROVENANCE_COLUMNS = ("profile", "steps", "training min", "device", "git commit")
+
+
+def show_leaderboard(scores: Scores, profile: str) -> None:
+    """The leaderboard's numbers (:func:`leaderboard_table`) within the text column, then where
+    each row comes from in a collapsed table (its columns shared by every row said once)."""
+    board = leaderboard_rows(scores)
+    numbers = board.drop(columns=list(PROVENANCE_COLUMNS))
+    display(separated(numbers.assign(profile=board["profile"]), profile, paper_columns=["paper: MAFL", "paper: AFLW"],
+                      result_columns=[c for c in numbers.columns if c.startswith(("forward", "backward", "consistency"))]
+                      ).hide(["profile"], axis="columns"))
+    display(collapse(board[list(PROVENANCE_COLUMNS)], "Where each row comes from: profile, steps, device, commit"))
 
 
 def paired_differences(scores: Scores) -> pd.DataFrame | None:
@@ -499,6 +515,16 @@ def show_landmark_browser(scores: Scores, faces: Faces, split: str = "test_mtfl"
         errors = ", ".join(f"{n}: {scores.per_face(n, split)[face]:.1f}" for n in shown)
         captions.append(f"{split} face {face * faces.every}: forward error (% of IOD) {errors}")
     display(viz.slider_stack(pngs, captions, description="face", width="760px"))
+
+
+def show_committed_leaderboard(profile: str, root=RESULTS_DIR) -> None:
+    """:func:`committed_leaderboard`'s numbers, then its provenance columns in a collapsed table."""
+    styled = committed_leaderboard(profile, root)
+    explain_missing(styled.data, "the mean shape and the supervised detector have no K, and a paper quotes no number "
+                                 "for a method it did not run")
+    kept = ["steps", "training min", "git commit", "regressor", "record"]
+    display(styled.hide(kept, axis="columns"))
+    display(collapse(styled.data[kept].copy(), "Where each row comes from: steps, time, commit, regressor, record"))
 
 
 def committed_leaderboard(profile: str, root=RESULTS_DIR):

@@ -290,6 +290,16 @@ def show_regressor_graph(chapter, runs: dict, models: dict, face: int = 5) -> No
 
 # ------------------------------------------------------------------ ablations, protocol, training
 
+#: the ablations of the paper's §4 (K = 10): label -> the overrides of the variant
+ABLATIONS = {
+    "Eq. 6 + pooled Eq. 8, m = 4 (default)": {},
+    "Eq. 5 instead of Eq. 6": {"method": {"alignment": "landmark"}},
+    "no diversity loss": {"method": {"diversity": "none"}},
+    "pooling m = 1 (Eq. 8 itself)": {"method": {"pool": 1}},
+    "pooling m = 2": {"method": {"pool": 2}},
+}
+
+
 def ablation_runs(chapter, variants: dict[str, dict], runs: dict) -> dict:
     """``{label: record}`` of the ablations (``variants``: label -> overrides), each at the
     budget's ablation length (``method_settings("fse").ablation_config``); a variant equal to the main K =

@@ -52,7 +52,7 @@ def tuning_verdict(records: Sequence) -> list[str]:
     if not scored:
         return []
     best = min(scored, key=scored.get)
-    lines = [f"lowest tune_val error: '{best}' ({scored[best]:.2f} %)"]
+    lines = [f"lowest tune_val error: '{reporting.reader_label(best)}' ({scored[best]:.2f} %)"]
     if BEFORE_AUDIT in scored and best != BEFORE_AUDIT:
         lines.append(f"its margin over the earlier settings: {scored[BEFORE_AUDIT] - scored[best]:.2f} points "
                      "(two runs of one config have differed by about a point here)")

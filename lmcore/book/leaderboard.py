@@ -2,7 +2,8 @@
 from run records by a tool and never by hand.
 
     python -m lmcore.book.leaderboard            # results/leaderboard.csv and .json from results/*/*.json
-    python -m lmcore.book.leaderboard --check    # exit 1 when the files disagree with the records
+    python -m lmcore.book.leaderboard --check    # exit 1 when the files disagree with the records, or a
+                                                 # committed record is stale (each record's state printed)
 
 :data:`lmcore.experiments.BOOK_RUNS` names the runs the method chapters train as their headline
 results (method, run name, overrides: exactly what each chapter trains, through
@@ -24,6 +25,8 @@ import sys
 from pathlib import Path
 
 from . import papers
+from ..attest import states as record_states
+from ..attest import table as attest_table
 from ..data.sources import get_source
 from ..errors import LmbookError
 from ..evaluation import mean_shape_error
@@ -183,14 +186,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmcore.book.leaderboard",
                                      description="Write (or --check) results/leaderboard.csv and .json from the "
                                                  "committed run records.")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the files disagree with the records")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the files disagree with the records, or a "
+                        "committed record is stale under today's code (each record's state is printed)")
     args = parser.parse_args(argv)
     try:
         if args.check:
             problems = check_leaderboard()
             for problem in problems:
                 print(f"results/{problem}; regenerate with: python -m lmcore.book.leaderboard", file=sys.stderr)
-            return 1 if problems else 0
+            found = record_states()
+            print(attest_table(found))
+            stale = [s for s in found if s.state == "stale"]
+            if stale:
+                print(f"{len(stale)} committed record(s) are stale under today's code; python -m lmcore.attest --attest "
+                      "re-keys those that compute the same and labels the others", file=sys.stderr)
+            return 1 if problems or stale else 0
         for path in write_leaderboard():
             print(f"wrote {path.relative_to(PROJECT_ROOT)}")
     except LmbookError as exc:  # missing MTFL-80 (the mean shape's row), a corrupt record: one line

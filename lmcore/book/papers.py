@@ -45,7 +45,7 @@ ZHANG_TABLE1 = {
 }
 
 JAKAB = {
-    "source": "Jakab et al. 2018 via ../shared/notes/protocols.md (MAFL and AFLW test)",
+    "source": "Jakab et al. 2018, as quoted by Xu et al. 2020 (Table 1, K = 10 and 30) and Sanchez & Tzimiropoulos 2019 (K = 10; MAFL and AFLW test)",
     "rows": {10: {"MAFL": 3.19, "AFLW": 6.86}, 30: {"MAFL": 2.58, "AFLW": 6.31}},
     "sanchez_scratch_source": "Sanchez & Tzimiropoulos 2019, Table 2 (their re-implementation 'Scratch', K = 10)",
     "sanchez_scratch": {"forward": {"MAFL": 5.00, "AFLW": 7.65}, "backward": {"MAFL": 17.57, "AFLW": 25.50},

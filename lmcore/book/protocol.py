@@ -1,13 +1,17 @@
 """Chapter 0's tables and figures: MTFL-80's faces, its splits, the mean-shape yardstick and the
-supervised detector on test faces."""
+supervised detector: its runs, the papers' supervised detectors and its points on test faces."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from ..data import POINT_NAMES, LandmarkSet
 from ..evaluation import detect_all, mean_shape_error, normalised_errors
+from ..training import load_references
+from . import papers, reporting
+from .tables import explain_missing
 from .viz import POINT_COLOURS, figure_png, image_grid, show_landmarks, slider_stack
 
 #: how the chapter's figures name each annotated point's colour (``POINT_COLOURS``' order)
@@ -92,3 +96,52 @@ def face_browser(shown: dict[str, tuple[LandmarkSet, np.ndarray]], model, profil
             pngs.append(figure_png(fig))
             labels.append(label)
     return slider_stack(pngs, labels, description="face", width="320px")
+
+
+# ------------------------------------------------------------------ the chapter's sections
+def show_sizes(data) -> None:
+    """How many images each split of MTFL-80 has, and the folder it was read from."""
+    sizes = data.describe()
+    display(pd.DataFrame({"images": {k: v for k, v in sizes.items() if k != "root"}}))
+    print("read from", sizes["root"])
+
+
+def supervised_label(record) -> str:
+    """A supervised run's row label: its name and whether it is the committed reference."""
+    return f"{record.run_name} ({'committed reference' if record.is_reference else 'this execution'})"
+
+
+def show_supervised(chapter):
+    """The supervised detector's errors and provenance: this build's run (a training profile)
+    beside the committed references; returns this build's run (None in the reference profile's
+    place when there is none)."""
+    supervised = chapter.headline_runs("00_data_and_protocol").get("reference")
+    runs = ([supervised] if chapter.trains and supervised is not None else []) + load_references("supervised")
+    display(reporting.error_table(runs, "forward", label=supervised_label))
+    display(reporting.provenance_table(runs, label=supervised_label))
+    return supervised
+
+
+def quoted_supervised_table() -> pd.DataFrame:
+    """The supervised detectors the papers quote (:data:`lmcore.book.papers.SUPERVISED`), one row
+    each, a column per test set; "–" where the paper gives no number."""
+    table = pd.DataFrame(papers.SUPERVISED["rows"], index=[f"{c} (paper)" for c in papers.SUPERVISED["columns"]]).T
+    return explain_missing(table, f"the paper quotes no number for that detector on that test set "
+                                  f"({papers.SUPERVISED['source']})")
+
+
+def show_quoted_supervised() -> None:
+    """:func:`quoted_supervised_table` and its source."""
+    display(quoted_supervised_table())
+    print("source:", papers.SUPERVISED["source"])
+
+
+def show_supervised_on_faces(chapter, supervised):
+    """The supervised detector's points on test faces (or why not); returns its model, or None."""
+    model = chapter.model(supervised) if chapter.has_model(supervised) else None
+    if model is None:
+        chapter.missing("The supervised detector on test faces (its reference carries no weights)")
+        return None
+    predictions_figure(model, chapter.test_mtfl, chapter.profile)
+    plt.show()
+    return model

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from .. import env
 from ..data.sources import get_source
 from ..errors import ConfigError, LmbookError
 from ..evaluation import Detections, detect_all
@@ -34,14 +35,16 @@ from ..profiles import PROFILES
 from ..training.code_identity import changed_files, code_files
 from ..training.records import write_json_atomic
 from ..training.run_record import RunRecord
-from ..zoo import load_detector, weights_path
+from ..zoo import load_model, verify, weights_path
+from ..zoo import record_path as zoo_record_path
 
 REFERENCE = "reference"
 #: the profile every committed reference was trained in: the settings a reference chapter shows
 REFERENCE_SETTINGS = "cpu"
-#: every profile a chapter (and ``make book``) accepts; training accepts :data:`lmcore.profiles.PROFILES`
-BOOK_PROFILES = ("smoke", REFERENCE, "cpu", "paper")
-assert set(PROFILES) < set(BOOK_PROFILES)
+#: every profile a chapter (and ``make book``) accepts, those ``$LMBOOK_PROFILE`` takes; training
+#: accepts :data:`lmcore.profiles.PROFILES`
+BOOK_PROFILES = env.VARIABLES["LMBOOK_PROFILE"].values
+assert set(PROFILES) < set(BOOK_PROFILES) and REFERENCE in BOOK_PROFILES
 #: how the built book itself describes this profile (the other profiles: lmcore.profiles.DESCRIPTIONS)
 DESCRIPTION = ("reference profile: the committed reference runs (trained in the cpu profile) and their weights; "
                "nothing is trained")
@@ -65,7 +68,7 @@ def default_book_profile() -> str:
 
 def resolve_book_profile(requested: str | None = None) -> str:
     """``requested``, else ``$LMBOOK_PROFILE``, else :func:`default_book_profile`."""
-    profile = requested or os.environ.get("LMBOOK_PROFILE") or default_book_profile()
+    profile = requested or env.profile() or default_book_profile()
     if profile not in BOOK_PROFILES:
         raise ConfigError(f"unknown profile '{profile}' (from the argument or $LMBOOK_PROFILE); "
                           f"choose one of {', '.join(BOOK_PROFILES)}")
@@ -103,7 +106,7 @@ def load_reference_model(record, device: torch.device | None = None):
     if not has_weights(record):
         raise NoReferenceError(f"the reference {name} has no weights in the zoo (only its record); "
                                f"{TRAIN_COMMAND} trains the chapter's runs")
-    return load_detector(name, device=device).method
+    return load_model(name, device=device)  # with its training-only parts, which chapters show (jakab: the VGG16's source)
 
 
 def _weights_key(record, extra: dict) -> str:
@@ -157,12 +160,15 @@ def reference_points(record, faces, detector=None) -> torch.Tensor:
     :class:`lmcore.data.LandmarkSet`), cached by the weights' digest and the faces' names.
     ``detector``: a callable returning the detect function (default: load the zoo weights)."""
     path = _cache_dir() / f"{record.method}-{record.run_name}-points-{_weights_key(record, {'faces': faces_key(faces)})}.pt"
+    sidecar = path.with_suffix(".json")  # the points' digest, written after them, as the image cache does
     try:
         points = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(points, torch.Tensor) and points.ndim == 3 and len(points) == len(faces):
+        digest = json.loads(sidecar.read_text()).get("sha256")
+        if isinstance(points, torch.Tensor) and points.ndim == 3 and len(points) == len(faces) \
+                and digest == points_sha256(points):
             return points
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):
-        pass  # missing, partial or foreign: detect again (and replace it)
+    except (OSError, RuntimeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError):
+        pass  # missing, partial, foreign or without a matching digest: detect again (and replace it)
     detect = detector() if detector is not None else load_reference_model(record).detect
     with torch.no_grad():
         # batches of 64 give the same points as the protocol's 256, 1.3-1.8x faster on two cores
@@ -171,7 +177,27 @@ def reference_points(record, faces, detector=None) -> torch.Tensor:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # a reader never sees half a file
     torch.save(points, tmp)
     tmp.replace(path)
+    write_json_atomic(sidecar, {"sha256": points_sha256(points), "shape": list(points.shape)})
     return points
+
+
+def points_sha256(points: torch.Tensor) -> str:
+    """sha256 of a tensor of points' values (float32, contiguous): what a cached file must hold."""
+    return hashlib.sha256(points.detach().float().contiguous().numpy().tobytes()).hexdigest()
+
+
+def verified(name: str) -> dict:
+    """The zoo's check of a committed reference's weights (:func:`lmcore.zoo.verify`: its score
+    measured again from the weights beside the one stored when they were written), cached under
+    the cache folder by the weights' digest: the check is a function of the weights and the data,
+    so a book measures it once per weights, not once per build."""
+    record = RunRecord.from_file(zoo_record_path(name))
+    path = _cache_dir() / f"{name.replace('/', '-')}-verified-{_weights_key(record, {'kind': 'verify'})}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    check = json.loads(json.dumps(verify(name), default=float))
+    write_json_atomic(path, check)
+    return check
 
 
 def _cache_dir() -> Path:

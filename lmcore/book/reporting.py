@@ -14,6 +14,7 @@ from ..paths import RESULTS_DIR
 from ..training.run_record import RunRecord
 from ..zoo import lineage
 from .references import code_changes_since, reference_record
+from .tables import collapse
 
 
 def short_commit(commit: str) -> str:
@@ -30,9 +31,9 @@ def short_device(device: dict) -> str:
 
 def code_state(record: dict) -> str:
     """Whether the record's ``lmcore`` code was the commit's: ``as committed``, ``uncommitted
-    changes`` or ``unknown`` (records older than that field)."""
+    changes`` or ``not recorded`` (records older than that field: the commit alone names the code)."""
     dirty = record.get("lmcore_dirty")
-    return "unknown" if dirty is None else ("uncommitted changes" if dirty else "as committed")
+    return "not recorded (older record)" if dirty is None else ("uncommitted changes" if dirty else "as committed")
 
 
 def regressor_label(record: dict) -> str:
@@ -96,7 +97,9 @@ def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | Non
     frame = pd.DataFrame(rows).set_index("run")
     if not frame["lmcore since"].any():
         frame = frame.drop(columns="lmcore since")
-    return frame if frame["parent runs"].any() else frame.drop(columns="parent runs")
+    frame = frame if frame["parent runs"].any() else frame.drop(columns="parent runs")
+    return collapse(frame, f"Provenance of {len(frame)} run{'s' if len(frame) != 1 else ''}: where, when and "
+                           f"from which code {'each' if len(frame) != 1 else 'it'} trained")
 
 
 def code_since(record) -> str:
@@ -190,6 +193,18 @@ def tuning_records(method: str, root=None) -> list:
     return [RunRecord.from_file(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
+#: words of the committed tuning labels that name the book's own history, and what a reader reads instead
+_READER_WORDS = {"before the audit": "the book's earlier settings"}
+
+
+def reader_label(label: str) -> str:
+    """A committed tuning label as the book shows it (``"K = 30, before the audit"`` -> ``"K = 30,
+    the book's earlier settings"``): the records keep the words they were published with."""
+    for words, shown in _READER_WORDS.items():
+        label = label.replace(words, shown)
+    return label
+
+
 def tuning_table(records: Sequence[dict], digits: int = 2) -> pd.DataFrame:
     """A tuning sweep as the chapters show it, best first: each setting's score on the split it was
     chosen by (a landmark method's **tune_val** forward error, the regressor fitted on tune_fit:
@@ -202,7 +217,7 @@ def tuning_table(records: Sequence[dict], digits: int = 2) -> pd.DataFrame:
         name, value, higher = score if score else ("tune_val forward (%)", None, False)
         tune = r["metrics"].get("tune", {}).get("tune_val", {})
         rows.append({
-            "setting": r.get("tuning_label", r.get("run_name", "?")),
+            "setting": reader_label(r.get("tuning_label", r.get("run_name", "?"))),
             name: None if value is None else round(value, digits),
             "95 % interval": None if not tune.get("ci95") else tuple(round(v, digits) for v in tune["ci95"]),
             "K": r["config"]["method"].get("num_landmarks"),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from .. import zoo
+from .. import bench, zoo
 from ..data.lspet import JOINT_NAMES
 from ..data.sources import get_source
 from ..evaluation import RegressionOptions, detect_all
@@ -32,8 +32,8 @@ from ..models.projected import make_adaptable, parameter_counts, trainable_share
 from ..profiles import select_device
 from ..training import load_references
 from ..training.bench import run_step_cost
-from . import papers, reporting, viz
-from .references import TRAIN_COMMAND
+from . import papers, reporting, tables, viz
+from .references import REFERENCE_SETTINGS, verified
 
 #: the adaptation's settings and budgets
 SANCHEZ = method_settings("sanchez")
@@ -94,9 +94,16 @@ def core_lines(record, profile: str) -> list[str]:
 
 
 def per_joint_table(record) -> pd.DataFrame:
-    """The core's PCK@0.2 (%) per LSPET joint, one row."""
-    per_joint = record["metrics"][PCK_KEY]["per_joint"]
-    return pd.DataFrame({"PCK@0.2 (%)": {name: round(100 * v, 1) for name, v in zip(JOINT_NAMES, per_joint)}}).T
+    """The core's PCK@0.2 (%) per LSPET joint, the joints' left and right sides side by side (one
+    row per joint, neck and head top under "centre")."""
+    per_joint = {name: round(100 * v, 1) for name, v in zip(JOINT_NAMES, record["metrics"][PCK_KEY]["per_joint"])}
+    rows = {}
+    for name, value in per_joint.items():
+        side, _, joint = name.partition(" ") if name.startswith(("left ", "right ")) else ("centre", "", name)
+        rows.setdefault(joint, {})[f"{side} (%)"] = value
+    table = pd.DataFrame(rows).T[["left (%)", "right (%)", "centre (%)"]].rename_axis("PCK@0.2 of")
+    return tables.explain_missing(table, "the neck and the head top lie on the body's midline; the limbs' joints "
+                                         "come in pairs")
 
 
 def show_core(chapter, record) -> None:
@@ -152,14 +159,38 @@ def lineage_pck_line(record, root=None) -> str:
                if pace["steps_left"] else "it would not get there"))
 
 
+#: the core every adaptation of the chapter starts from: the one whose weights the chapter measures again
+PARENT_CORE = "pose/core"
+
+
+def core_checks(cores, measured: dict | None = None) -> pd.DataFrame:
+    """The zoo's check of each committed core with weights: PCK@0.2 on LSPET-128 val measured from
+    the stored weights when they were written, and the record's; ``measured`` (``{model: check}``,
+    :func:`lmcore.book.references.verified`) adds the PCK measured again in this build."""
+    rows = []
+    for r in cores:
+        name = f"{r.method}/{r.run_name}"
+        check = r.get("weights_check") or {}
+        if not check:
+            continue
+        written = check.get(f"pck_val_{r['weights_dtype']}")
+        again = (measured or {}).get(name, {}).get("from the weights")
+        rows.append({"model": name, "weights": r["weights_dtype"], "PCK when written (%)": round(100 * written, 2),
+                     "record's PCK (%)": round(100 * r["metrics"][PCK_KEY]["pck"], 2),
+                     "measured in this build (%)": None if again is None else round(100 * again, 2)})
+    frame = pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+    return tables.explain_missing(frame, f"measured from the weights when they were written only; this build "
+                                         f"measures {PARENT_CORE}, the parent of every adaptation, again")
+
+
 def show_committed_cores() -> None:
-    """The committed cores, the zoo's check that each core's PCK comes back from its weights, and
-    the PCK of each core trained further from another along its whole lineage."""
+    """The committed cores, the zoo's check that the parent core's PCK comes back from its weights
+    (the others' as measured when their weights were written), and the PCK of each core trained
+    further from another along its whole lineage."""
     cores = load_references("pose")
     print("\n".join(committed_core_lines(cores)))
-    with_weights = zoo.available(kind=zoo.POSE)
-    if with_weights:
-        display(pd.DataFrame([zoo.verify(name) for name in with_weights]).set_index("model").round(6))
+    if PARENT_CORE in zoo.available(kind=zoo.POSE):
+        display(core_checks(cores, {PARENT_CORE: verified(PARENT_CORE)}))
     for grown in [r for r in cores if r.get("ancestor")]:
         lineage_pck_figure(grown)
         plt.show()
@@ -213,7 +244,7 @@ def seed_runs(chapter) -> dict[str, dict[int, object]]:
     its first seed, evaluated at the few-shot sizes), then its later seeds' runs; a run this
     profile has no record of is left out."""
     first, *later = seeds(chapter.settings)
-    headline = chapter.headline_runs(CHAPTER)
+    headline = chapter.headline_runs(CHAPTER, few_shot_curves=False)  # the chapter shows no few-shot curve
     by_mode = {run.overrides["method"]["mode"]: headline.get(run.name) for run in EXPERIMENTS[CHAPTER].runs}
     out = {}
     for mode in MODES:
@@ -428,6 +459,20 @@ def show_ordering(runs_by_mode: dict) -> None:
     print("\n".join(ordering_lines(summary)))
 
 
+def show_mode_ordering(chapter, runs_by_mode: dict) -> None:
+    """:func:`show_ordering` of the modes' runs, or a stand-in without any."""
+    if runs_by_mode:
+        show_ordering(runs_by_mode)
+    else:
+        chapter.missing("The ordering of the modes")
+
+
+def show_tuning_verdict(records) -> None:
+    """The sweep's setting with the lowest tune_val error (:func:`best_tuning_line`), where there is a sweep."""
+    if records:
+        print(best_tuning_line(records))
+
+
 # ------------------------------------------------------------------ the authors' protocol
 def authors_protocol_table(detections_by_mode: dict, splits: Sequence[str]) -> pd.DataFrame | None:
     """The forward and backward errors under the book's protocol and the authors' (:data:`AUTHORS`),
@@ -523,14 +568,30 @@ def folding_check(model, images, timed: bool) -> tuple[dict, float]:
     return timings, (points["folded"] - points["projected (as trained)"]).abs().max().item()
 
 
+def committed_step_costs(record: dict) -> pd.DataFrame:
+    """Each mode's step at the ``cpu`` settings as the committed bench record ``record``
+    (``python -m lmcore.bench``, :func:`lmcore.bench.load_bench_records`) timed it, with its time
+    relative to the proposed mode's: what the reference profile shows, timing nothing."""
+    rows = {row["case"].split("(")[-1].rstrip(")").replace("fine-tune", "finetune"): row for row in record["rows"]
+            if row["method"] == "sanchez" and row["profile"] == REFERENCE_SETTINGS and bench.is_plain(row)}
+    costs = pd.DataFrame({mode: rows[mode] for mode in MODES if mode in rows}).T
+    costs["time / proposed"] = (costs["step_ms"].astype(float) / float(costs.loc["proposed", "step_ms"])).round(2)
+    return costs[["step_ms", "time / proposed", "images_per_s", "batch_size", "saved_for_backward_mb", "parameters",
+                  "trainable", "optimiser_state_mb"]]
+
+
 def show_step_costs(chapter, models: dict) -> None:
-    """Each mode's step cost (training profiles: timing a step trains it), then the folded
-    detector's check against the detector as trained on 256 test faces (timed where the profile trains)."""
+    """Each mode's step cost (training profiles: measured here; the reference profile: the
+    committed bench record's), then the folded detector's check against the detector as trained on
+    256 test faces (timed where the profile trains)."""
     if chapter.trains:
         display(step_cost_table(chapter.profile))
     else:
-        print(f"What a step costs: the {chapter.profile} profile times nothing; `{TRAIN_COMMAND}` measures this "
-              "machine (chapter 7 shows the committed timings)")
+        record = next(r for r in bench.load_bench_records() if r["device"]["type"] == "cpu")
+        display(Markdown(f"Measured by `python -m lmcore.bench` on {record['device']['name']} "
+                         f"({record['device']['threads']} threads) at commit {record['commit'][:10]}, "
+                         f"{record['created'][:10]} (`{record['path']}`; chapter 7 shows the whole record):"))
+        display(committed_step_costs(record))
     if "proposed" not in models:
         chapter.missing("The folded detector (the proposed mode's model)")
         return
@@ -658,7 +719,8 @@ def show_reference_ordering(chapter, references) -> None:
     with_weights = set(zoo.available())
     if not all(f"sanchez/{r.run_name}" in with_weights for runs in by_mode.values() for r in runs):
         return
-    per_face = {mode: np.stack([chapter.detections(r, chapter.regressor_train, {"test_mtfl": chapter.test_mtfl})
+    regressor_set, tests = evaluation_sets(chapter)  # every n-th face in smoke, as the chapter's other tables
+    per_face = {mode: np.stack([chapter.detections(r, regressor_set, {"test_mtfl": tests["test_mtfl"]})
                                 .per_image("test_mtfl") for r in runs]) for mode, runs in by_mode.items()}
     display(reference_seed_table(by_mode, per_face))
     ordering, verdicts = reporting.ordering_verdicts(per_face, expected=PAPER_ORDER)

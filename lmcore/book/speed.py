@@ -8,6 +8,7 @@ import pandas as pd
 from ..bench import book_bench, is_plain, load_bench_records, option_label
 from .references import TRAIN_COMMAND
 from .reporting import short_commit
+from .tables import fold
 
 #: the parts of a training step the bench times, with their colours in the share figure
 STEP_PARTS = {"warps, pairs": ("warps_ms", "tab:orange"), "networks, losses": ("networks_ms", "tab:blue"),
@@ -32,14 +33,15 @@ def appendix_record(trains: bool, profile: str, device) -> tuple[dict, str]:
 
 def step_table(record: dict) -> pd.DataFrame:
     """One row per timed step: settings, method, options, batch, resolution, time, throughput,
-    activation memory, peak GPU memory and the trainable share of the weights."""
-    return pd.DataFrame([{"settings": r["profile"], "method": r["case"], "options": option_label(r),
+    activation memory, peak GPU memory and the trainable share of the weights; what every row
+    shares is said once above the table (:func:`lmcore.book.tables.fold`)."""
+    return fold(pd.DataFrame([{"settings": r["profile"], "method": r["case"], "options": option_label(r),
                           "batch": r["batch_size"], "px": r["resolution"], "ms / step": r["step_ms"],
                           "steps / s": r["steps_per_s"], "images / s": r["images_per_s"],
                           "kept for backward (MB)": r["saved_for_backward_mb"],
                           "peak GPU (MB)": r.get("peak_cuda_mb", "-"),
                           "trainable / all weights": f"{r['trainable'] / max(r['parameters'], 1):.0%} of {r['parameters']:,}"}
-                         for r in record["rows"]])
+                         for r in record["rows"]]))
 
 
 def share_table(record: dict) -> pd.DataFrame:

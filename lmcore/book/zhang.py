@@ -73,7 +73,7 @@ def tuning_verdicts(records: Sequence) -> list[str]:
     for k in sorted(set(ks.values())):
         of_k = {label: error for label, error in scored.items() if ks[label] == k}
         best = min(of_k, key=of_k.get)
-        lines.append(f"K = {k}: lowest tune_val error: '{best}' ({of_k[best]:.2f} %)")
+        lines.append(f"K = {k}: lowest tune_val error: '{reporting.reader_label(best)}' ({of_k[best]:.2f} %)")
     code = scored.get(CODE_BALANCE_LABEL)
     for part in ("warps", "decoder"):
         other = scored.get(EARLIER_PART_LABEL.format(part=part))
@@ -330,3 +330,60 @@ def mnist_figures(model, profile: str, pairs: Sequence[tuple[int, int]] = ((2, 9
                                colours=colours, size=8)
     fig20.suptitle(f"Fig. 20: morphing {list(pairs)} by interpolating landmarks [{profile}]", fontsize=9)
     return [fig19, fig20]
+
+
+# ---------------------------------------------------------------------------------- the chapter's sections
+def ablation_runs(chapter, config: dict, runs: dict) -> tuple[dict, dict]:
+    """``(base config, {label: record})`` of Table 1c's ablations (:data:`ABLATIONS`) at the budget's
+    ablation length, batch and (no) learning curve: a shorter schedule keeps the learning-rate decay,
+    the growth of lambda_recon and the switch to landmark-anchored warps at the same fractions of it;
+    a variant equal to the main K = 10 run is that run."""
+    base = method_settings("zhang").ablation_config(chapter.settings, config)
+    return base, chapter.variants("zhang", ABLATIONS, base=base, prefix="ablation",
+                                  reuse=[runs[10]] if 10 in runs else [])
+
+
+def show_table1c(chapter, ablation_runs: dict) -> None:
+    """Table 1c (:func:`table1c`), or a stand-in."""
+    if ablation_runs:
+        display(table1c(ablation_runs, chapter.profile))
+    else:
+        chapter.missing("Table 1c, the ablations")
+
+
+def ratio_runs(chapter, base: dict, ablation_runs: dict) -> dict:
+    """``{label: record}`` of Table 5's TPS control-point ratios (:func:`tps_ratio_variants`), with
+    the ablations' budget (the profile's own ratio is the ablations' "full L" run)."""
+    return chapter.variants("zhang", tps_ratio_variants(chapter.settings), base=base, prefix="tps",
+                            reuse=list(ablation_runs.values()))
+
+
+def show_table5(chapter, ratio_runs: dict) -> None:
+    """Table 5 (:func:`table5`), or a stand-in."""
+    if ratio_runs:
+        display(table5(ratio_runs, chapter.profile))
+    else:
+        chapter.missing("Table 5, the TPS control-point ratios")
+
+
+def mnist_run(chapter):
+    """Appendix B's run: seven landmarks on MNIST without descriptors, at the profile's length
+    (the budget's ``mnist`` variant); its provenance, or a stand-in; returns the record (or None)."""
+    record = chapter.run("zhang", "mnist-k7", overrides=method_settings("zhang").variant_config(chapter.settings, "mnist"))
+    if chapter.has_model(record):
+        display(reporting.provenance_table([record]))
+    else:
+        chapter.missing("Appendix B, MNIST")
+    return record
+
+
+def show_mnist(chapter, record) -> None:
+    """Appendix B's figures from ``record``'s model (nothing without one: :func:`mnist_run` said why)."""
+    if chapter.has_model(record):
+        mnist_figures(chapter.model(record), chapter.profile)
+        plt.show()
+
+
+def show_protocol(runs: dict) -> None:
+    """Backward and consistency errors beside the forward ones, one row per K."""
+    display(reporting.protocol_table(list(runs.values()), label=lambda r: f"K = {r.num_landmarks}"))

@@ -97,6 +97,10 @@ class LandmarkFolder:
     naming it.
     """
 
+    has_face_protocol = False
+    #: one class serves every folder: lmcore.data.sources builds it with the folder's name
+    takes_name = True
+
     def __init__(self, name: str, root: str | Path | None = None):
         self.name = name
         self.root = Path(root) if root is not None else find_dataset(name, marker="splits")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 
 from ..errors import CorruptDataError
 from ..paths import find_dataset
-from .images import load_image_tensor
+from .images import array_sha256, load_image_stack, load_image_tensor
 from .mtfl import (
     LandmarkSet,
     check_line_end,
@@ -146,6 +147,7 @@ class LSPET128:
     CorruptDataError naming the file for any failed check.
     """
 
+    has_face_protocol = False
     joint_names = JOINT_NAMES
     flip_permutation = FLIP_PERMUTATION
 
@@ -170,9 +172,24 @@ class LSPET128:
             check_splits_against_lists(self.splits, self.root, {s: path for s in self.splits})
 
     def fingerprint(self) -> str:
-        """sha256 (hex) of ``joints.csv`` as loaded; equals :data:`JOINTS_SHA256` unless
-        the check was switched off."""
+        """The data's identity for run records: sha256 (hex) over ``joints.csv`` as loaded and the
+        decoded images of every split (:attr:`images_sha256`)."""
+        return hashlib.sha256(f"joints {self._fingerprint}\nimages {self.images_sha256}\n".encode()).hexdigest()
+
+    def labels_sha256(self) -> str:
+        """sha256 (hex) of ``joints.csv`` as loaded (:data:`JOINTS_SHA256` unless the check was
+        switched off): the data identity of records keyed before the images were part of it."""
         return self._fingerprint
+
+    @cached_property
+    def images_sha256(self) -> str:
+        """sha256 over each split's decoded images (``N x 3 x 128 x 128`` uint8, from the verified
+        decode cache that training reads too)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.splits):
+            stack = load_image_stack([self.root / n for n in self.splits[name]], (IMAGE_SIZE, IMAGE_SIZE), f"{NAME}-{name}")
+            digest.update(f"{name} {array_sha256(stack)}\n".encode())
+        return digest.hexdigest()
 
     def split(self, name: str, every: int = 1, *, limit: int | None = None) -> LandmarkSet:
         """Images, joints and visibility of one split (``limit`` keeps its first rows, then

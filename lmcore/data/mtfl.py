@@ -35,7 +35,7 @@ import torch
 
 from ..errors import CorruptDataError
 from ..paths import find_dataset
-from .images import load_image_stack
+from .images import array_sha256, load_image_stack
 
 IMAGE_SIZE = 80
 POINT_NAMES = ("left eye", "right eye", "nose", "left mouth", "right mouth")
@@ -44,6 +44,20 @@ LABEL_FILES = ("new_training.txt", "new_testing.txt")
 # Rows per label file, fixed by the data set's README: a file cut at a line boundary parses
 # cleanly, and without these counts a copy cut together with its split lists would load.
 ROW_COUNTS = {"new_training.txt": 10_000, "new_testing.txt": 2_995}
+#: sha256 of the label files and split lists of the embedded MTFL-80 (../shared/data/mtfl80): a copy
+#: whose labels were edited while staying valid (every x shifted by 8 px inside the frame) parses,
+#: derives its splits and passes every other check, and only these tell
+PINNED_SHA256 = {
+    "new_training.txt": "594fdde7bd3f542f89ff33335e86082a4c1976a34fe494bc392ac21ff8577929",
+    "new_testing.txt": "0a14b297be7b9b3c43fb7e19529a0f9d97219bdbc5479c0917db44ca09b55ddc",
+    "splits/excluded_bad_labels.txt": "1b7fc97dc1b032d1bccf4ed2b47fbed6b435135b6764dfcf525db4115a2603d3",
+    "splits/regressor_train.txt": "ea1f5d4a8de144d33fe6e970787146479bc737df25f7959467d9da5a7314bddb",
+    "splits/test_aflw.txt": "2df488213af6663630eeee7a8ca0ee332cfce264b67d0f2f99de201d618f100f",
+    "splits/test_mtfl.txt": "1aa1bc0d9c62fd6937f7d89dd3f5854d18f1ed69b3846731865dcced4ebae4ea",
+    "splits/tune_fit.txt": "3b69d655f793e75dff78aa2ce57d8612dcf2be65aab302695f04ad54211dc0d1",
+    "splits/tune_val.txt": "b5a95a089ab8bc2984b19b7310309cac78feb36b782bfb4d752c5daeab62e56c",
+    "splits/unsup_train.txt": "c29dbf835debbb6397544b93fff3272b02877e9cf601b1085a12662fb69fd6fa",
+}
 FETCH_MTFL = "python data_scripts/fetch_mtfl.py"
 BAD_LABEL_MEAN_Y = 25.0  # net_7876 rows whose mean y is below this carry wrong labels
 # Coordinates must lie in the 80 px image frame with a 10 px margin. The shipped files span
@@ -266,6 +280,18 @@ def files_sha256(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
+def check_pinned(root: Path, raw: Mapping[str, bytes], pinned: Mapping[str, str]) -> None:
+    """Each file of ``pinned`` (relative to ``root``; its bytes in ``raw`` where already read) must
+    have its pinned sha256: :class:`CorruptDataError` naming the first that differs."""
+    for rel, want in pinned.items():
+        data = raw[rel] if rel in raw else (root / rel).read_bytes()
+        have = hashlib.sha256(data).hexdigest()
+        if have != want:
+            raise CorruptDataError(f"{root / rel}: sha256 {have[:16]}... differs from the pinned {want[:16]}... of the "
+                                   "embedded MTFL-80: an edited or other copy (restore it from ../shared/data/mtfl80, "
+                                   f"or rebuild it with {FETCH_MTFL})")
+
+
 class MTFL80:
     """The MTFL-80 data set with its derived splits.
 
@@ -274,11 +300,15 @@ class MTFL80:
 
     Raises :class:`CorruptDataError` for an invalid label row (see :func:`read_label_file`),
     a label file without the README's row count (:data:`ROW_COUNTS`), a folder without
-    ``splits/`` (an incomplete copy: the splits must be checked, not only re-derived) and
-    label files that do not give the shipped lists.
+    ``splits/`` (an incomplete copy: the splits must be checked, not only re-derived), label
+    files that do not give the shipped lists and, last, label files or lists whose sha256 is not
+    the pinned one (:data:`PINNED_SHA256`; ``pinned=None`` skips that check, for test copies).
     """
 
-    def __init__(self, root: str | Path | None = None):
+    #: the book's 5-point face protocol (chapter 0) scores detectors on it
+    has_face_protocol = True
+
+    def __init__(self, root: str | Path | None = None, pinned: Mapping[str, str] | None = PINNED_SHA256):
         self.root = Path(root) if root is not None else find_dataset("mtfl80", marker="new_training.txt")
         for required in LABEL_FILES:
             if not (self.root / required).exists():
@@ -301,11 +331,25 @@ class MTFL80:
                                    f"rebuild it with {FETCH_MTFL}")
         source_of = {s: test_path if s == "test_aflw" else train_path for s in self.splits}
         check_splits_against_lists(self.splits, self.root, source_of)
+        if pinned:
+            check_pinned(self.root, raw, pinned)
 
     def fingerprint(self) -> str:
-        """sha256 (hex) of the two label files' bytes as loaded (:func:`files_sha256`): the
-        data's identity for run records; any edit or truncation gives another value."""
+        """The data's identity for run records: sha256 (hex) over the two label files' bytes as
+        loaded (:func:`files_sha256`) and the decoded images (:func:`images_sha256`); any edit of a
+        label, a split or an image gives another value."""
+        return hashlib.sha256(f"labels {self._fingerprint}\nimages {self.images_sha256}\n".encode()).hexdigest()
+
+    def labels_sha256(self) -> str:
+        """sha256 (hex) of the two label files alone: the data identity of records keyed before the
+        images were part of it."""
         return self._fingerprint
+
+    @cached_property
+    def images_sha256(self) -> str:
+        """sha256 of every image as decoded (``N x 3 x 80 x 80`` uint8, the order of the names); from
+        the verified decode cache, 0.15 s."""
+        return array_sha256(self._images)
 
     @cached_property
     def _all_names(self) -> list[str]:

@@ -25,99 +25,34 @@ name                what                                        provided by
 """
 from __future__ import annotations
 
-import hashlib
+import importlib
 from functools import lru_cache
-
-import torch
 
 from ..errors import ConfigError
 from ..paths import data_root
-from .mtfl import LandmarkSet
-
-FOLDER_SOURCES = ("celeba", "aflw", "cats", "shoes")  # the folders data_scripts/fetch_*.py write
 
 
-class ArraySource:
-    """A registry-fetched set of unlabelled images (MNIST, Fashion-MNIST footwear), zero-padded
-    so that random warps keep the object in the frame (Zhang et al. App. G.1 pad 28 to 56)."""
-
-    has_face_protocol = False
-
-    def __init__(self, name: str, pad: int = 14):
-        self.name = name
-        self.pad = pad
-        if name == "mnist":
-            from .registry_sets import load_mnist, mnist_path
-
-            images, labels = load_mnist()
-            self.root = mnist_path()
-            split_of = torch.zeros(len(images), dtype=torch.long)
-        else:
-            from .registry_sets import fashion_footwear_path, load_fashion_footwear
-
-            images, labels, split_of = load_fashion_footwear()
-            self.root = fashion_footwear_path()
-        self.labels = labels
-        self.images = torch.nn.functional.pad(images[:, None], (pad, pad, pad, pad))
-        self._split_of = split_of
-        self.splits = {"train": (split_of == 0).nonzero().flatten().tolist(),
-                       "test": (split_of == 1).nonzero().flatten().tolist()}
-        if not self.splits["test"]:
-            del self.splits["test"]
-
-    def split(self, name: str, every: int = 1, *, limit: int | None = None) -> LandmarkSet:
-        """The images of one split (``limit`` keeps its first rows, then every ``every``-th)."""
-        if name not in self.splits:
-            raise ConfigError(f"data source '{self.name}' has no split '{name}'; choose one of {sorted(self.splits)}")
-        rows = self.splits[name][:limit] if limit else self.splits[name]
-        index = torch.as_tensor(rows[::every], dtype=torch.long)
-        images = self.images[index]
-        return LandmarkSet(f"{self.name}/{name}", [f"{self.name}/{i}" for i in index.tolist()], images,
-                           torch.zeros(len(images), 0, 2))
-
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        digest.update(self.images.numpy().tobytes())
-        digest.update(f"pad={self.pad}".encode())
-        return digest.hexdigest()[:16]
-
-
-def _mtfl80():
-    from .mtfl import MTFL80
-
-    source = MTFL80()
-    source.has_face_protocol = True
-    return source
-
-
-def _lspet128():
-    from .lspet import LSPET128
-
-    source = LSPET128()
-    source.has_face_protocol = False
-    return source
-
-
-def _folder(name: str):
-    from .folders import LandmarkFolder
-
-    source = LandmarkFolder(name)
-    source.has_face_protocol = False
-    return source
-
-
+#: ``{name: "module:class"}``: the class is built with the source's name where it serves several
+#: (``takes_name``), else without arguments. A string registry, so that a run's code identity holds
+#: its own source's module and not every parser (lmcore.training.code_identity.REGISTRIES).
 SOURCES = {
-    "mtfl80": _mtfl80,
-    "lspet128": _lspet128,
-    "mnist": lambda: ArraySource("mnist"),
-    "fashion_footwear": lambda: ArraySource("fashion_footwear"),
-    **{name: (lambda n=name: _folder(n)) for name in FOLDER_SOURCES},
+    "mtfl80": "lmcore.data.mtfl:MTFL80",
+    "lspet128": "lmcore.data.lspet:LSPET128",
+    "mnist": "lmcore.data.arrays:ArraySource",
+    "fashion_footwear": "lmcore.data.arrays:ArraySource",
+    "celeba": "lmcore.data.folders:LandmarkFolder",
+    "aflw": "lmcore.data.folders:LandmarkFolder",
+    "cats": "lmcore.data.folders:LandmarkFolder",
+    "shoes": "lmcore.data.folders:LandmarkFolder",
 }
+FOLDER_SOURCES = tuple(name for name, entry in SOURCES.items() if entry.endswith(":LandmarkFolder"))
 
 
 @lru_cache(maxsize=8)
 def _cached(name: str, root: str):
-    return SOURCES[name]()
+    module, attribute = SOURCES[name].split(":")
+    factory = getattr(importlib.import_module(module), attribute)
+    return factory(name) if getattr(factory, "takes_name", False) else factory()
 
 
 def get_source(name: str):

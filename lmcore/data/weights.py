@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import CorruptDataError, MissingDataError
+from ..files import first_line, weights_only_refusal
 from ..paths import data_root, fetch_command
 from .registry_sets import content_sha256
 
@@ -113,9 +114,14 @@ def load_vgg16_features_state_dict(path: Path | str | None = None) -> dict[str, 
         raise MissingDataError(
             f"VGG16 ImageNet weights not found at {path}. Fetch them with:  {fetch_command('vgg16')}"
         )
+    again = f"delete it and fetch it again with:  {fetch_command('vgg16')} --force"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CorruptDataError(f"{path}: cannot be read as torch weights ({type(exc).__name__}: {exc})") from exc
+        refused = weights_only_refusal(exc)
+        if refused is not None:  # one line: torch's own text advises the load that would run them
+            raise CorruptDataError(f"{path} holds objects weights never hold ({refused}); torch's weights-only "
+                                   f"loader refused it without running them: {again}") from None
+        raise CorruptDataError(f"{path}: cannot be read as torch weights ({first_line(exc)}): {again}") from exc
     check_vgg16_state_dict(state, path)
     return {key: state[key] for key in vgg16_feature_shapes()}

@@ -26,9 +26,11 @@ class Budget:
     ablation_train: other ``train`` settings of the ablation runs (e.g. a smaller batch).
     variants: named overrides a chapter trains besides the defaults (e.g. ``"k30"``,
         ``"mnist"``), so that no chapter holds a profile-dependent dict of its own.
+    tuning_steps: length of the tuning sweep's runs (None: as long as the main runs).
     """
 
     eval_subsample: int = 1
+    tuning_steps: int | None = None
     ablation_steps: int | None = None
     ablation_train: dict = field(default_factory=dict)
     variants: dict = field(default_factory=dict)
@@ -71,6 +73,13 @@ class MethodSettings:
         if budget.ablation_steps:
             config = get_method(self.method).shortened_config(config, budget.ablation_steps)
         return deep_update(config, {"train": budget.ablation_train})
+
+    def tuning_config(self, profile: str) -> dict:
+        """The base config of the tuning sweep in ``profile``: the profile's, shortened to the
+        budget's tuning steps (see :meth:`~lmcore.methods.LandmarkMethod.shortened_config`)."""
+        config = self.default_config(profile)
+        steps = self.budget(profile).tuning_steps
+        return get_method(self.method).shortened_config(config, steps) if steps else config
 
     def variant_config(self, profile: str, name: str) -> dict:
         """The profile's config with the budget's variant ``name`` applied; a variant that sets
@@ -148,3 +157,54 @@ class Experiment:
 def num_landmarks(k: int) -> dict:
     """The overrides of a run with ``k`` landmarks."""
     return {"method": {"num_landmarks": k}}
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """A run grown continuation after continuation until its tune_val curve flattens (the
+    convergence campaign, ``tools/campaign.py``).
+
+    Its continuations are published as ``results/<method>/<name>-<n>`` (n = 1, 2, ...), each a
+    ``cpu`` run of ``chunk_steps`` steps that starts from the zoo weights of the one before
+    (``train.init_from``, a fresh optimiser) at the profile's learning rate, with every
+    step-counted setting of the method already passed (a loss weight that grows is grown) and a
+    learning curve every ``eval_every`` steps. The first starts from the zoo model ``start``; a
+    lineage without one first trains ``<name>-0``: the profile with ``seed`` overrides (e.g. a
+    headline run's budget in another loss balance). ``overrides`` apply to every continuation.
+    When the curve is flat (:data:`FLAT_POINTS` evaluations improving by less than
+    :data:`FLAT_GAIN` points in all) or ``cap_hours`` of training are spent, one last continuation
+    trains at the learning rate times ``decay`` so that the number it ends with is a converged one.
+    """
+
+    method: str
+    name: str
+    start: str | None
+    cap_hours: float
+    label: str = ""
+    #: lineages of the same priority grow in turn (the one with the fewest hours first), before any later one
+    priority: int = 1
+    chunk_steps: int = 5000
+    eval_every: int = 1000
+    decay: float = 0.1
+    overrides: dict = field(default_factory=dict, hash=False, compare=False)
+    seed: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def continuation(self, n: int) -> str:
+        return f"{self.name}-{n}"
+
+    def continuation_overrides(self, previous: str, final: bool = False) -> dict:
+        """The overrides of a continuation from the zoo model ``previous`` (``final``: the decayed one)."""
+        cls = get_method(self.method)
+        profile = _settings_of(self.method).default_config("cpu")
+        passed = {key: ([0] * len(profile["method"][key]) if isinstance(profile["method"][key], list) else 0)
+                  for key in cls.step_settings}
+        train = {"init_from": previous, "steps": self.chunk_steps, "eval_every": self.eval_every,
+                 "lr_milestones": [0] if final else [], "lr_gamma": self.decay, "keep_every": 0,
+                 "checkpoint_every": min(500, self.chunk_steps)}
+        return deep_update(deep_update({"method": passed, "train": train}, self.overrides), {"train": train})
+
+
+#: a lineage's curve is flat when its last FLAT_POINTS tune_val evaluations improve by less than
+#: FLAT_GAIN points (% of IOD) in all
+FLAT_POINTS = 3
+FLAT_GAIN = 0.2

@@ -56,18 +56,19 @@ def _c3_profile(jakab: dict, train: dict) -> dict:
         },
         "parents": {"pairs": {"method": "jakab", "name": "k10", "overrides": {}},
                     "flow": {"method": "c3_flow", "name": "flow", "overrides": {}}},
-        "train": train,
+        # the paper's learning rate is divided by 10 at each milestone (Jakab's profiles decay x0.95)
+        "train": {"lr_gamma": 0.1, **train},
     })
 
 
-# Paper: Adam 5e-4 (x0.1 at 50% and 75% of the schedule), weight decay 1e-4, 128 px (Jakab's paper
-# profile); batch 32 instead of 200 on one GPU. CPU: batches of 8 pairs (a C3 step runs the
-# generator five times: 0.79 s against 0.17 s for the paired step alone), 200 steps from the Jakab
-# chapter's run; the four ablation rows are as long, so that the chapter's runs fit about 12 minutes.
+# Paper: Adam 5e-4 (x0.1 at 50% and 75% of the schedule: 5e-6 at the end), weight decay 1e-4, 128 px
+# (Jakab's paper profile); batch 32 instead of 200 on one GPU. CPU: batches of 8 pairs (a C3 step runs the
+# generator five times: 0.79 s against 0.17 s for the paired step alone), 1,000 steps from the Jakab
+# chapter's run (the committed references' budget); the four ablation rows are as long.
 _PAPER = _c3_profile(JAKAB_PROFILES["paper"], {"steps": 40000, "lr": 5e-4, "weight_decay": 1e-4,
                                                 "lr_milestones": [20000, 30000], "batch_size": 32})
-_CPU = _c3_profile(JAKAB_PROFILES["cpu"], {"steps": 200, "lr": 5e-4, "weight_decay": 1e-4, "lr_milestones": [150],
-                                            "batch_size": 8, "checkpoint_every": 100, "eval_every": 100,
+_CPU = _c3_profile(JAKAB_PROFILES["cpu"], {"steps": 1000, "lr": 5e-4, "weight_decay": 1e-4, "lr_milestones": [750],
+                                            "batch_size": 8, "checkpoint_every": 250, "eval_every": 250,
                                             "log_every": 20})
 _SMOKE = _c3_profile(JAKAB_PROFILES["smoke"], {"steps": 8, "lr": 5e-4, "weight_decay": 1e-4, "lr_milestones": [],
                                                 "batch_size": 4, "checkpoint_every": 4, "eval_every": 4,
@@ -91,13 +92,15 @@ TUNING = {
     "equiv 100": {"method": {"equiv_weight": 100.0}},
 }
 
-# K = 30 starts from the Jakab chapter's K = 30 run (same name and overrides: the same run)
+# K = 30 starts from the Jakab chapter's K = 30 run (same name and overrides: the same run; in the cpu
+# profile its budget variant's 2,000 steps too)
 _K30 = {"method": {"num_landmarks": 30},
         "parents": {"pairs": {"name": "k30", "overrides": {"method": {"num_landmarks": 30}}}}}
+_K30_CPU = deep_update(_K30, {"parents": {"pairs": {"overrides": {"train": {"steps": 2000}}}}})
 C3_BUDGETS = {
     "smoke": Budget(eval_subsample=8, ablation_steps=4, variants={"k30": _K30}),
     # the ablation rows are as long as the main run, whose config the "cycle + flow" row then is
-    "cpu": Budget(variants={"k30": _K30, "tuning": TUNING}),
+    "cpu": Budget(tuning_steps=200, variants={"k30": _K30_CPU, "tuning": TUNING}),
     "paper": Budget(ablation_steps=20000, ablation_train={"eval_every": 0}, variants={"k30": _K30}),
 }
 

@@ -21,7 +21,7 @@ CODE_FRAME = 96 / 80
 #: with translation uniform in +-0.15 of the 96 px frame, rotation N(0, 10 deg), scale exp(N(0, ln 1.25))
 #: (a log2 std of 0.32); TPS on a 7 x 7 grid of cell centres (+-6/7 of that frame) jittered with
 #: std 0.1 in [-1, 1] units of it, evaluated with half the kernel it is solved with (tps_stn.py:103
-#: against :189/:228)
+#: against :228)
 CODE_WARP = {"rotation_deg": 10.0, "log2_scale": math.log(1.25) / math.log(2), "translation": 0.15 * CODE_FRAME,
              "tps_grid": 7, "tps_std": 0.05 * CODE_FRAME, "tps_extent": 6 / 7 * CODE_FRAME, "tps_bend": 0.5,
              "distribution": "normal"}
@@ -62,7 +62,7 @@ _PAPER = {
               "checkpoint_every": 5000, "eval_every": 5000, "log_every": 200, "keep_every": 50000},
 }
 # CPU profile: 40 px view, hourglasses of one convolution per block and 16 channels, the schedule
-# compressed to 1,000 steps so that the chapter fits its share of the book's CPU budget; the loss
+# compressed to 2,000 steps (the committed references' budget); the loss
 # balance, warps and decoder of the book before the audit, which scored lower on tune_val than the
 # released code's at this budget, K = 10 and K = 30 (results/tuning/zhang/, the chapter's table).
 # CPU: the standard memory layout (channels-last, which speeds up the other methods' steps, makes
@@ -83,9 +83,9 @@ BEFORE_AUDIT = {
 CODE_BALANCE = {k: _PAPER["method"][k] for k in BEFORE_AUDIT}
 _CPU = deep_update(_PAPER, {
     "method": {"view_size": 40, "detector_net": _CPU_NET, "feature_net": _CPU_NET, "decoder_net": _CPU_NET,
-               "feature_channels": 32, "recon_increase_steps": [350, 700], "landmark_control_after": 250,
+               "feature_channels": 32, "recon_increase_steps": [700, 1400], "landmark_control_after": 500,
                **BEFORE_AUDIT},
-    "train": {"steps": 1000, "batch_size": 16, "lr_milestones": [700], "checkpoint_every": 250,
+    "train": {"steps": 2000, "batch_size": 16, "lr_milestones": [1400], "checkpoint_every": 250,
               "eval_every": 250, "log_every": 50, "keep_every": 250},
 })
 _SMOKE_NET = {"width": 8, "max_width": 16, "depth": 3, "block_convs": 1, "skip_convs": 1}
@@ -121,7 +121,7 @@ BUDGETS = {
         "tuning": {"the code's balance": {"method": CODE_BALANCE}},
         "mnist": deep_update(_MNIST, {"method": {"view_size": 24}, "train": {"steps": 12}}),
         "tps_ratios": {"10:0": 0.0, "7:3": 0.3, "5:5": 0.5, "1:9": 0.9}}),
-    "cpu": Budget(ablation_steps=250, ablation_train={"batch_size": 8, "eval_every": 0}, variants={
+    "cpu": Budget(ablation_steps=250, ablation_train={"batch_size": 8, "eval_every": 0}, tuning_steps=1000, variants={
         "k30": K30_BEFORE_AUDIT,
         "tuning": {},  # filled below
         "mnist": deep_update(_MNIST, {"method": {"view_size": 32}, "train": {"steps": 300}}),

@@ -54,6 +54,8 @@ COMMON_RANGES = {"num_landmarks": Between(1, 256), "view_crop": Between(0.1, 1.5
 
 #: the history key of a learning curve's forward error on test_mtfl (viz and reporting read it)
 LEARNING_CURVE_KEY = "forward_test_mtfl"
+#: the learning curve's tune_val forward error (regressor on a tune_fit subset): what a lineage is grown by
+TUNE_CURVE_KEY = "forward_tune_val"
 #: a supervised pose core's record and learning-curve key: its PCK@0.2 on LSPET val (a fraction)
 PCK_KEY = "pck_val"
 #: the history key of the landmarks recorded on a few test faces at each evaluation (widgets)
@@ -188,25 +190,31 @@ class LandmarkMethod(nn.Module):
                                  few_shot_repeats=few_shot.get("repeats", 10)).as_dict()
 
     def learning_curve(self, source, subsample: int = 1, n_train: int = 2000) -> Callable | None:
-        """A cheap evaluation for the learning curve, called every ``train.eval_every`` steps:
-        the forward error on test_mtfl with the regressor fitted on ``n_train`` labelled faces
-        spread evenly over regressor_train (sorted by path: its first rows are all LFW faces)."""
+        """A cheap evaluation for the learning curve, called every ``train.eval_every`` steps: the
+        forward error on test_mtfl with the regressor fitted on ``n_train`` labelled faces spread
+        evenly over regressor_train (sorted by path: its first rows are all LFW faces), and the one
+        settings and stopping points are judged by, on tune_val with the regressor fitted on as
+        many faces of tune_fit (:data:`TUNE_CURVE_KEY`); both least squares without a ridge."""
         if not getattr(source, "has_face_protocol", False):
             return None
         from ..evaluation import RegressionOptions, detect_all, forward_error
 
-        names = source.splits["regressor_train"]
-        stride = max(1, len(names) // n_train) * subsample
-        train_set = source.by_names(names[::stride][:n_train], "regressor_train (learning curve subset)")
-        test_set = source.split("test_mtfl", every=subsample)
+        def spread(split: str):
+            names = source.splits[split]
+            stride = max(1, len(names) // n_train) * subsample
+            return source.by_names(names[::stride][:n_train], f"{split} (learning curve subset)")
+
+        train_set, tune_fit = spread("regressor_train"), spread("tune_fit")
+        test_set, tune_val = source.split("test_mtfl", every=subsample), source.split("tune_val", every=subsample)
+        plain = RegressionOptions(ridge=0.0)
 
         def evaluate(method) -> dict:
             with torch.no_grad():
-                tr = detect_all(method.detect, train_set.images)
-                te = detect_all(method.detect, test_set.images)
-            result = forward_error(tr, train_set.points, te, test_set.points, RegressionOptions(ridge=0.0))
+                tr, te, tf, tv = (detect_all(method.detect, faces.images) for faces in (train_set, test_set, tune_fit, tune_val))
+            result = forward_error(tr, train_set.points, te, test_set.points, plain)
+            tune = forward_error(tf, tune_fit.points, tv, tune_val.points, plain)
             snapshot = [[[round(float(c), 2) for c in p] for p in face] for face in te[:SNAPSHOT_IMAGES]]
-            return {LEARNING_CURVE_KEY: result["mean"], SNAPSHOT_KEY: snapshot}
+            return {LEARNING_CURVE_KEY: result["mean"], TUNE_CURVE_KEY: tune["mean"], SNAPSHOT_KEY: snapshot}
 
         return evaluate
 

@@ -16,7 +16,8 @@ import torch
 from ..config import Between, ListOf, OneOf
 from ..geometry import ComposedWarp, WarpSpec, random_tps, warp_image
 from ..losses.perceptual import VGG16_LAYERS, PerceptualLoss, pixel_loss, smooth_border_mask
-from ..models.conditional_generator import MAP_FORMS, MAPS_AT, OUTPUTS, UPSAMPLING, ConditionalGenerator
+from ..models.conditional_generator import (MAP_FORMS, MAP_GRIDS, MAPS_AT, OUTPUTS, TORCH_BATCH_NORM_DEFAULTS,
+                                            UPSAMPLING, ConditionalGenerator)
 from .base import COMMON_RANGES, WARP_RANGES, LandmarkMethod
 
 
@@ -32,13 +33,18 @@ class Jakab(LandmarkMethod):
               "vgg_layers": ListOf(OneOf(*VGG16_LAYERS), 1, 13), "perceptual_distance": OneOf("l1", "l2"),
               "normaliser_init": ListOf(Between(0, 1e6, above=True), 0, 14), "loss_scale": Between(0, 1e6, above=True),
               "vgg_input": OneOf("rgb", "gray"), "target_warp": WARP_RANGES, "source_warp": WARP_RANGES,
-              "pair_warps": OneOf("code", "independent")}
+              "pair_warps": OneOf("code", "independent"), "map_grid": OneOf(*MAP_GRIDS),
+              "batch_norm_momentum": Between(0, 1, above=True), "batch_norm_eps": Between(0, 1, above=True)}
+    #: settings added after runs were recorded without them, with the values those runs used
+    SETTINGS_ADDED_LATER = {"map_grid": "centres", "batch_norm_momentum": TORCH_BATCH_NORM_DEFAULTS[0],
+                            "batch_norm_eps": TORCH_BATCH_NORM_DEFAULTS[1]}
 
     def __init__(self, config: dict):
         super().__init__(config)
-        m = config["method"]
+        m = {**self.SETTINGS_ADDED_LATER, **config["method"]}
         self.model = ConditionalGenerator(m["num_landmarks"], m["width"], m["downsamples"], m["max_width"],
-                                          m["gaussian_std"], m["map_form"], m["maps_at"], m["upsampling"], m["output"])
+                                          m["gaussian_std"], m["map_form"], m["maps_at"], m["upsampling"], m["output"],
+                                          m["map_grid"], (m["batch_norm_momentum"], m["batch_norm_eps"]))
         if m["loss"] == "perceptual":
             self.criterion = PerceptualLoss(tuple(m["vgg_layers"]), distance=m["perceptual_distance"],
                                             initial=m["normaliser_init"] or None, scale=m["loss_scale"],

@@ -6,8 +6,9 @@ Shapes: images ``B x 3 x S x S`` in [0, 1]; points ``B x K x 2`` normalised (see
 
 Where the authors' released code (tomasjakab/imm) builds its generator otherwise, an argument
 reproduces it (the chapter's fidelity table lists each): Gaussians ``exp(-d^2 / std^2)``
-(``map_form="code"``), the pose maps fed at the bottleneck only (``maps_at="bottleneck"``),
-bilinear upsampling and a linear output.
+(``map_form="code"``) drawn on its grid (``map_grid="linspace"``), the pose maps fed at the
+bottleneck only (``maps_at="bottleneck"``), bilinear upsampling, a linear output and TensorFlow's
+batch-norm settings (``batch_norm=(0.01, 1e-3)``).
 """
 from __future__ import annotations
 
@@ -57,9 +58,21 @@ class PoseEncoder(nn.Module):
 
 
 MAP_FORMS = ("sigma", "code")
+MAP_GRIDS = ("centres", "linspace")
 MAPS_AT = ("all", "bottleneck")
 UPSAMPLING = ("nearest", "bilinear")
 OUTPUTS = ("sigmoid", "linear")
+#: PyTorch's batch-norm momentum and eps (the released code's TensorFlow defaults are 0.01 and 1e-3)
+TORCH_BATCH_NORM_DEFAULTS = (0.1, 1e-5)
+
+
+def linspace_heatmaps(points: torch.Tensor, size: int, std: float) -> torch.Tensor:
+    """``exp(-|u - p|^2 / (2 std^2))`` for u on ``linspace(-1, 1, size)`` per axis (the first and
+    last pixel centres at -1 and 1): points ``B x K x 2`` in those units -> ``B x K x size x size``."""
+    ticks = torch.linspace(-1.0, 1.0, size, device=points.device, dtype=points.dtype)
+    dx = (ticks[None, None, None, :] - points[..., 0, None, None]) ** 2
+    dy = (ticks[None, None, :, None] - points[..., 1, None, None]) ** 2
+    return torch.exp(-(dx + dy) / (2.0 * std**2))
 
 
 class GaussianRenderer(nn.Module):
@@ -67,18 +80,32 @@ class GaussianRenderer(nn.Module):
     (``form="sigma"``) or ``exp(-|u - p|^2 / std^2)`` (``form="code"``, the released code's,
     imm/models/imm_model.py:54-59: a Gaussian of std ``std / sqrt 2``, carrying about half the mass).
 
+    ``grid``: where the pixels u are. ``"centres"``: lmcore's pixel centres, ``(2 i + 1) / n - 1``,
+    in the points' own units. ``"linspace"``: the released code's, which reads the points and draws
+    the maps on ``linspace(-1, 1, n)`` (imm_model.py:44-46, 256): the points come from score maps of
+    the first size in ``sizes`` (n, the bottleneck), on whose pixel centres lmcore reads them, so the
+    code's points are these times ``n / (n - 1)``; at n = 16 the maps are then those of the centres
+    grid with std x 15/16.
+
     This is the bottleneck: the generator sees the pose only through these maps, so the encoder
     must put its K points where the geometry of the image is. ``std`` is in normalised units.
     """
 
-    def __init__(self, std: float = 0.1, form: str = "sigma"):
+    def __init__(self, std: float = 0.1, form: str = "sigma", grid: str = "centres"):
         super().__init__()
         if form not in MAP_FORMS:
             raise ValueError(f"map form must be one of {MAP_FORMS}, got '{form}'")
+        if grid not in MAP_GRIDS:
+            raise ValueError(f"map grid must be one of {MAP_GRIDS}, got '{grid}'")
         self.std = std if form == "sigma" else std / 2**0.5
+        self.grid = grid
 
     def forward(self, points: torch.Tensor, sizes) -> list[torch.Tensor]:
-        return [gaussian_heatmaps(points, s, s, self.std) for s in sizes]
+        """``sizes``: coarse to fine, the first the size of the score maps the points were read on."""
+        if self.grid == "centres":
+            return [gaussian_heatmaps(points, s, s, self.std) for s in sizes]
+        code_points = points * (sizes[0] / (sizes[0] - 1))
+        return [linspace_heatmaps(code_points, s, self.std) for s in sizes]
 
 
 class ImageGenerator(nn.Module):
@@ -125,15 +152,21 @@ class ConditionalGenerator(nn.Module):
 
     def __init__(self, num_landmarks: int, width: int = 32, downsamples: int = 3, max_width: int = 256,
                  gaussian_std: float = 0.1, map_form: str = "sigma", maps_at: str = "all",
-                 upsampling: str = "nearest", output: str = "sigmoid"):
+                 upsampling: str = "nearest", output: str = "sigmoid", map_grid: str = "centres",
+                 batch_norm: tuple[float, float] = TORCH_BATCH_NORM_DEFAULTS):
+        """``batch_norm``: (momentum, eps) of every batch norm, momentum in PyTorch's convention (the
+        weight of the new batch: TensorFlow's decay 0.99 is a momentum of 0.01)."""
         super().__init__()
         self.pose = PoseEncoder(num_landmarks, width, downsamples, max_width)
         self.appearance = ConvEncoder(3, width, downsamples, max_width)
-        self.renderer = GaussianRenderer(gaussian_std, map_form)
+        self.renderer = GaussianRenderer(gaussian_std, map_form, map_grid)
         self.generator = ImageGenerator(self.appearance.out_channels, num_landmarks, width, downsamples, max_width,
                                         maps_at=maps_at, upsampling=upsampling, output=output)
         self.downsamples = downsamples
         self.maps_at = maps_at
+        for layer in self.modules():
+            if isinstance(layer, nn.BatchNorm2d):
+                layer.momentum, layer.eps = batch_norm
 
     def map_sizes(self, size: int) -> list[int]:
         """The sizes the pose is rendered at (coarse to fine; only the coarsest at the bottleneck)."""

@@ -10,7 +10,7 @@ of the folder): a killed process leaves either the previous file or the new one,
 from __future__ import annotations
 
 import contextlib
-import pickle
+import errno
 import re
 import shutil
 import zipfile
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CorruptCheckpointError
-from ..files import atomic_writer, pid_alive
+from ..files import atomic_writer, first_line, pid_alive, weights_only_refusal
 
 TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")  # .checkpoint.pt.tmp1234
 KEPT_COPY = re.compile(r"^checkpoint-(?P<step>\d+)\.pt$")
@@ -27,9 +27,17 @@ CHECKPOINT_ADVICE = "delete it to restart the run from step 0, or rerun with --f
 
 
 def save_checkpoint(payload: dict, path: Path) -> None:
-    """``torch.save`` of ``payload`` onto ``path``, atomically (:func:`lmcore.files.atomic_writer`)."""
+    """``torch.save`` of ``payload`` onto ``path``, atomically (:func:`lmcore.files.atomic_writer`).
+    A write that stops short (a full disk: torch says ``unexpected pos``) is an ``OSError`` (ENOSPC)
+    naming ``path``, as every other failed write is; the temp file is removed."""
     with atomic_writer(path) as fh:
-        torch.save(payload, fh)
+        try:
+            torch.save(payload, fh)
+        except RuntimeError as exc:
+            if "unexpected pos" not in str(exc):
+                raise
+            raise OSError(errno.ENOSPC, "the checkpoint was written only in part (no space left on the device?)",
+                          str(path)) from exc
 
 
 def copy_checkpoint(src: Path, dst: Path) -> None:
@@ -48,16 +56,13 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     path = Path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError):
+    except IsADirectoryError:
+        raise CorruptCheckpointError(f"{path} is a folder, not a checkpoint: move it away, or {CHECKPOINT_ADVICE}") from None
+    except (FileNotFoundError, PermissionError, MemoryError):
         raise
     except Exception as exc:
-        text = str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "")
-        weights_only_refusal = isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text
-        if weights_only_refusal:
-            # torch's text: advice, then "WeightsUnpickler error: <what>" or a blank line and <what>
-            parts = [p.strip() for p in text.split("\n\n") if p.strip() and not p.strip().startswith("Check the doc")]
-            what = (parts[-1] if parts else text).rsplit("WeightsUnpickler error:", 1)[-1]
-            detail = " ".join(what.split(". ")[0].split())[:160].rstrip(".") or "an object that is not a tensor"
+        detail = weights_only_refusal(exc)
+        if detail is not None:
             # Refused, not cut short, when the whole archive is there (a cut zip fails before any
             # unpickling) or a blocked module is named (a cut name cannot be one); a cut pickle of
             # the old format can also end in a refused name, so it keeps the "cut short" wording.
@@ -68,8 +73,7 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
                     f"made it yourself: {CHECKPOINT_ADVICE}") from exc
             detail = f"UnpicklingError: {detail}"
         else:
-            detail = next((line.strip() for line in text.splitlines() if line.strip()), "")
-            detail = f"{type(exc).__name__}: {detail[:160]}" if detail else type(exc).__name__
+            detail = first_line(exc)
         raise CorruptCheckpointError(
             f"{path} is not a readable checkpoint ({detail}); it was probably cut short by a killed "
             f"process or a full disk: {CHECKPOINT_ADVICE}") from exc

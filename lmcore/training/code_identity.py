@@ -1,78 +1,227 @@
-"""Which code a run depends on: the ``lmcore`` modules its method imports, and nothing else.
+"""Which code a run depends on, hashed by what it computes.
 
-A run's identity holds a fingerprint of its code (:func:`code_fingerprint`). It is computed over
-the **import closure** of the run: the method's own module and every ``lmcore`` module it
-imports, directly or through other modules (imports inside functions included), together with
-the modules that train and evaluate every method (:data:`ENGINE`: the loop, the run API, the
-protocol, the data sources). The closure is read from the source files with :mod:`ast`, without
-importing anything, so it is the same with or without git and on every machine.
+A run has two identities (:mod:`lmcore.training.runs`): its **training** identity keys its
+checkpoint, its **evaluation** identity keys the numbers scored from that checkpoint. Each holds a
+fingerprint of the code behind it, made of one hash per ``lmcore`` file:
 
-So an edit to C3's loss retrains C3 (and nothing that does not import it), an edit to the
-training loop retrains everything, and an edit to a chapter's helpers, a quoted paper number, a
-figure or another method's module retrains nothing. Two modules are registries, not code a run
-executes: ``lmcore/__init__.py`` and the method registry ``lmcore/methods/__init__.py``; they are
-neither part of a closure nor followed (following the registry would put every method in every
-closure). Two folders are left out the same way (:data:`NOT_FOLLOWED_FOLDERS`):
-``lmcore/experiments/``, the settings every method's profiles resolve from, which reach a run only
-as its config (held whole in its identity, so a profile edit retrains exactly the runs whose config
-it changes), and ``lmcore/book/``, which no run imports.
+* **What a file computes, not its bytes.** A file is hashed as its syntax tree without docstrings
+  or any other bare string statement (:func:`normalised`): comments, docstrings, blank lines,
+  quotes, line breaks and parentheses never change an identity; a changed number, name or
+  statement always does.
+* **Only the files that compute.** The training closure starts at the method's module, the loop
+  (``training/loop.py``), what builds and feeds a run (``training/trainee.py``), the method
+  registry's ``build_method`` (its seeding) and the run's data source module, and follows their
+  imports, inside functions too. It leaves out what only describes or stores
+  (:data:`DESCRIBE_OR_STORE`: the identity code itself, records, checkpoints, the zoo, files, paths,
+  errors, the run API), the settings (``experiments/``: a run gets them as its config, held whole in
+  its identity), the book's layer (``book/``) and the protocol (``evaluation/``, the evaluation
+  closure's).
+* **Registries key one entry.** A registry's list (:data:`REGISTRIES`: the methods, the data
+  sources) is dropped from its file's hash, and the entry a run uses is keyed instead, so adding a
+  method or a data source changes no other run.
+* **Evaluation apart.** The protocol (``evaluation/``) and every method's ``evaluate`` and
+  ``learning_curve`` (:data:`EVALUATION_FUNCTIONS`, taken out of the training hash) make the
+  evaluation closure: an edit there re-scores a run from its checkpoint instead of retraining it.
 
-A process reads the package's sources **once**, when this module is imported (:func:`sources`),
-and keys every run it trains by that snapshot, the code it is running: editing ``lmcore`` while a
-long sweep trains neither relabels the sweep's later runs with code they did not run nor makes
-them look uncommitted. Whether a run's code is committed is decided the same way, by comparing
-the snapshot with ``HEAD``'s files (:func:`dirty_files`).
+The files are read from a :class:`CodeTree`: the code this process runs (:func:`working_tree`, read
+**once**, when this module is imported, so that an edit while a long sweep trains neither relabels
+its later runs nor makes them look uncommitted) or the code of a git commit (:func:`commit_tree`),
+which is how the identity a committed record would have under today's rules is computed for the
+code that trained it. Nothing is imported: the closure is read with :mod:`ast`.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import subprocess
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import ConfigError
+from ..methods import get_method
 from ..paths import PROJECT_ROOT
 
-#: modules every run executes whatever its method: the run API (which imports the loop, the
-#: records and the protocol) and the data sources
-ENGINE = ("lmcore/training/runs.py", "lmcore/data/sources.py")
-#: registries: importing them runs no code of a run's, so they are neither hashed nor followed
-NOT_FOLLOWED = frozenset({"lmcore/__init__.py", "lmcore/methods/__init__.py"})
-#: folders of settings and of presentation: what they give a run is its config, which its identity
-#: holds whole (experiments), or nothing (the book)
+#: the version of these rules; records keyed otherwise (older lmbooks) say so
+SCHEME = 2
+#: the modules every run's training executes, besides its method's and its data source's
+TRAINING_ENGINE = ("lmcore/training/loop.py", "lmcore/training/trainee.py", "lmcore/methods/__init__.py")
+#: the protocol every run's numbers come from
+EVALUATION_ENGINE = ("lmcore/evaluation/__init__.py",)
+#: modules that only describe or store what runs compute: neither hashed nor followed
+DESCRIBE_OR_STORE = frozenset({
+    "lmcore/__init__.py", "lmcore/training/__init__.py",
+    "lmcore/training/code_identity.py", "lmcore/training/records.py", "lmcore/training/run_record.py",
+    "lmcore/training/checkpoint.py", "lmcore/training/runs.py", "lmcore/training/attestation.py",
+    "lmcore/training/probe.py",
+    "lmcore/zoo.py", "lmcore/zoo_export.py", "lmcore/files.py", "lmcore/paths.py", "lmcore/errors.py",
+    "lmcore/cli.py", "lmcore/profiling.py", "lmcore/profiles.py", "lmcore/spec.py", "lmcore/env.py",
+})
+#: folders of settings and of presentation (what they give a run is its config, or nothing)
 NOT_FOLLOWED_FOLDERS = ("lmcore/experiments/", "lmcore/book/")
+#: the protocol's folder: in the evaluation closure, never in the training one
+EVALUATION_FOLDER = "lmcore/evaluation/"
+#: ``{registry file: the name of its list}``: the list is not hashed, the entry a run uses is
+REGISTRIES = {"lmcore/methods/__init__.py": "REGISTRY", "lmcore/data/sources.py": "SOURCES"}
+#: a method's functions that score it: keyed with its numbers, not with its weights
+EVALUATION_FUNCTIONS = frozenset({"evaluate", "learning_curve"})
 
 
-def _not_followed(rel: str) -> bool:
-    return rel in NOT_FOLLOWED or rel.startswith(NOT_FOLLOWED_FOLDERS)
+# --------------------------------------------------------------------------- trees of source files
 
 
-_SOURCES: dict[str, bytes] = {}
+@dataclass
+class CodeTree:
+    """The ``lmcore`` sources of one version of the code: ``files`` maps each relative path
+    (``lmcore/a/b.py``) to its bytes; ``label`` says where they came from."""
+
+    files: dict[str, bytes]
+    label: str
+    _closures: dict = field(default_factory=dict, repr=False)
+
+    def module_file(self, module: str) -> str | None:
+        """``lmcore.a.b`` -> ``lmcore/a/b.py`` or ``lmcore/a/b/__init__.py``, if it exists here."""
+        parts = module.split(".")
+        if parts[0] != "lmcore":
+            return None
+        for candidate in ("/".join(parts) + ".py", "/".join(parts) + "/__init__.py"):
+            if candidate in self.files:
+                return candidate
+        return None
+
+    def registry(self, rel: str) -> dict[str, str]:
+        """The string entries of the registry list in ``rel`` (:data:`REGISTRIES`), read from its
+        syntax tree: ``{name: "module:attribute"}``; empty where the file has no such list."""
+        if rel not in self.files:
+            return {}
+        for node in _registry_nodes(ast.parse(self.files[rel]), REGISTRIES[rel]):
+            value = node.value
+            if isinstance(value, ast.Dict):
+                return {k.value: v.value for k, v in zip(value.keys, value.values)
+                        if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)}
+        return {}
+
+
+_WORKING: dict[str, bytes] = {}
+
+
+def working_tree(root: Path = PROJECT_ROOT) -> CodeTree:
+    """The ``lmcore`` sources under ``root``: for the project, the snapshot this process took when
+    it imported this module (the code it runs); for another root (tests), read now."""
+    root = Path(root)
+    project = root.resolve() == PROJECT_ROOT.resolve()
+    if project and _WORKING:
+        return _snapshot_tree()
+    found = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "lmcore").rglob("*.py"))
+             if "__pycache__" not in p.relative_to(root).parts and p.is_file()}
+    if project:
+        _WORKING.update(found)
+        return _snapshot_tree()
+    return CodeTree(found, str(root))
 
 
 def sources(root: Path = PROJECT_ROOT) -> dict[str, bytes]:
-    """``{relative path: bytes}`` of every ``lmcore`` source: for the project, the snapshot this
-    process took when it imported this module; for another root (tests), read now."""
-    root = Path(root)
-    if root.resolve() == PROJECT_ROOT.resolve() and _SOURCES:
-        return _SOURCES
-    found = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "lmcore").rglob("*.py"))
-             if "__pycache__" not in p.relative_to(root).parts and p.is_file()}
-    if root.resolve() == PROJECT_ROOT.resolve():
-        _SOURCES.update(found)
+    """``{relative path: bytes}`` of :func:`working_tree` (the snapshot, for the project)."""
+    return working_tree(root).files
+
+
+_SNAPSHOT: list[CodeTree] = []
+
+
+def _snapshot_tree() -> CodeTree:
+    """One tree object per snapshot, so that its closures are computed once per process (a test
+    that edits the snapshot in place gets a fresh one)."""
+    stamp = _stamp(_WORKING)
+    if not _SNAPSHOT or _SNAPSHOT[0].label != f"working tree {stamp}":
+        _SNAPSHOT[:] = [CodeTree(_WORKING, f"working tree {stamp}")]
+    return _SNAPSHOT[0]
+
+
+def _stamp(files: dict[str, bytes]) -> str:
+    return hashlib.sha256(b"".join(hashlib.sha256(k.encode() + v).digest() for k, v in sorted(files.items()))).hexdigest()[:16]
+
+
+@lru_cache(maxsize=32)
+def commit_tree(commit: str, root: Path = PROJECT_ROOT) -> CodeTree:
+    """The ``lmcore`` sources of git ``commit`` (raises :class:`LookupError` when git cannot give
+    them: no git, not a repository, an unknown commit)."""
+    try:
+        listing = subprocess.run(["git", "ls-tree", "-r", "-z", commit, "--", "lmcore"], cwd=root,
+                                 capture_output=True, check=True).stdout.decode()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise LookupError(f"git cannot list the code of commit {commit}") from exc
+    entries = [line.split("\t", 1) for line in listing.split("\0") if "\t" in line]
+    wanted = [(meta.split()[2], path) for meta, path in entries if path.endswith(".py") and meta.split()[1] == "blob"]
+    batch = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="".join(f"{sha}\n" for sha, _ in wanted).encode(),
+                           capture_output=True, check=True).stdout
+    files, offset = {}, 0
+    for _, path in wanted:
+        header_end = batch.index(b"\n", offset)
+        size = int(batch[offset:header_end].split()[2])
+        files[path] = batch[header_end + 1: header_end + 1 + size]
+        offset = header_end + 1 + size + 1
+    return CodeTree(files, f"commit {commit}")
+
+
+# --------------------------------------------------------------------------- what a file computes
+
+
+def _registry_nodes(tree: ast.Module, name: str) -> list:
+    return [n for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+            and any(isinstance(t, ast.Name) and t.id == name for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+
+
+class _Normaliser(ast.NodeTransformer):
+    """Drops every bare string statement (docstrings included) and, for the training hash, a
+    class's evaluation functions."""
+
+    def __init__(self, drop_evaluation: bool):
+        self.drop_evaluation = drop_evaluation
+
+    def generic_visit(self, node):
+        super().generic_visit(node)
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                            and isinstance(s.value.value, str))]
+            if isinstance(node, ast.ClassDef) and self.drop_evaluation:
+                kept = [s for s in kept if not (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                                and s.name in EVALUATION_FUNCTIONS)]
+            node.body = kept or [ast.Pass()]
+        return node
+
+
+def normalised(source: bytes, rel: str = "", drop_evaluation: bool = False) -> str:
+    """What ``source`` computes, as text: its syntax tree (``ast.dump``) without docstrings or other
+    bare strings, without the registry list of a registry file (:data:`REGISTRIES`) and, with
+    ``drop_evaluation``, without its classes' :data:`EVALUATION_FUNCTIONS`. Comments and layout are
+    not in a syntax tree to begin with."""
+    tree = ast.parse(source, filename=rel or "<source>")
+    if rel in REGISTRIES:
+        dropped = set(map(id, _registry_nodes(tree, REGISTRIES[rel])))
+        tree.body = [n for n in tree.body if id(n) not in dropped]
+    tree = _Normaliser(drop_evaluation).visit(tree)
+    return ast.dump(tree, include_attributes=False)
+
+
+def evaluation_functions(source: bytes, rel: str = "") -> dict[str, str]:
+    """``{"Class.function": its normalised syntax tree}`` of the :data:`EVALUATION_FUNCTIONS` that
+    the classes of ``source`` define."""
+    found = {}
+    for node in ast.walk(ast.parse(source, filename=rel or "<source>")):
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in EVALUATION_FUNCTIONS:
+                    found[f"{node.name}.{item.name}"] = ast.dump(_Normaliser(False).visit(item), include_attributes=False)
     return found
 
 
-def _module_file(module: str, root: Path) -> str | None:
-    """``lmcore.a.b`` -> ``lmcore/a/b.py`` or ``lmcore/a/b/__init__.py`` (relative), if it exists."""
-    parts = module.split(".")
-    if parts[0] != "lmcore":
-        return None
-    files = sources(root)
-    for candidate in ("/".join(parts) + ".py", "/".join(parts) + "/__init__.py"):
-        if candidate in files:
-            return candidate
-    return None
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- closures
 
 
 def _module_name(rel: str) -> str:
@@ -80,103 +229,191 @@ def _module_name(rel: str) -> str:
     return name[: -len(".__init__")] if name.endswith(".__init__") else name
 
 
-def _imports(rel: str, root: Path) -> set[str]:
-    """The ``lmcore`` files that ``rel`` imports (at any depth of its code), as relative paths."""
-    tree = ast.parse(sources(root)[rel], filename=rel)
+def _target(rel: str, node: ast.ImportFrom) -> str:
+    """The absolute module name an ``ImportFrom`` in file ``rel`` imports from."""
+    if not node.level:
+        return node.module or ""
     module = _module_name(rel)
-    package = module if rel.endswith("__init__.py") else module.rpartition(".")[0]
+    base = (module if rel.endswith("__init__.py") else module.rpartition(".")[0]).split(".")
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _reexports(tree: CodeTree, rel: str) -> dict[str, str] | None:
+    """For a package ``__init__`` that only re-exports (imports, ``__all__``, bare strings):
+    ``{name: the file that defines it}``; None for any other file. Such a file computes nothing:
+    a run that imports a name through it depends on the name's own module, not on its siblings
+    (``from ..data import MTFL80`` keys ``data/mtfl.py``, not LSPET's parser)."""
+    if not rel.endswith("__init__.py"):
+        return None
+    names: dict[str, str] = {}
+    for node in ast.parse(tree.files[rel], filename=rel).body:
+        if isinstance(node, ast.ImportFrom):
+            target = _target(rel, node)
+            for alias in node.names:
+                path = tree.module_file(f"{target}.{alias.name}") or tree.module_file(target)
+                if path is not None:
+                    names[alias.asname or alias.name] = path
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue
+        elif not (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]):
+            return None
+    return names
+
+
+def _imports(tree: CodeTree, rel: str) -> set[str]:
+    """The ``lmcore`` files that ``rel`` imports (at any depth of its code), as relative paths; a
+    name imported through a re-exporting package (:func:`_reexports`) counts as its own module."""
+    syntax = ast.parse(tree.files[rel], filename=rel)
     found: set[str] = set()
 
-    def add(name: str) -> None:
-        path = _module_file(name, root)
-        if path is not None:
+    def add(name: str, imported: tuple[str, ...] = ()) -> None:
+        path = tree.module_file(name)
+        if path is None:
+            return
+        reexported = _reexports(tree, path)
+        if reexported is None:
             found.add(path)
+        elif imported:
+            found.update(reexported[n] for n in imported if n in reexported)
+        else:  # the whole package: every module it re-exports
+            found.update(reexported.values())
 
-    for node in ast.walk(tree):
+    for node in ast.walk(syntax):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 add(alias.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            add(target)
-            for alias in node.names:  # `from pkg import submodule`
-                add(f"{target}.{alias.name}")
+            target = _target(rel, node)
+            submodules = [alias.name for alias in node.names if tree.module_file(f"{target}.{alias.name}")]
+            for name in submodules:  # `from pkg import submodule`
+                add(f"{target}.{name}")
+            others = tuple(alias.name for alias in node.names if alias.name not in submodules)
+            if others or not submodules:
+                add(target, others)
     return found
 
 
-def _parents(rel: str, root: Path) -> set[str]:
-    """The package ``__init__`` files Python runs before ``rel``."""
-    out = set()
+def _package_inits(tree: CodeTree, rel: str) -> set[str]:
+    """The package ``__init__`` files Python runs before ``rel`` that compute something (a
+    re-exporting one only imports: :func:`_reexports`)."""
     parts = rel.split("/")[:-1]
-    files = sources(root)
-    for i in range(1, len(parts) + 1):
-        init = "/".join(parts[:i]) + "/__init__.py"
-        if init in files:
-            out.add(init)
-    return out
+    inits = {"/".join(parts[:i]) + "/__init__.py" for i in range(1, len(parts) + 1)}
+    return {init for init in inits if init in tree.files and _reexports(tree, init) is None}
 
 
-def module_closure(roots: tuple[str, ...], root: Path = PROJECT_ROOT) -> tuple[str, ...]:
-    """Every ``lmcore`` file reached from ``roots`` (relative paths) by imports, sorted."""
-    files = sources(root)
-    stamp = hashlib.sha256(b"".join(hashlib.sha256(k.encode() + v).digest() for k, v in files.items())).hexdigest()
-    return _closure(tuple(roots), str(Path(root).resolve()), stamp)
+def _excluded(rel: str, evaluation: bool) -> bool:
+    if rel in DESCRIBE_OR_STORE or rel.startswith(NOT_FOLLOWED_FOLDERS):
+        return True
+    return not evaluation and rel.startswith(EVALUATION_FOLDER)
 
 
-@lru_cache(maxsize=64)
-def _closure(roots: tuple[str, ...], root: str, stamp: str) -> tuple[str, ...]:
-    base = Path(root)
-    files = sources(base)
-    seen: set[str] = set()
-    todo = [r for r in roots if r in files]
-    while todo:
-        rel = todo.pop()
-        if rel in seen or _not_followed(rel):
-            continue
-        seen.add(rel)
-        todo.extend((_imports(rel, base) | _parents(rel, base)) - seen)
-    return tuple(sorted(seen))
+def closure(tree: CodeTree, roots: tuple[str, ...], evaluation: bool = False) -> tuple[str, ...]:
+    """Every ``lmcore`` file reached from ``roots`` by imports, sorted, leaving out (and not
+    following) what only describes or stores, the settings, the book and, for a training closure
+    (``evaluation=False``), the protocol."""
+    key = (tuple(roots), evaluation)
+    if key not in tree._closures:
+        seen: set[str] = set()
+        todo = [r for r in roots if r in tree.files]
+        while todo:
+            rel = todo.pop()
+            if rel in seen or _excluded(rel, evaluation):
+                continue
+            seen.add(rel)
+            todo.extend((_imports(tree, rel) | _package_inits(tree, rel)) - seen)
+        tree._closures[key] = tuple(sorted(seen))
+    return tree._closures[key]
 
 
-def method_roots(method: str | None) -> tuple[str, ...]:
-    """The closure's roots for ``method`` (its module and :data:`ENGINE`); for None, every module."""
+def _entry_file(tree: CodeTree, registry_file: str, name: str, what: str) -> tuple[str, str | None]:
+    """A registry entry (``"module:attribute"``) and the file of its module."""
+    entry = tree.registry(registry_file).get(name)
+    if entry is None:
+        raise ConfigError(f"unknown {what} '{name}' in the {tree.label}")
+    return entry, tree.module_file(entry.split(":")[0])
+
+
+def _default_source(method: str) -> str:
+    return get_method(method).data_source
+
+
+def training_roots(tree: CodeTree, method: str, source: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The training closure's roots for ``method`` trained on data ``source``, and the registry
+    entries keyed for it."""
+    method_entry, method_file = _entry_file(tree, "lmcore/methods/__init__.py", method, "method")
+    roots = [method_file, *TRAINING_ENGINE]
+    entries = {"method": method_entry}
+    source_entry = tree.registry("lmcore/data/sources.py").get(source)
+    if source_entry is not None:
+        entries["source"] = source_entry
+        roots.append(tree.module_file(source_entry.split(":")[0]))
+    else:  # an older tree whose data sources were no string registry: all of them
+        roots.append("lmcore/data/sources.py")
+    return tuple(r for r in roots if r), entries
+
+
+# --------------------------------------------------------------------------- manifests and fingerprints
+
+
+def training_manifest(method: str, source: str | None = None, tree: CodeTree | None = None) -> dict:
+    """What keys a run's weights: ``{"files": {path: hash of what it computes}, "entries": {"method":
+    ..., "source": ...}}`` for ``method`` trained on data ``source`` (default: its own)."""
+    tree = tree or working_tree()
+    source = source or _default_source(method)
+    roots, entries = training_roots(tree, method, source)
+    files = {rel: _hash(normalised(tree.files[rel], rel, drop_evaluation=True)) for rel in closure(tree, roots)}
+    return {"files": files, "entries": entries}
+
+
+def evaluation_manifest(method: str, source: str | None = None, tree: CodeTree | None = None) -> dict:
+    """What keys a run's numbers besides its weights: the protocol's files and the evaluation
+    functions of every class the method's training closure holds."""
+    tree = tree or working_tree()
+    source = source or _default_source(method)
+    files = {rel: _hash(normalised(tree.files[rel], rel)) for rel in closure(tree, EVALUATION_ENGINE, evaluation=True)}
+    roots, _ = training_roots(tree, method, source)
+    functions = {}
+    for rel in closure(tree, roots):
+        functions.update({f"{rel}:{name}": _hash(code) for name, code in evaluation_functions(tree.files[rel], rel).items()})
+    return {"files": files, "functions": functions}
+
+
+def fingerprint(manifest: dict) -> str:
+    """First 16 hex digits of a sha256 over a manifest (sorted JSON)."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_files(method: str | None = None, root: Path = PROJECT_ROOT, source: str | None = None) -> dict[str, str]:
+    """``{relative path: hash of what it computes}`` of the files that train ``method`` (its training
+    closure); every ``lmcore`` module for ``method=None``."""
+    tree = working_tree(root)
     if method is None:
-        return tuple(sources())
-    from ..methods import REGISTRY, get_method
-
-    get_method(method)  # an unknown name is a ConfigError naming the choices
-    module = REGISTRY[method].split(":")[0]
-    return (_module_file(module, PROJECT_ROOT),) + ENGINE
+        return {rel: _hash(normalised(data, rel)) for rel, data in sorted(tree.files.items())}
+    return training_manifest(method, source, tree)["files"]
 
 
-def code_files(method: str | None = None, root: Path = PROJECT_ROOT) -> dict[str, str]:
-    """``{relative path: first 16 hex digits of its sha256}`` of the code a run of ``method``
-    depends on (its import closure); every ``lmcore`` module for ``method=None``."""
-    root = Path(root)
-    files = sources(root)
-    chosen = sorted(files) if method is None else module_closure(method_roots(method), root)
-    return {rel: hashlib.sha256(files[rel]).hexdigest()[:16] for rel in chosen}
+def code_fingerprint(method: str | None = None, root: Path = PROJECT_ROOT, source: str | None = None) -> str:
+    """The fingerprint of the code that trains ``method`` (:func:`training_manifest`; every module
+    for ``method=None``): equal exactly when what that code computes is, with or without git."""
+    if method is None:
+        return fingerprint({"files": code_files(None, root)})
+    return fingerprint(training_manifest(method, source, working_tree(root)))
 
 
-def code_fingerprint(method: str | None = None, root: Path = PROJECT_ROOT) -> str:
-    """First 16 hex digits of a sha256 over the files of :func:`code_files` (paths and bytes):
-    equal exactly when the code a run of ``method`` executes is, with or without git."""
-    digest = hashlib.sha256()
-    for rel, sha in code_files(method, root).items():
-        digest.update(f"{rel}\0{sha}\0".encode())
-    return digest.hexdigest()[:16]
+def evaluation_fingerprint(method: str, source: str | None = None, root: Path = PROJECT_ROOT) -> str:
+    """The fingerprint of the code that scores ``method`` (:func:`evaluation_manifest`)."""
+    return fingerprint(evaluation_manifest(method, source, working_tree(root)))
 
 
 def changed_files(old: dict[str, str] | None, new: dict[str, str]) -> list[str]:
-    """The files that differ between two :func:`code_files` manifests (added, removed or edited)."""
+    """The files that differ between two manifests' ``files`` (added, removed or edited)."""
     if not old:
         return []
     return sorted(rel for rel in set(old) | set(new) if old.get(rel) != new.get(rel))
+
+
+# --------------------------------------------------------------------------- committed or not
 
 
 def _git_blob(data: bytes) -> str:
@@ -187,8 +424,8 @@ def dirty_files(root: Path = PROJECT_ROOT, files: list[str] | None = None) -> li
     """The ``.py`` files under ``root/lmcore`` that differ from ``HEAD`` (modified, staged, deleted,
     renamed, or untracked and not ignored), among ``files`` (relative paths, e.g. a run's closure)
     when given; ``None`` when git cannot tell (no git, not a repository). For the project's own
-    run closures (``files`` given) the comparison is with this process's snapshot (:func:`sources`),
-    the code it runs, not with the files on disk now."""
+    run closures (``files`` given) the comparison is with this process's snapshot
+    (:func:`working_tree`), the code it runs, not with the files on disk now."""
     if files is not None and Path(root).resolve() == PROJECT_ROOT.resolve():
         try:
             listing = subprocess.run(["git", "ls-tree", "-r", "HEAD", "--", "lmcore"], cwd=root, capture_output=True,
@@ -227,4 +464,4 @@ def lmcore_is_dirty(root: Path = PROJECT_ROOT, files: list[str] | None = None) -
     return None if found is None else bool(found)
 
 
-sources()  # the snapshot: this process's code, whatever is edited on disk later
+working_tree()  # the snapshot: this process's code, whatever is edited on disk later

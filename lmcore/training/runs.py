@@ -4,14 +4,19 @@
 it to :func:`run_spec`, which the command line calls with the spec it resolved. A run lives in
 ``runs/<profile>/<method>/<name>-<config hash>/`` with ``checkpoint.pt`` and ``record.json``.
 
-A run is **keyed by content**: its identity is the method, the profile, the resolved config,
-the content of the code that trains it (the ``lmcore`` modules its method imports), the fingerprint
-of its training data, and the identities of its parent runs. Calling :func:`run_method` again
-returns the finished record while that identity is unchanged (a commit that touches only a
-chapter or the README retrains nothing), resumes from the checkpoint when the run was
-interrupted, and trains from scratch otherwise (or with ``force=True`` / ``$LMBOOK_RETRAIN=1``).
+A run is **keyed by what it computes** (:mod:`lmcore.training.code_identity`). Its **training
+identity** keys its folder and checkpoint: the method, the profile, the resolved config, the code
+that trains it (what the files of its training closure compute: a comment, a docstring or a
+reformatting changes nothing), its data (label files and decoded images) and the identities of its
+parent runs. Its **evaluation identity** keys its numbers: the training identity, the protocol's
+code and the evaluation settings. Calling :func:`run_method` again returns the finished record
+while both are unchanged, re-scores it from its checkpoint when only the evaluation identity
+changed (a protocol edit costs minutes, not a retraining), resumes from the checkpoint when the run
+was interrupted, and trains from scratch otherwise (or with ``force=True`` / ``$LMBOOK_RETRAIN=1``).
 Records still carry the git commit, and whether ``lmcore/`` differed from it; such a record
-cannot be published as a reference.
+cannot be published as a reference. Runs of the ``cpu`` and ``paper`` profiles also record their
+attestation probes (:mod:`lmcore.training.attestation`), with which a later code change that
+computes the same is shown to, without retraining.
 
 A run holds a lock while it trains: a second process asking for the same run stops with a
 message instead of overwriting it (or deleting it under ``force``).
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from .. import env
 from ..config import TrainConfig, deep_update
 from ..data.sources import get_source
 from ..errors import ConfigError, CorruptCheckpointError, CorruptRecordError, LmbookError
@@ -39,10 +45,11 @@ from ..methods import build_method, get_method
 from ..paths import RESULTS_DIR, display_path, runs_root
 from ..profiles import PROFILES, resolve_profile, select_device
 from ..spec import RUN_NAME, RunSpec, check_run_name, resolve_config  # noqa: F401 (resolve_config: the run API's)
-from ..zoo import ancestor_of, load_initial_weights
+from ..zoo import ancestor_of
+from .attestation import probes_for_run
 from .checkpoint import load_checkpoint
-from .code_identity import changed_files, code_files, code_fingerprint, lmcore_is_dirty
-from .loop import train
+from .code_identity import SCHEME, changed_files, code_files, code_fingerprint, evaluation_manifest, fingerprint, lmcore_is_dirty
+from .trainee import build_trainee, train_trainee
 from .records import RECORD_ADVICE, config_hash, describe_device, git_commit, now_iso, write_record
 from .run_record import RunRecord
 
@@ -82,29 +89,46 @@ def _parent_step(config: dict, role: str, record: RunRecord) -> int | None:
     return None if step is None or step == record.steps else step
 
 
-def build_with_parents(method: str, config: dict, parents: dict[str, RunRecord]):
+def build_with_parents(method: str, config: dict, parents: dict[str, RunRecord], init_weights: bool = True):
     """The method of ``config``, freshly initialised, with its trained parents adopted (each at
-    the kept checkpoint its ``step`` names)."""
-    model = build_method(method, config)
-    if parents:
-        model.adopt_parents({role: load_trained(r, step=_parent_step(config, role, r)) for role, r in parents.items()})
-    return model
+    the kept checkpoint its ``step`` names) and, with ``init_weights``, its ``train.init_from``
+    weights (:func:`lmcore.training.trainee.build_trainee`)."""
+    models = {role: load_trained(r, step=_parent_step(config, role, r)) for role, r in parents.items()}
+    return build_trainee(method, config, models, init_weights=init_weights)
 
 
-def run_identity(method: str, profile: str, config: dict, parents: dict[str, RunRecord] | None = None) -> dict:
-    """What a run's result depends on: equal identities give equal runs (up to thread counts).
-    Its code is the import closure of the method (:mod:`lmcore.training.code_identity`)."""
-    source = get_source(config["data"]["source"])
+def run_identity(method: str, profile: str, config: dict, parents: dict[str, RunRecord] | None = None,
+                 init_sha256: str | None = None) -> dict:
+    """What a run's weights depend on (its training identity): equal identities give equal runs
+    (up to thread counts). Its code is what its training closure computes
+    (:mod:`lmcore.training.code_identity`), its data the label files and decoded images; with
+    ``train.init_from``, the sha256 of the weights it starts from (``init_sha256``, default: the
+    zoo's file now)."""
+    source_name = config["data"]["source"]
     identity = {
+        "scheme": SCHEME,
         "method": method, "profile": profile, "config": config,
-        "code": code_fingerprint(method),
-        "data": source.fingerprint(),
+        "code": code_fingerprint(method, source=source_name),
+        "data": get_source(source_name).fingerprint(),
         "parents": {role: r["identity"] for role, r in (parents or {}).items()},  # (the step is in config)
     }
     if config["train"].get("init_from"):  # the weights it starts from, not only their name
-
-        identity["init"] = ancestor_of(config["train"]["init_from"], method)["weights_sha256"]
+        identity["init"] = init_sha256 or ancestor_of(config["train"]["init_from"], method)["weights_sha256"]
     return identity
+
+
+def evaluation_identity(identity_hash: str, spec: RunSpec) -> dict:
+    """What a run's numbers depend on besides its weights: the protocol's code (the evaluation
+    closure and every method's evaluation functions), the evaluation settings and the subsample
+    of the test sets. A change here re-scores the checkpoint; it never retrains."""
+    return {"run": identity_hash, "code": evaluation_code(spec.method, spec.config["data"]["source"])["fingerprint"],
+            "evaluation": spec.evaluation, "eval_subsample": spec.eval_subsample}
+
+
+def evaluation_code(method: str, source: str) -> dict:
+    """``{"fingerprint", "files", "functions"}`` of the code that scores ``method`` on ``source``."""
+    manifest = evaluation_manifest(method, source)
+    return {"fingerprint": fingerprint(manifest), **manifest}
 
 
 def run_directory(method: str, profile: str, name: str, identity_hash: str) -> Path:
@@ -194,15 +218,15 @@ def run_spec(spec: RunSpec, force: bool | None = None, progress: bool | None = N
              reevaluate: bool = True) -> RunRecord:
     """Train (or reuse) the run of a resolved :class:`~lmcore.spec.RunSpec` (see :func:`run_method`)."""
     if force is None:
-        force = os.environ.get("LMBOOK_RETRAIN", "") not in ("", "0")
+        force = env.retrain()
     if progress is None:  # executed notebooks (papermill) set LMBOOK_PROGRESS=0: no progress widgets saved
-        progress = os.environ.get("LMBOOK_PROGRESS", "1") != "0"
+        progress = env.progress()
     method, profile, name, config = spec.method, spec.profile, spec.name, spec.config
     parents = parent_records(spec, progress)
     identity = run_identity(method, profile, config, parents)
     identity_hash = config_hash(identity)
     run_dir = run_directory(method, profile, name, identity_hash)
-    rank = int(os.environ.get("RANK", "0"))
+    rank = env.torchrun_rank()  # a stray RANK or WORLD_SIZE without torchrun is refused
     if rank != 0:  # torchrun: rank 0 alone decides, writes and evaluates
         _train(spec, run_dir, parents, identity, progress)
         return RunRecord({})
@@ -219,9 +243,7 @@ def run_spec(spec: RunSpec, force: bool | None = None, progress: bool | None = N
                 # trained from uncommitted code whose content has since been committed unchanged
                 record["git_commit"], record["lmcore_dirty"] = git_commit(), False
                 record = RunRecord(write_record(record_path, record), run_dir=run_dir, path=record_path)
-            # the budget's subsample is a setting of lmcore.experiments, outside the code fingerprint
-            if reevaluate and (record.get("evaluation") != spec.evaluation
-                               or record["data"].get("eval_subsample") != spec.eval_subsample):
+            if reevaluate and record.get("evaluation_identity") != config_hash(evaluation_identity(identity_hash, spec)):
                 record = _reevaluate(record, spec)
             record.reused = True
             return record
@@ -277,19 +299,22 @@ def _announce_new_identity(method: str, profile: str, name: str, config: dict, i
           f"one is trained in {display_path(run_dir)}", flush=True)
 
 
-def find_run(method: str, profile: str | None = None, name: str = "default", overrides: dict | None = None
-             ) -> RunRecord | None:
+def find_run(method: str, profile: str | None = None, name: str = "default", overrides: dict | None = None,
+             evaluated: bool = True) -> RunRecord | None:
     """The finished run :func:`run_method` would return for these arguments, found without
     training or evaluating anything: None when it was never trained, is unfinished, or is stale
-    (its identity, parents' included, differs from what the current code, data and config give)."""
-    return find_spec(RunSpec.resolve(method, profile, name, overrides))
+    (its identity, parents' included, differs from what the current code, data and config give;
+    with ``evaluated``, also when its numbers were scored by other protocol code or settings)."""
+    return find_spec(RunSpec.resolve(method, profile, name, overrides), evaluated=evaluated)
 
 
-def find_spec(spec: RunSpec) -> RunRecord | None:
-    """:func:`find_run` for a resolved :class:`~lmcore.spec.RunSpec`."""
+def find_spec(spec: RunSpec, evaluated: bool = True) -> RunRecord | None:
+    """:func:`find_run` for a resolved :class:`~lmcore.spec.RunSpec`; with ``evaluated``, a run whose
+    numbers are stale (scored by other protocol code or settings) is None too (:func:`run_spec`
+    re-scores it from its checkpoint)."""
     parents = {}
     for role, parent_spec in spec.parents.items():
-        parent = find_spec(parent_spec)
+        parent = find_spec(parent_spec, evaluated=False)
         if parent is None:
             return None
         parents[role] = parent
@@ -299,7 +324,11 @@ def find_spec(spec: RunSpec) -> RunRecord | None:
     if not record_path.exists():
         return None
     record = RunRecord.from_file(record_path, run_dir=run_dir)
-    return record if record.get("identity") == identity_hash else None
+    if record.get("identity") != identity_hash:
+        return None
+    if evaluated and record.get("evaluation_identity") != config_hash(evaluation_identity(identity_hash, spec)):
+        return None
+    return record
 
 
 def run_detections(record: RunRecord, regressor_set, test_sets: dict, cache: bool = True):
@@ -326,26 +355,24 @@ def run_detections(record: RunRecord, regressor_set, test_sets: dict, cache: boo
 def _train(spec: RunSpec, run_dir: Path, parents: dict[str, RunRecord], identity: dict, progress: bool) -> RunRecord:
     method, profile, name, config = spec.method, spec.profile, spec.name, spec.config
     cls = get_method(method)
-    model = build_with_parents(method, config, parents)
     device = select_device()
     cfg = TrainConfig.from_dict(config["train"])
-    ancestor = None
-    if cfg.init_from:  # a checkpoint of this run, if any, replaces these weights when it resumes
-
-        ancestor = ancestor_of(cfg.init_from, method)
-        load_initial_weights(model, cfg.init_from)
-    source = get_source(config["data"]["source"])
+    source_name = config["data"]["source"]
+    source = get_source(source_name)
     subsample = spec.eval_subsample
-    train_set = source.split(config["data"]["split"])
-    targets = cls.training_targets(train_set)
+    files = code_files(method, source=source_name)
+    scoring = evaluation_code(method, source_name)
+    commit, dirty = git_commit(), lmcore_is_dirty(files=sorted(set(files) | set(scoring["files"])))
+    rank = env.torchrun_rank()
+    # before the run builds its model: the probes seed and train models of their own
+    probes = probes_for_run(spec, run_dir) if rank == 0 else None
+    ancestor = ancestor_of(cfg.init_from, method) if cfg.init_from else None
+    model = build_with_parents(method, config, parents)
     evaluate = model.learning_curve(source, subsample) if cfg.eval_every else None
-    files = code_files(method)
-    commit, dirty = git_commit(), lmcore_is_dirty(files=list(files))
     started = time.perf_counter()
-    result = train(model, train_set.images, cfg, run_dir, device, evaluate=evaluate, identity=identity,
-                   progress=progress, targets=targets, meta={"git_commit": commit}, name=f"{method}/{name}",
-                   pairs=cls.trains_on_pairs)
-    if int(os.environ.get("RANK", "0")) != 0:
+    result, train_set = train_trainee(model, method, config, run_dir, device, evaluate=evaluate, identity=identity,
+                                      progress=progress, meta={"git_commit": commit}, name=f"{method}/{name}")
+    if rank != 0:
         return RunRecord({})
     eval_start = time.perf_counter()
     if progress:
@@ -353,15 +380,19 @@ def _train(spec: RunSpec, run_dir: Path, parents: dict[str, RunRecord], identity
     metrics = for_inference(model).evaluate(source, spec.options, spec.few_shot, subsample)
     if progress:
         print(f"{method}/{name}: evaluated in {time.perf_counter() - eval_start:.0f} s", flush=True)
+    identity_hash = config_hash(identity)
     record = {
         "method": method,
         "profile": profile,
         "config": config,
         "git_commit": commit,
         "lmcore_dirty": dirty,
+        "identity_scheme": SCHEME,
         "code_fingerprint": identity["code"],
         "code_files": files,
-        "identity": config_hash(identity),
+        "identity": identity_hash,
+        "evaluation_identity": config_hash(evaluation_identity(identity_hash, spec)),
+        "evaluation_code": scoring,
         "parents": {role: {"method": r.method, "run_name": r.run_name, "identity": r["identity"],
                            "step": _parent_step(config, role, r)}
                     for role, r in parents.items()},
@@ -383,6 +414,8 @@ def _train(spec: RunSpec, run_dir: Path, parents: dict[str, RunRecord], identity
         "resumed_with": result.resumed_with,
         "steps": result.steps,
     }
+    if probes:
+        record["attestation"] = probes
     if ancestor:  # the reference it started from, and how many steps its lineage already had
         record["ancestor"] = ancestor
     return RunRecord(write_record(run_dir / "record.json", record), run_dir=run_dir)
@@ -404,9 +437,12 @@ def _reevaluate(record: RunRecord, spec: RunSpec) -> RunRecord:
                           f"checkpoint is gone, so it cannot be re-evaluated; rerun with --force (or "
                           f"LMBOOK_RETRAIN=1) to train it again")
     model = for_inference(load_trained(record))
-    source = get_source(record.config["data"]["source"])
-    record["metrics"] = model.evaluate(source, spec.options, spec.few_shot, spec.eval_subsample)
+    source_name = record.config["data"]["source"]
+    record["metrics"] = model.evaluate(get_source(source_name), spec.options, spec.few_shot, spec.eval_subsample)
     record["evaluation"], record["data"]["eval_subsample"] = spec.evaluation, spec.eval_subsample
+    record["evaluation_identity"] = config_hash(evaluation_identity(record["identity"], spec))
+    record["evaluation_code"] = evaluation_code(record.method, source_name)
+    record["evaluated"] = {"git_commit": git_commit(), "created": now_iso()}
     return RunRecord(write_record(record.run_dir / "record.json", record), run_dir=record.run_dir)
 
 
@@ -494,13 +530,25 @@ def load_references(method: str, root: Path = RESULTS_DIR) -> list[RunRecord]:
     return [RunRecord.from_file(p) for p in sorted(folder.glob("*.json"))]
 
 
-def publish_reference(record: RunRecord, root: Path = RESULTS_DIR) -> Path:
-    """Copy a run record (no checkpoint) into ``results/<method>/<run name>.json``.
+def publish_reference(record: RunRecord, root: Path = RESULTS_DIR, replace_profile: bool = False) -> Path:
+    """Copy a run record (no checkpoint) into ``results/<method>/<run name>.json`` (a reference; a
+    tuning sweep's record under another ``root``). The zoo's weights follow with
+    :func:`lmcore.zoo_export.publish`, which checks everything before writing either file.
 
-    Refuses (:class:`PublishRefused`) a record made from ``lmcore`` code that differed from its
-    git commit, or with no known commit: a reference must name the code that made it; and a
-    method or run name that would put the file anywhere but ``results/<method>/``.
+    Refuses (:class:`PublishRefused`, before writing anything) what :func:`check_publishable`
+    refuses.
     """
+    path = check_publishable(record, root, replace_profile)
+    write_record(path, record)
+    return path
+
+
+def check_publishable(record: RunRecord, root: Path = RESULTS_DIR, replace_profile: bool = False) -> Path:
+    """The path ``record`` would be published at, or :class:`PublishRefused` for a record made from
+    ``lmcore`` code that differed from its git commit, or with no known commit (a reference must
+    name the code that made it); a ``smoke`` record (its numbers are meaningless: never a
+    reference); a method or run name that would put the file anywhere but ``<root>/<method>/``; and
+    a record that would replace one of another profile, unless ``replace_profile``."""
     commit = record.get("git_commit") or "unknown"
     # older records have no lmcore_dirty field: then any uncommitted change counts
     dirty = record.get("lmcore_dirty", commit.endswith("+dirty"))
@@ -510,6 +558,9 @@ def publish_reference(record: RunRecord, root: Path = RESULTS_DIR) -> Path:
     if dirty:
         raise PublishRefused(f"run {record.method}/{record.run_name} was trained from uncommitted lmcore code "
                              f"(commit {commit}); commit, retrain (the run is reused if nothing changed), then publish")
+    if record.get("profile") == "smoke":
+        raise PublishRefused(f"run {record.method}/{record.run_name} is a smoke run (seconds of training, numbers "
+                             "meaningless): smoke runs are never published; train it in the cpu or paper profile")
     method, name = str(record.method), str(record.run_name)
     if not re.fullmatch(r"[a-z0-9_]+", method) or not RUN_NAME.fullmatch(name) or ".." in name:
         raise PublishRefused(f"run '{method}/{name}' is not a method and run name that can be published")
@@ -517,5 +568,13 @@ def publish_reference(record: RunRecord, root: Path = RESULTS_DIR) -> Path:
     path = (root / method / f"{name}.json").resolve()
     if path.parent.parent != root:
         raise PublishRefused(f"run '{method}/{name}' would be published outside {root}")
-    write_record(path, record)
+    if path.is_file() and not replace_profile:
+        try:
+            existing = RunRecord.from_file(path)
+        except LmbookError:
+            existing = None  # a damaged reference is replaced
+        if existing is not None and existing.profile != record.profile:
+            raise PublishRefused(f"{display_path(path)} is a reference of the {existing.profile} profile; this run is "
+                                 f"{record.profile}: publish it under another --name, or pass --replace-profile to "
+                                 "replace it")
     return path

@@ -2,12 +2,15 @@
 that work in the static book) and ``figures`` (the chapters' figures built on them)."""
 from .basics import (
     POINT_COLOURS,
+    STAND_IN_CLASS,
+    StandIn,
     code_excerpt,
     figure_png,
     image_grid,
     landmark_colours,
     pair_stack,
     profile_note,
+    show_code,
     show_landmarks,
     slider_stack,
     to_hwc,
@@ -23,7 +26,8 @@ from .figures import (
 )
 
 __all__ = [
-    "POINT_COLOURS", "checkpoint_scrubber", "code_excerpt", "few_shot_plot", "figure_png", "image_grid", "landmark_colours",
+    "POINT_COLOURS", "STAND_IN_CLASS", "StandIn", "checkpoint_scrubber", "code_excerpt", "few_shot_plot", "figure_png",
+    "image_grid", "landmark_colours",
     "landmarks_on_instances", "landmarks_under_warps", "learning_curves", "pair_stack", "profile_note",
-    "regression_on_faces", "regressor_graph", "show_landmarks", "slider_stack", "to_hwc",
+    "regression_on_faces", "regressor_graph", "show_code", "show_landmarks", "slider_stack", "to_hwc",
 ]

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ast
+import html
 import inspect
+import re
 import textwrap
 
 import io
@@ -13,8 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from IPython.display import HTML, display
+
 from ...profiles import DESCRIPTIONS
 from ..references import DESCRIPTION, REFERENCE, TRAIN_COMMAND
+from ..tables import code_html
 
 POINT_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00"]
 
@@ -117,6 +122,27 @@ def pair_stack(pngs: Sequence[Sequence[bytes]], row_labels: Sequence[str], col_l
     return widgets.VBox([row_slider, row_caption, col_slider, col_caption, outer])
 
 
+#: the class of a stand-in box, the marker the page check (tools/check_book.py) counts them by
+STAND_IN_CLASS = "lmbook-stand-in"
+
+
+class StandIn:
+    """What a chapter shows where a table or figure cannot be: a box with a stable class
+    (:data:`STAND_IN_CLASS`) in the page, saying what is missing and why, ``command``s in code; the
+    same sentence as plain text outside a notebook (``str``). Displayed by
+    :meth:`lmcore.book.chapter.Chapter.missing`."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        body = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(self.text, quote=False))
+        return f'<div class="{STAND_IN_CLASS}" data-lmbook="stand-in">{body}</div>'
+
+
 def profile_note(profile: str) -> str:
     """A Markdown line saying what the profile's numbers are worth."""
     if profile == REFERENCE:
@@ -126,6 +152,12 @@ def profile_note(profile: str) -> str:
     if profile == "smoke":
         return f"**Profile `smoke`**: {text}. Every number below is a code-path check, not a result."
     return f"**Profile `{profile}`**: {text}."
+
+
+def show_code(*sources: str) -> None:
+    """Display source code (:func:`code_excerpt`, ``inspect.getsource``) as a code block of the page:
+    wrapped, never cut, its docstrings' backticks inside code."""
+    display(HTML("".join(code_html(source) for source in sources)))
 
 
 def code_excerpt(function) -> str:

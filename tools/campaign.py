@@ -23,46 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lmcore.book.campaign import continuations, is_final, is_flat, tune_curve  # noqa: E402
 from lmcore.errors import LmbookError  # noqa: E402
-from lmcore.experiments.base import FLAT_GAIN, FLAT_POINTS, Lineage  # noqa: E402
+from lmcore.experiments.base import FLAT_POINTS, Lineage  # noqa: E402
 from lmcore.experiments.campaign import LINEAGES  # noqa: E402
-from lmcore.methods.base import TUNE_CURVE_KEY  # noqa: E402
 from lmcore.paths import RESULTS_DIR, display_path  # noqa: E402
-from lmcore.training.run_record import RunRecord  # noqa: E402
 from lmcore.zoo import WEIGHTS_SUFFIX  # noqa: E402
-
-
-def continuations(lineage: Lineage, root: Path = RESULTS_DIR) -> list[RunRecord]:
-    """The lineage's published continuations in order (``<name>-0`` first where it has one)."""
-    found = []
-    for n in range(0, 10_000):
-        path = root / lineage.method / f"{lineage.continuation(n)}.json"
-        if not path.exists():
-            if n == 0:
-                continue
-            break
-        found.append(RunRecord.from_file(path))
-    return found
-
-
-def tune_curve(records: list[RunRecord]) -> list[tuple[int, float]]:
-    """``(lineage step, tune_val error)`` of every learning-curve evaluation of the continuations,
-    each counted after the steps of those before it."""
-    curve, offset = [], 0
-    for record in records:
-        curve += [(offset + int(h["step"]), float(h[TUNE_CURVE_KEY])) for h in record.history if TUNE_CURVE_KEY in h]
-        offset += int(record.steps or 0)
-    return curve
-
-
-def is_flat(curve: list[tuple[int, float]]) -> bool:
-    """Whether the last :data:`FLAT_POINTS` evaluations improve by less than :data:`FLAT_GAIN` points."""
-    return len(curve) >= FLAT_POINTS and curve[-FLAT_POINTS][1] - curve[-1][1] < FLAT_GAIN
-
-
-def is_final(record: RunRecord) -> bool:
-    """A continuation trained at the decayed learning rate (the lineage's last)."""
-    return record.config["train"].get("init_from") is not None and record.config["train"].get("lr_milestones") == [0]
 
 
 def state(lineage: Lineage, root: Path = RESULTS_DIR) -> dict:

@@ -138,13 +138,28 @@ class BookRun:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One of a paper's central claims, judged on the book's runs: the zoo models ``better`` have a
+    lower forward error on ``split`` than ``worse`` (several models on a side: its seeds). Where a
+    model was grown by the convergence campaign (a :class:`Lineage` starting from it), its
+    lineage's latest continuation stands for it. ``paper`` says where the paper claims it."""
+
+    text: str
+    better: tuple[str, ...]
+    worse: tuple[str, ...]
+    paper: str = ""
+    split: str = "test_mtfl"
+
+
+@dataclass(frozen=True)
 class Experiment:
-    """A chapter's headline runs (in the order its tables show them) and the few-shot sizes it
-    evaluates them at (None: no few-shot curve)."""
+    """A chapter's headline runs (in the order its tables show them), the few-shot sizes it
+    evaluates them at (None: no few-shot curve) and the paper's central claims it judges."""
 
     chapter: str
     runs: tuple[BookRun, ...]
     few_shot: dict | None = None
+    claims: tuple[Claim, ...] = ()
 
     def run(self, name: str) -> BookRun:
         """The headline run called ``name``."""
@@ -198,8 +213,9 @@ class Lineage:
         profile = _settings_of(self.method).default_config("cpu")
         passed = {key: ([0] * len(profile["method"][key]) if isinstance(profile["method"][key], list) else 0)
                   for key in cls.step_settings}
+        # the decayed one drops its rate after its first step (a milestone is a step >= 1)
         train = {"init_from": previous, "steps": self.chunk_steps, "eval_every": self.eval_every,
-                 "lr_milestones": [0] if final else [], "lr_gamma": self.decay, "keep_every": 0,
+                 "lr_milestones": [1] if final else [], "lr_gamma": self.decay, "keep_every": 0,
                  "checkpoint_every": min(500, self.chunk_steps)}
         return deep_update(deep_update({"method": passed, "train": train}, self.overrides), {"train": train})
 

@@ -9,7 +9,7 @@ leaves open.
 from __future__ import annotations
 
 from ..config import deep_update
-from .base import FACE_FEW_SHOT, BookRun, Budget, Experiment, MethodSettings
+from .base import FACE_FEW_SHOT, BookRun, Budget, Claim, Experiment, MethodSettings
 from .jakab import PROFILE_CONFIGS as JAKAB_PROFILES
 
 #: how the flow run's pairs are drawn: ``B = A o g``, g a similarity plus a TPS jitter in the view
@@ -110,4 +110,9 @@ SETTINGS = {"c3_flow": MethodSettings("c3_flow", FLOW_PROFILES, {"smoke": Budget
 EXPERIMENT = Experiment("05_c3", (
     BookRun("C3", "c3", "k10", 10, chapter="05_c3"),
     BookRun("C3", "c3", "k30", 30, variant="k30", chapter="05_c3"),
-), few_shot=FACE_FEW_SHOT)
+), few_shot=FACE_FEW_SHOT, claims=(
+    Claim("cycle consistency and the flow module together beat the cycle alone", ("c3/k10",), ("c3/ablation-cycle",),
+          "Table 2"),
+    Claim("C3 beats its paired baseline, Jakab et al. (10 landmarks)", ("c3/k10",), ("jakab/k10",),
+          "Table 1"),
+))

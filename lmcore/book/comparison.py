@@ -25,11 +25,12 @@ from .. import zoo
 from ..errors import LmbookError
 from ..evaluation import (FAILURE_THRESHOLD, PROTOCOL_VARIANTS, Detections, cumulative_error_distribution,
                           failure_rate, kendall_tau, paired_difference, ranking, ranking_changes)
+from ..evaluation.rescore import faces_key
 from ..experiments import BOOK_RUNS, BookRun
 from ..paths import RESULTS_DIR
 from . import viz
 from .leaderboard import book_runs, committed_references, paper_numbers, record_row
-from .references import has_weights, number_from_weights, reference_record
+from .references import cached_for_weights, has_weights, number_from_weights, reference_record
 from .reporting import SMOKE_NOTE, separated
 from .tables import collapse, explain_missing
 from ..experiments import method_settings
@@ -353,6 +354,20 @@ def show_disagreement(scores: Scores, faces: Faces, profile: str, split: str = "
           + ", ".join(f"{spread[f]:.1f}" for f in worst))
 
 
+def _curve(record, detections, faces: Faces, split: str, sizes: list) -> list:
+    """The few-shot curve of one detector on ``split``; a committed reference's is cached by its
+    weights' digest (:func:`lmcore.book.references.cached_for_weights`)."""
+    def compute():
+        return detections.curve(split, sizes, repeats=CURVE_REPEATS, options=BOOK)
+
+    if record is None or not has_weights(record):
+        return compute()
+    request = {"kind": "comparison-curve", "split": split, "sizes": sizes, "repeats": CURVE_REPEATS,
+               "options": BOOK.as_dict(), "regressor": faces_key(faces.regressor_set),
+               "test": faces_key(faces.test_sets[split])}
+    return cached_for_weights(record, request, compute)
+
+
 def few_shot_figure(scores: Scores, faces: Faces, profile: str):
     """Forward error against the number of labelled faces the regressor sees (:data:`CURVE_SIZES`
     below the regressor set's size, then all; :data:`CURVE_REPEATS` draws each, band: ± one
@@ -366,7 +381,7 @@ def few_shot_figure(scores: Scores, faces: Faces, profile: str):
         for name, d in scores.detections.items():
             if d.kind != "regressed":
                 continue
-            curve = curves[(name, split)] = d.curve(split, sizes, repeats=CURVE_REPEATS, options=BOOK)
+            curve = curves[(name, split)] = _curve(scores.records.get(name), d, faces, split, sizes)
             n, mean, std = (np.array([c[key] for c in curve]) for key in ("n", "mean", "std"))
             ax.plot(n, mean, "o-", ms=3, label=name, color=colour[name])
             ax.fill_between(n, mean - std, mean + std, color=colour[name], alpha=0.15)

@@ -186,6 +186,18 @@ def points_sha256(points: torch.Tensor) -> str:
     return hashlib.sha256(points.detach().float().contiguous().numpy().tobytes()).hexdigest()
 
 
+def cached_for_weights(record, request: dict, compute):
+    """``compute()`` (a JSON-able result that depends only on a reference's weights and ``request``,
+    e.g. a few-shot curve of its detections), cached under the cache folder by the weights' digest
+    and the request: a warm book computes it once per weights, not once per build."""
+    path = _cache_dir() / f"{record.method}-{record.run_name}-{_weights_key(record, request)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = json.loads(json.dumps(compute(), default=float))
+    write_json_atomic(path, result)
+    return result
+
+
 def verified(name: str) -> dict:
     """The zoo's check of a committed reference's weights (:func:`lmcore.zoo.verify`: its score
     measured again from the weights beside the one stored when they were written), cached under

@@ -61,6 +61,15 @@ chapter = setup_chapter(profile)
 chapter.show_headline("01_fse");
 
 # %% [markdown]
+# **The paper's central claims, judged.** Each claim on the book's longest-trained runs (grown by the
+# convergence campaign where it has grown them): the paired difference of their per-face errors,
+# its 95 % interval resampled over seeds and faces, and how far their training went.
+
+# %% tags=["hide-input"]
+chapter.show_claims("01_fse")
+chapter.show_lineages("fse")
+
+# %% [markdown]
 # The two terms the `cpu` and `paper` profiles train with, as `lmcore` writes them: Eq. 6 in its
 # linear-time form (the squared distances of all pixel pairs, expanded into the maps' first and
 # second moments) and Eq. 8 after *m* × *m* sum pooling.

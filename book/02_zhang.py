@@ -67,6 +67,15 @@ Zhang = get_method("zhang")
 chapter.show_headline("02_zhang");
 
 # %% [markdown]
+# **The paper's central claims, judged.** Each claim on the book's longest-trained runs (grown by the
+# convergence campaign where it has grown them): the paired difference of their per-face errors,
+# its 95 % interval resampled over seeds and faces, and how far their training went.
+
+# %% tags=["hide-input"]
+chapter.show_claims("02_zhang")
+chapter.show_lineages("zhang")
+
+# %% [markdown]
 # ## Settings: the paper, its released code, and this implementation
 #
 # The authors released their code (TensorFlow, `YutingZhang/lmdis-rep`), and **the code is what

@@ -55,6 +55,15 @@ chapter = setup_chapter(profile)
 chapter.show_headline("03_jakab");
 
 # %% [markdown]
+# **The paper's central claims, judged.** Each claim on the book's longest-trained runs (grown by the
+# convergence campaign where it has grown them): the paired difference of their per-face errors,
+# its 95 % interval resampled over seeds and faces, and how far their training went.
+
+# %% tags=["hide-input"]
+chapter.show_claims("03_jakab")
+chapter.show_lineages("jakab")
+
+# %% [markdown]
 # The bottleneck and the objective, as `lmcore` writes them: the pose reaches the generator only as
 # Gaussian maps drawn at the K points, and a training step renders the target view from the
 # source view's appearance and compares them through VGG16 features.

@@ -64,6 +64,15 @@ chapter = setup_chapter(profile)  # the reference profile shows the cpu settings
 # %% tags=["hide-input"]
 chapter.show_headline("04_sanchez");
 
+# %% [markdown]
+# **The paper's central claims, judged.** Each claim on the book's longest-trained runs (grown by the
+# convergence campaign where it has grown them): the paired difference of their per-face errors,
+# its 95 % interval resampled over seeds and faces, and how far their training went.
+
+# %% tags=["hide-input"]
+chapter.show_claims("04_sanchez")
+chapter.show_lineages("sanchez")
+
 
 # %% [markdown]
 # ## The projected convolution (§3, Eq. 1)

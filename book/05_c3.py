@@ -67,6 +67,15 @@ chapter = setup_chapter(profile)
 chapter.show_headline("05_c3");
 
 # %% [markdown]
+# **The paper's central claims, judged.** Each claim on the book's longest-trained runs (grown by the
+# convergence campaign where it has grown them): the paired difference of their per-face errors,
+# its 95 % interval resampled over seeds and faces, and how far their training went.
+
+# %% tags=["hide-input"]
+chapter.show_claims("05_c3")
+chapter.show_lineages("c3")
+
+# %% [markdown]
 # ## Settings, and what the paper leaves open
 #
 # | open in the paper | chosen here | why |

@@ -85,6 +85,18 @@ comparison.show_leaderboard(scores, profile)  # the provenance columns collapsed
 viz.show_code(inspect.getsource(statistics.bootstrap_interval))
 
 # %% [markdown]
+# ## Accuracy against compute: which method for my budget
+#
+# Every method's tune_val error against the compute it took: each lineage of the convergence
+# campaign from its headline run on, its training steps priced by the benchmark's cost of one `cpu`
+# step (`results/bench/cpu.json`, two cores busy), in core-hours. The table answers "which method
+# for my budget": the lowest tune_val error each reached within 10 minutes, 1 hour and 8 hours of
+# compute. No paper or public project has this figure: each reports one point at its own budget.
+
+# %% tags=["hide-input"]
+comparison.show_accuracy_against_compute(chapter)
+
+# %% [markdown]
 # ## The runs
 #
 # One row per headline run of a method chapter. A run is used when its chapter trained it in this

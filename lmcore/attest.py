@@ -77,7 +77,7 @@ def committed_paths(root: Path = RESULTS_DIR) -> list[Path]:
     return sorted(found)
 
 
-def _published(root: Path = RESULTS_DIR) -> dict[tuple[str, str], RunRecord]:
+def published_records(root: Path = RESULTS_DIR) -> dict[tuple[str, str], RunRecord]:
     """The references by (method, run name): what a record's parent links point to."""
     out = {}
     for path in sorted(Path(root).glob("*/*.json")):
@@ -180,7 +180,7 @@ def state_of(path: Path, record: RunRecord, published: dict) -> RecordState:
 
 def states(root: Path = RESULTS_DIR, paths: list[Path] | None = None) -> list[RecordState]:
     """The state of every committed record (or of ``paths``)."""
-    published = _published(root)
+    published = published_records(root)
     return [state_of(p, RunRecord.from_file(p), published) for p in (paths or committed_paths(root))]
 
 
@@ -332,10 +332,10 @@ def main(argv=None) -> int:
                 print(f"{PROG}: attesting needs committed lmcore code (the evidence names a commit); commit first",
                       file=sys.stderr)
                 return 1
-            published = _published()
+            published = published_records()
             for path in _order(paths, published):
                 attest(path, published, commit)
-                published = _published()  # a re-keyed parent is what its children now point to
+                published = published_records()  # a re-keyed parent is what its children now point to
         found = states(paths=paths)
     except LmbookError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

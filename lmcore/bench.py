@@ -13,6 +13,12 @@ and from scratch; the 4D correlation of C3's flow at two feature sides; with ``-
 other precision (bf16 autocast or float32), the other memory layout (channels-last or standard)
 and (``--compile``) ``torch.compile``, each against the profile's own settings.
 
+With ``--against COMMIT`` it also times each case's step under the code of an earlier commit and
+under today's, in two worker processes asked in turn (:mod:`lmcore.training.step_worker`: never
+figures of different days), and records both, their ratio per round, where today's step spends
+its time (data, warps, networks, perceptual loss, loss terms, backward, optimiser) and, with
+``--also KEY=VALUE``, today's step with a training setting changed (e.g. ``precision=bf16``).
+
 The record (``results/bench/<device type>.json`` by default) carries the device, commit, code
 fingerprint and wall time; the projection (per measured profile but smoke) multiplies each
 method's steps in that profile by its measured step time, and sums per chapter the headline runs the book trains
@@ -25,7 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +47,8 @@ from .config import deep_update
 from .env import check_environment
 from .errors import ConfigError, LmbookError
 from .experiments import BOOK_RUNS
-from .paths import PROJECT_ROOT, RESULTS_DIR, runs_root
+from .paths import PROJECT_ROOT, RESULTS_DIR, cache_root, data_root, runs_root
+from .training.attestation import commit_checkout
 from .training.bench import correlation_cost, run_step_cost
 from .training.code_identity import code_fingerprint, lmcore_is_dirty
 from .training.records import describe_device, git_commit, now_iso, write_json_atomic
@@ -204,11 +215,13 @@ def projection(rows: list[dict], profile: str = "paper") -> list[dict]:
 
 def run_bench(profiles=("cpu", "paper"), labels: list[str] | None = None, device: torch.device | None = None,
               steps: int = 2, warmup: int = 1, options: bool = False, compile: bool = False,
-              correlation: bool = True, progress=print) -> dict:
-    """Measure and return the bench record (see the module docstring); writes nothing."""
+              correlation: bool = True, progress=print, against: dict | None = None) -> dict:
+    """Measure and return the bench record (see the module docstring); writes nothing. ``against``:
+    the arguments of :func:`compare_with_commit` (its cases are ``labels``'), measured first."""
     device = device or torch.device("cpu")
     cases = [c for c in CASES if labels is None or c.label in labels or c.method in labels]
     started = time.perf_counter()
+    compared = compare_with_commit(cases=cases, progress=progress, **against) if against else None
     rows = []
     for profile in profiles:
         # paper settings on a CPU take 1-70 s a step: one step, no warm-up (CPU steps vary little)
@@ -230,7 +243,7 @@ def run_bench(profiles=("cpu", "paper"), labels: list[str] | None = None, device
                         progress(f"{profile:6s} {label} {option_label(rows[-1]):18s} {rows[-1]['step_ms']:9.1f} ms/step")
     corr = [correlation_cost(side, pairs=4, steps=2, warmup=1, device=device) for side in CORRELATION_SIDES] \
         if correlation else []
-    return {
+    record = {
         "kind": "bench", "created": now_iso(), "commit": git_commit(), "code_fingerprint": code_fingerprint(),
         "lmcore_dirty": lmcore_is_dirty(), "device": describe_device(device),
         "profiles": list(profiles), "steps_timed": steps, "warmup": warmup,
@@ -238,6 +251,143 @@ def run_bench(profiles=("cpu", "paper"), labels: list[str] | None = None, device
         "projection": {profile: projection(rows, profile) for profile in profiles if profile != "smoke"},
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
+    if compared is not None:
+        record["against"] = compared
+    return record
+
+
+# --------------------------------------------------------------------------- against an earlier commit
+
+STEP_WORKER = Path(__file__).resolve().parent / "training" / "step_worker.py"
+
+
+class StepWorker:
+    """A :mod:`lmcore.training.step_worker` process timing steps under the ``lmcore`` of ``tree``
+    (its warnings go to a log file, named when it fails)."""
+
+    def __init__(self, tree: Path, label: str):
+        self.label = label
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="lmbook-step-worker-", suffix=".log", delete=False)
+        env = dict(os.environ, LMBOOK_DATA_ROOT=str(data_root()), LMBOOK_CACHE=str(cache_root()), LMBOOK_PROGRESS="0")
+        env.pop("PYTHONPATH", None)
+        self.process = subprocess.Popen([sys.executable, str(STEP_WORKER), str(tree)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+
+    def measure(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise LmbookError(f"the step worker under {self.label} ended (exit {self.process.wait()}); its log: "
+                              f"{self.log.name}")
+        result = json.loads(line)
+        if "error" in result:
+            raise LmbookError(f"{request['method']} under {self.label}: {result['error']}")
+        return result
+
+    def close(self) -> None:
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.process.wait()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None and self.process.poll() is None:
+            self.process.kill()
+        self.close()
+
+
+def resolve_commit(commit: str) -> str:
+    """The full hash of ``commit`` (a hash, its prefix, a tag or ``HEAD~2``)."""
+    done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ConfigError(f"--against {commit}: not a commit of this repository")
+    return done.stdout.strip()
+
+
+def parse_setting(text: str) -> dict:
+    """``precision=bf16`` -> ``{"precision": "bf16"}`` (the value read as JSON where it is JSON),
+    checked as a training setting."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--also {text}: give a training setting as KEY=VALUE, e.g. precision=bf16")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    from .config import TrainConfig
+
+    TrainConfig.from_dict({key: parsed})  # a wrong key or value is one line
+    return {key: parsed}
+
+
+def _median_parts(results: list[dict], key: str) -> dict:
+    parts = [r[key] for r in results if key in r]
+    return {name: round(statistics.median(p[name] for p in parts), 1) for name in parts[0]} if parts else {}
+
+
+#: the split every version of step_cost gives (warps, perceptual, the rest of the forward pass,
+#: backward and update): comparable between the two trees
+SPLIT_KEYS = ("warps_ms", "perceptual_ms", "networks_ms", "backward_update_ms")
+
+
+def _arm(results: list[dict]) -> dict:
+    times = [r["step_ms"] for r in results]
+    return {"step_ms": round(statistics.median(times), 1), "runs_ms": times,
+            "split_ms": {k: round(statistics.median(r[k] for r in results), 1) for k in SPLIT_KEYS},
+            "parts_ms": _median_parts(results, "parts_ms")}
+
+
+def compare_with_commit(commit: str, cases: list[BenchCase], profile: str = "cpu", rounds: int = 3, steps: int = 3,
+                        warmup: int = 1, threads: int | None = None, also: list[dict] = (), progress=print) -> dict:
+    """Each case's step under the code of ``commit`` (``before``) and under this tree's (``after``,
+    and ``after`` with each of the training settings ``also``), in worker processes asked in turn
+    (the order reversed every other round), ``rounds`` times; ``steps`` timed steps (median) after
+    ``warmup`` each time. A row's ``speedup`` is the median step before over the median step after;
+    ``speedup_per_round`` pairs the two of one round."""
+    sha = resolve_commit(commit)
+    threads = threads or torch.get_num_threads()
+    started, load_at_start = time.perf_counter(), _load_average()
+    rows = []
+    with StepWorker(commit_checkout(sha), f"commit {sha[:7]}") as before, StepWorker(PROJECT_ROOT, "this tree") as after:
+        for case in cases:
+            request = {"method": case.method, "profile": profile, "overrides": case.overrides, "steps": steps,
+                       "warmup": warmup, "n_images": _n_images(case, profile), "threads": threads}
+            arms = [("before", before, request), ("after", after, request)] + [
+                (json.dumps(change), after, dict(request, overrides=deep_update(case.overrides, {"train": change})))
+                for change in also]
+            results: dict[str, list] = {name: [] for name, _, _ in arms}
+            for round_ in range(rounds):
+                for name, worker, arm_request in (arms if round_ % 2 == 0 else arms[::-1]):
+                    results[name].append(worker.measure(arm_request))
+            row = {"case": case.label, "method": case.method, "profile": profile,
+                   "before": _arm(results["before"]), "after": _arm(results["after"])}
+            row["speedup"] = round(row["before"]["step_ms"] / row["after"]["step_ms"], 2)
+            row["speedup_per_round"] = [round(b["step_ms"] / a["step_ms"], 2)
+                                        for b, a in zip(results["before"], results["after"])]
+            row["also"] = [dict(_arm(results[json.dumps(change)]), train=change,
+                                speedup=round(row["before"]["step_ms"] / _arm(results[json.dumps(change)])["step_ms"], 2))
+                           for change in also]
+            rows.append(row)
+            progress(f"{profile:6s} {case.label:24s} {row['before']['step_ms']:8.1f} -> {row['after']['step_ms']:8.1f} "
+                     f"ms/step ({row['speedup']:.2f}x" + "".join(f"; {json.dumps(a['train'])} {a['step_ms']:.1f} ms, "
+                                                                  f"{a['speedup']:.2f}x" for a in row["also"]) + ")")
+    return {"commit": sha, "profile": profile, "rounds": rounds, "steps_timed": steps, "warmup": warmup,
+            "threads": threads, "also": list(also), "rows": rows,
+            "load": {"start": load_at_start, "end": _load_average()},
+            "wall_time_s": round(time.perf_counter() - started, 1)}
+
+
+def _load_average() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
 
 
 def default_path(device: torch.device) -> Path:
@@ -313,6 +463,11 @@ def main(argv=None) -> int:
     parser.add_argument("--options", action="store_true", help="also the other precision and the other memory layout for "
                         + " and ".join(OPTION_CASES))
     parser.add_argument("--compile", action="store_true", help="with --options: also torch.compile (slow to compile)")
+    parser.add_argument("--against", metavar="COMMIT", help="also time each case's step under the code of COMMIT and "
+                        "under this tree's, in two worker processes asked in turn (on the CPU)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: turns of each side per case (default 3)")
+    parser.add_argument("--also", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --against: also this tree's step with a training setting changed, e.g. precision=bf16")
     parser.add_argument("--out", type=Path, help="record path (default: results/bench/<device type>.json)")
     parser.add_argument("--no-write", action="store_true", help="print the tables, write no record")
     args = parser.parse_args(argv)
@@ -324,11 +479,23 @@ def main(argv=None) -> int:
         parser.error("--steps must be >= 1 and --warmup >= 0")
     if args.compile and not args.options:
         parser.error("--compile measures an option: give --options too")
+    if (args.also or args.rounds != 3) and not args.against:
+        parser.error("--also and --rounds belong to --against COMMIT")
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     try:
         check_environment()  # every LMBOOK_* variable and torchrun's: a bad one is one line, exit 2
         device = select_bench_device(args.device)
+        against = None
+        if args.against:
+            if device.type != "cpu":
+                raise ConfigError("--against times the CPU step (the worker processes run on the CPU): give --device cpu")
+            against = {"commit": args.against, "profile": "cpu" if "cpu" in args.profiles else args.profiles[0],
+                       "rounds": args.rounds, "steps": max(args.steps, 3), "warmup": args.warmup,
+                       "also": [parse_setting(text) for text in args.also]}
         record = run_bench(args.profiles, args.methods, device, args.steps, args.warmup, args.options, args.compile,
-                           progress=lambda line: print(line, flush=True))
+                           progress=lambda line: print(line, flush=True), against=against)
+        record["command"] = " ".join(["python -m lmcore.bench", *(argv if argv is not None else sys.argv[1:])])
     except ConfigError as exc:
         return user_error(parser.prog, exc)
     except LmbookError as exc:
@@ -336,6 +503,9 @@ def main(argv=None) -> int:
         return 1
     for ratio in record["ratios"]:
         print(f"{ratio['profile']:6s} {ratio['what']}: {ratio['ratio']}")
+    for row in record.get("against", {}).get("rows", []):
+        print(f"{row['profile']:6s} {row['case']}: step before / after (commit {record['against']['commit'][:7]} / "
+              f"this tree): {row['speedup']}")
     for profile, entries in record["projection"].items():
         for entry in entries:
             print(f"{profile} profile, chapter {entry['chapter']}: {entry['runs']} headline runs, {entry['steps']} steps, "

@@ -6,12 +6,15 @@ the perceptual loss's VGG pass) add their wall time to a named section inside
 outermost (a pair synthesis that calls two warps is one "warps" interval). On a GPU each
 section synchronises the device at its edges, so a step measured with sections is slower than
 one measured without: :func:`lmcore.training.bench.step_cost` times the two separately.
+:func:`modules_as_sections` makes every call of a network inside a method a section too (the
+networks, or the perceptual loss), without touching the method's code.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import time
+from typing import Callable
 
 import torch
 
@@ -72,3 +75,32 @@ def measure_sections(device: torch.device | None = None):
         yield totals
     finally:
         _state = None
+
+
+@contextlib.contextmanager
+def modules_as_sections(root: torch.nn.Module, section_of: Callable[[torch.nn.Module], str]):
+    """Within the block, each forward call of a module inside ``root`` (``root`` itself excepted)
+    is a section named ``section_of(module)``; nested calls count in the outermost, as any
+    nested section does. For :func:`measure_sections` blocks; each call pays two hooks."""
+    inside = {id(m) for m in root.modules() if m is not root}
+    open_sections: list = []
+
+    def before(module, args):
+        if id(module) in inside:
+            context = section(section_of(module))
+            context.__enter__()
+            open_sections.append((module, context))
+
+    def after(module, args, output):
+        if open_sections and open_sections[-1][0] is module:
+            open_sections.pop()[1].__exit__(None, None, None)
+
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(before)
+    post = torch.nn.modules.module.register_module_forward_hook(after)
+    try:
+        yield
+    finally:
+        pre.remove()
+        post.remove()
+        while open_sections:  # a forward that raised leaves its sections open
+            open_sections.pop()[1].__exit__(None, None, None)

@@ -82,14 +82,16 @@ def weights_of(record: RunRecord, method=None, dtype: str = "auto") -> dict | No
     return {"tensors": tensors, "dtype": dtype, "measured": measured}
 
 
-def publish(record: RunRecord, root: Path | str = RESULTS_DIR, replace_profile: bool = False) -> tuple[Path, dict | None]:
+def publish(record: RunRecord, root: Path | str = RESULTS_DIR, replace_profile: bool = False,
+            with_weights: bool = True) -> tuple[Path, dict | None]:
     """Publish the finished run ``record`` as ``<root>/<method>/<run>.json`` with its zoo weights
-    ``.safetensors`` beside it (see the module docstring): ``(record path, what the weights check
-    measured or None)``. Raises :class:`~lmcore.training.PublishRefused` or
-    :class:`~lmcore.zoo.ZooError` with nothing written."""
+    ``.safetensors`` beside it (see the module docstring; ``with_weights=False``: the record alone,
+    for a run whose tables need its numbers only, an ablation row, so that the zoo's size cap holds):
+    ``(record path, what the weights check measured or None)``. Raises
+    :class:`~lmcore.training.PublishRefused` or :class:`~lmcore.zoo.ZooError` with nothing written."""
     target = check_publishable(record, root, replace_profile)
     seen = _published_digest(target)
-    weights = weights_of(record)  # the slow part, before the lock: re-detects the test faces
+    weights = weights_of(record) if with_weights else None  # the slow part, before the lock
     with _publish_lock(Path(root)):
         if _published_digest(target) != seen:
             raise PublishRefused(f"{target.name} under {target.parent} was published by another process while this "

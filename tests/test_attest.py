@@ -35,7 +35,7 @@ def committed(tiny_run, tmp_path):
 
 
 def test_a_record_is_current_until_its_code_changes(committed, monkeypatch):
-    published = attest._published(committed.parents[1])
+    published = attest.published_records(committed.parents[1])
     assert attest.state_of(committed, RunRecord.from_file(committed), published).state == "current"
     monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "edited")
     assert attest.state_of(committed, RunRecord.from_file(committed), published).state == "stale"
@@ -44,7 +44,7 @@ def test_a_record_is_current_until_its_code_changes(committed, monkeypatch):
 def test_the_same_computation_is_rekeyed_with_its_evidence(committed, monkeypatch):
     before = RunRecord.from_file(committed)
     monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "refactored")
-    found = attest.attest(committed, attest._published(committed.parents[1]), "c0ffee", log=lambda *a: None)
+    found = attest.attest(committed, attest.published_records(committed.parents[1]), "c0ffee", log=lambda *a: None)
     assert found.state == "attested", found.detail
     after = RunRecord.from_file(committed)
     evidence = after["attested"][-1]
@@ -58,7 +58,7 @@ def test_other_weights_under_todays_code_label_the_record(committed, monkeypatch
     monkeypatch.setattr(runs_module, "code_fingerprint", lambda method=None, **kw: "numerics changed")
     monkeypatch.setattr(attest, "run_probes_here", lambda requests: {
         name: {"steps": r["steps"], "weights_sha256": "0" * 64} for name, r in requests.items()})
-    found = attest.attest(committed, attest._published(committed.parents[1]), "c0ffee", log=lambda *a: None)
+    found = attest.attest(committed, attest.published_records(committed.parents[1]), "c0ffee", log=lambda *a: None)
     assert found.state == "changed" and "early probe" in found.detail
     assert RunRecord.from_file(committed)[attest.VERDICT_KEY]["state"] == "changed"
 

@@ -11,8 +11,8 @@ from lmcore import bench
 from lmcore.config import deep_update
 from lmcore.errors import ConfigError, LmbookError
 from lmcore.methods import build_method
-from lmcore.profiling import measure_sections, section, timed
-from lmcore.training.bench import build_untrained, step_cost
+from lmcore.profiling import measure_sections, modules_as_sections, section, timed
+from lmcore.training.bench import PARTS, build_untrained, step_cost
 from lmcore.config import TrainConfig
 from lmcore.training.loop import forward_context, prepare_for_training, prepare_images
 from lmcore.experiments import method_settings
@@ -47,6 +47,42 @@ def test_nested_sections_count_once_and_nothing_is_recorded_outside_a_measuremen
     assert totals["outer"] == pytest.approx(0.04) and totals["inner"] == pytest.approx(0.01)
 
 
+def test_each_module_call_inside_a_method_is_a_section_the_outermost_counting(monkeypatch):
+    import lmcore.profiling as profiling
+
+    now = [0.0]
+    monkeypatch.setattr(profiling.time, "perf_counter", lambda: now[0])
+
+    class Slow(torch.nn.Module):
+        def __init__(self, seconds, inner=None):
+            super().__init__()
+            self.seconds, self.inner = seconds, inner
+
+        def forward(self, x):
+            now[0] += self.seconds
+            return x if self.inner is None else self.inner(x)
+
+    class Loss(Slow):
+        pass
+
+    class Method(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.loss = Slow(0.02, Slow(0.01)), Loss(0.03, Slow(0.04))
+
+        def forward(self, x):
+            now[0] += 0.5  # the method's own work is no network's
+            return self.loss(self.net(x))
+
+    method = Method()
+    with measure_sections() as totals, modules_as_sections(method, lambda m: "loss" if isinstance(m, Loss) else "nets"):
+        method(torch.zeros(1))
+    # the net's inner module counts in the net, the loss's network in the loss; the method in neither
+    assert totals == pytest.approx({"nets": 0.03, "loss": 0.07})
+    method(torch.zeros(1))  # the hooks are gone: nothing more is recorded, nothing fails
+    assert totals == pytest.approx({"nets": 0.03, "loss": 0.07})
+
+
 def test_a_step_is_cut_into_warps_perceptual_networks_and_backward(mtfl, one_thread):
     config = method_settings("jakab").default_config("smoke")
     config = deep_update(config, {"method": {"loss": "perceptual"}})
@@ -58,10 +94,13 @@ def test_a_step_is_cut_into_warps_perceptual_networks_and_backward(mtfl, one_thr
     assert cost["forward_ms"] <= cost["step_ms"]
     parts = cost["warps_ms"] + cost["perceptual_ms"] + cost["networks_ms"]
     assert parts == pytest.approx(cost["forward_ms"], abs=0.3)
+    # the whole iteration in parts: the batch, the forward pass's four, the backward pass, the update
+    assert tuple(cost["parts_ms"]) == PARTS and all(cost["parts_ms"][p] > 0 for p in PARTS)
     fse_config = method_settings("fse").default_config("smoke")
     fse = step_cost(build_method("fse", fse_config), mtfl.split("unsup_train", limit=16).images,
                     TrainConfig.from_dict(fse_config["train"]), steps=1, warmup=0)
     assert fse["perceptual_ms"] == 0 and fse["warps_ms"] > 0
+    assert fse["parts_ms"]["perceptual"] == 0 and fse["parts_ms"]["networks"] > 0 and fse["parts_ms"]["backward"] > 0
 
 
 @pytest.mark.parametrize("name", ["fse", "zhang", "jakab"])
@@ -207,10 +246,41 @@ def test_options_are_timed_against_the_profiles_own_settings(tmp_path, isolated_
     assert layouts[0]["ratio"] == pytest.approx(standard["step_ms"] / plain[0]["step_ms"], abs=0.01)
 
 
+#: an earlier commit of this repository (20bc9da: before parts_ms, 2026-12-07) to time against
+EARLIER = "20bc9da"
+
+
+def _has_commit(commit: str) -> bool:
+    import subprocess
+
+    from lmcore.paths import PROJECT_ROOT
+
+    return subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT_ROOT).returncode == 0
+
+
+@pytest.mark.skipif(not _has_commit(EARLIER), reason="a shallow clone without the earlier commit")
+def test_against_a_commit_each_side_is_timed_under_its_own_code_in_turn(tmp_path, isolated_runs, one_thread):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--profiles", "smoke", "--methods", "fse", "--steps", "1", "--warmup", "0", "--against", EARLIER,
+                       "--rounds", "2", "--also", "precision=bf16", "--out", str(out)]) == 0
+    against = json.loads(out.read_text())["against"]
+    assert against["commit"].startswith(EARLIER) and against["rounds"] == 2 and against["threads"] == 1
+    row = against["rows"][0]
+    assert row["case"] == "FSE" and len(row["before"]["runs_ms"]) == len(row["after"]["runs_ms"]) == 2
+    # the earlier code's step_cost had no parts: the before side ran it, not this tree's
+    assert row["before"]["parts_ms"] == {} and tuple(row["after"]["parts_ms"]) == PARTS
+    assert row["speedup"] == pytest.approx(row["before"]["step_ms"] / row["after"]["step_ms"], abs=0.01)
+    assert len(row["speedup_per_round"]) == 2
+    bf16 = row["also"][0]
+    assert bf16["train"] == {"precision": "bf16"} and bf16["speedup"] == pytest.approx(
+        row["before"]["step_ms"] / bf16["step_ms"], abs=0.01)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--methods", "fsee"], "unknown method 'fsee'"),
     (["--steps", "0"], "--steps must be >= 1"),
     (["--compile"], "give --options too"),
+    (["--also", "precision=bf16"], "--also and --rounds belong to --against COMMIT"),
 ])
 def test_a_bad_bench_command_is_one_line_and_a_nonzero_exit(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -218,6 +288,18 @@ def test_a_bad_bench_command_is_one_line_and_a_nonzero_exit(argv, message, capsy
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and "Traceback" not in "".join(err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--against", "HEAD", "--also", "precision=fp16"], "'train.precision' must be 'fp32' or 'bf16', got 'fp16'"),
+    (["--against", "HEAD", "--also", "precision"], "--also precision: give a training setting as KEY=VALUE"),
+    (["--against", "no-such-commit"], "--against no-such-commit: not a commit of this repository"),
+])
+def test_a_bad_against_setting_is_one_line_before_anything_is_timed(argv, message, capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--profiles", "smoke", "--methods", "fse", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

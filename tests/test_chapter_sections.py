@@ -23,8 +23,9 @@ def test_settings_are_those_the_references_trained_with_in_the_reference_profile
     shown = _shown(monkeypatch)
     configs = _chapter("reference").show_settings("jakab")
     assert configs == {"jakab": method_settings("jakab").default_config("cpu")}
-    method_table, train_table = shown
+    method_table, train_table, *drift = shown
     assert list(method_table.columns) == ["method"] and list(train_table.columns) == ["train"]
+    assert drift  # the references' settings beside today's: the same, or every key that differs
     assert train_table.loc["steps", "train"] == configs["jakab"]["train"]["steps"]
     smoke = _chapter("smoke").show_settings("jakab")["jakab"]
     assert smoke["train"]["steps"] != configs["jakab"]["train"]["steps"]  # the profile is the chapter's
@@ -34,12 +35,28 @@ def test_settings_of_two_methods_show_each_method_then_their_training_side_by_si
     shown = _shown(monkeypatch)
     configs = _chapter("smoke").show_settings("c3", "c3_flow")
     assert set(configs) == {"c3", "c3_flow"}
-    c3_method, flow_method, train = shown
+    c3_method, flow_method, train, *drift = shown
     assert list(c3_method.columns) == ["c3 method"] and list(c3_method.index) == list(configs["c3"]["method"])
     assert list(flow_method.columns) == ["c3_flow method"]
     assert list(train.columns) == ["c3 train", "c3_flow train"]
     assert train.loc["steps", "c3_flow train"] == configs["c3_flow"]["train"]["steps"]
     assert list(train.index[:len(configs["c3"]["train"])]) == list(configs["c3"]["train"])  # the config's order
+
+
+def test_a_reference_trained_otherwise_is_shown_beside_todays_settings(monkeypatch):
+    """Settings drift is never hidden: each differing key beside the settings (issue 42)."""
+    import lmcore.book.chapter as chapter_module
+    from lmcore.training.run_record import RunRecord
+
+    shown = _shown(monkeypatch)
+    reference = chapter_module.reference_record("zhang", "k10")
+    edited = RunRecord(dict(reference, config={**reference["config"], "method": {
+        **reference["config"]["method"], "lambda_conc": 100.0}}), path=reference.path)
+    monkeypatch.setattr(chapter_module, "reference_record", lambda method, name: edited if name == "k10" else None)
+    _chapter("reference").show_drift("zhang")
+    tables = [item for item in shown if isinstance(item, pd.DataFrame)]
+    assert tables and ("zhang/k10", "method.lambda_conc") in tables[0].index
+    assert list(tables[0].loc[("zhang/k10", "method.lambda_conc")]) == ["100.0", repr(reference["config"]["method"]["lambda_conc"])]
 
 
 def test_tuning_section_shows_the_sweep_or_says_how_to_make_one(monkeypatch, capsys):
@@ -66,7 +83,7 @@ def test_settings_are_shown_collapsed_and_references_with_their_provenance_colla
     shown = _shown(monkeypatch)
     _chapter("reference").show_settings("fse")
     assert all(frame.attrs[MARK]["collapse"].endswith("(the cpu profile, which the references trained with)")
-               for frame in shown)
+               for frame in shown[:2])
     shown.clear()
     _chapter("reference").show_references("jakab")
     protocol, provenance = shown

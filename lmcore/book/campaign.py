@@ -213,6 +213,40 @@ def claim_row(claim: Claim, per_face, root: Path = RESULTS_DIR) -> dict:
 
 
 def claims_table(claims, per_face, root: Path = RESULTS_DIR) -> pd.DataFrame:
-    """The chapter's claims, one row each (:func:`claim_row`); claims whose models lack weights are
-    left out by the caller."""
-    return pd.DataFrame([claim_row(c, per_face, root) for c in claims]).set_index("claim")
+    """The chapter's claims, one row each (:func:`claim_row`); a claim whose models have no weights
+    in the zoo yet (``per_face`` raises LookupError) gets a row saying so."""
+    rows = []
+    for claim in claims:
+        try:
+            rows.append(claim_row(claim, per_face, root))
+        except LookupError as exc:
+            rows.append({"claim": claim.text, "paper": claim.paper, "verdict": f"not judged yet: {exc}"})
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def lineage_figure(method: str, root: Path = RESULTS_DIR):
+    """The tune_val curves of ``method``'s lineages against their training steps (each from its
+    start's own steps), with where each stands; None when none has a continuation yet."""
+    lineages = [l for l in LINEAGES if l.method == method and continuations(l, root)]
+    if not lineages:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for lineage in lineages:
+        records = continuations(lineage, root)
+        start = RunRecord.from_file(Path(root) / f"{lineage.start}.json") if lineage.start else None
+        offset = int((start.get("ancestor") or {}).get("lineage_steps", 0) + (start.steps or 0)) if start else 0
+        curve = tune_curve(records)
+        steps, errors = zip(*[(offset + s, e) for s, e in curve]) if curve else ((), ())
+        state = longest(f"{lineage.method}/{records[0].run_name}", root)[1]
+        line, = ax.plot(steps, errors, marker="o", markersize=3,
+                        label=f"{lineage.label or lineage.name}: {len(records)} run(s), {state}")
+        if start is not None and start.tune_error() is not None:
+            ax.plot([offset], [start.tune_error()], marker="s", color=line.get_color())
+    ax.set_xlabel("training steps of the lineage (its start's included)")
+    ax.set_ylabel("forward error on tune_val (% of IOD)")
+    ax.set_title(f"{method}: the convergence campaign's lineages (flat: {FLAT_POINTS} evaluations within "
+                 f"{FLAT_GAIN} points)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

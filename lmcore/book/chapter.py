@@ -29,13 +29,16 @@ from ..evaluation import mean_shape_error
 from ..experiments import EXPERIMENTS
 from ..training import (load_references, load_trained, resolve_config, run_detections, run_method, run_variants,
                         variant_run_name)
-from .references import (REFERENCE, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
+from .references import (REFERENCE, REFRESH_HINT, TRAIN_COMMAND, has_weights, load_reference_model, reference_detections,
                          reference_few_shot, reference_record, resolve_book_profile, settings_profile)
 from .reporting import (error_table, protocol_table, provenance_table, reference_comparison, separated, tuning_records,
                         tuning_table)
 from .tables import collapse, fidelity_html, repository_line, use_book_tables
 from .viz import StandIn, checkpoint_scrubber, landmarks_on_instances, profile_note
-from ..experiments import method_settings
+from ..experiments import BOOK_RUNS, method_settings
+from ..attest import states as record_states
+from .campaign import claims_table, lineage_figure
+from .drift import drift_table
 
 
 @dataclass
@@ -189,8 +192,57 @@ class Chapter:
         display(collapse(pd.concat([pd.Series(c["train"], dtype=object, name=label(m, "train"))
                                     for m, c in configs.items()], axis=1, sort=False),
                          f"The training settings ({where})", fold=False))
-        # (a reference's settings that differ from today's profile belong here, beside these tables)
+        self.show_drift(*methods)
         return configs
+
+    def show_drift(self, *methods: str) -> None:
+        """Beside today's settings: every key in which a headline reference of ``methods`` trained
+        otherwise (:mod:`lmcore.book.drift`), and each reference whose identity today's code has not
+        attested (:mod:`lmcore.attest`); a line saying so where there is neither."""
+        records = [r for r in (reference_record(run.method, run.name) for run in BOOK_RUNS if run.method in methods)
+                   if r is not None]
+        drift = drift_table(records)
+        if len(drift):
+            display(Markdown(f"**The references trained otherwise** than the settings above in these keys "
+                             f"(`{REFRESH_HINT}` refreshes them):"))
+            display(drift)
+        else:
+            display(Markdown(f"Every headline reference of {', '.join(methods)} trained with the settings above."))
+        unsure = [s for s in record_states(paths=[r.path for r in records]) if s.state not in ("current", "attested")]
+        for s in unsure:
+            display(Markdown(f"`{s.record.method}/{s.record.run_name}`: its identity is **{s.state}** under today's "
+                             f"code ({s.detail})."))
+
+    def show_claims(self, chapter: str) -> None:
+        """The paper's central claims (``chapter``'s :data:`~lmcore.experiments.EXPERIMENTS` claims), each
+        judged on the longest-trained committed runs (:func:`lmcore.book.campaign.claims_table`): the
+        paired difference of their per-face errors resampled over seeds and faces, the training
+        behind it, the verdict; in the smoke profile on every 8th face."""
+        claims = EXPERIMENTS[chapter].claims
+        every = 8 if self.profile == "smoke" else 1
+        regressor = self.regressor_train if every == 1 else self.data.split("regressor_train", every=every)
+        tests = {"test_mtfl": self.test_mtfl if every == 1 else self.data.split("test_mtfl", every=every)}
+
+        def per_face(name: str, split: str):
+            method, run = name.split("/", 1)
+            record = reference_record(method, run)
+            if record is None or not has_weights(record):
+                raise LookupError(f"{name} has no weights in the zoo yet")
+            return self.detections(record, regressor, tests).per_image(split)
+
+        display(claims_table(claims, per_face))
+        note = "every 8th face of test_mtfl, smoke profile: no verdict is meant" if every > 1 else "test_mtfl"
+        display(Markdown(f"Judged on {note}; a verdict is final only where both sides' training converged "
+                         f"(their tune_val curves flat, the learning rate decayed: `tools/campaign.py`)."))
+
+    def show_lineages(self, method: str) -> None:
+        """The tune_val curves of ``method``'s lineages in the convergence campaign, or a line saying
+        none has grown yet."""
+        figure = lineage_figure(method)
+        if figure is None:
+            display(Markdown(f"No lineage of {method} has grown yet (`python tools/campaign.py status`)."))
+        else:
+            plt.show()
 
     def show_tuning(self, method: str) -> list:
         """Display ``method``'s committed tuning sweep (:func:`~lmcore.book.reporting.tuning_table`),

@@ -29,6 +29,7 @@ from ..evaluation.rescore import faces_key
 from ..experiments import BOOK_RUNS, BookRun
 from ..paths import RESULTS_DIR
 from . import viz
+from .campaign import accuracy_compute_figure, budget_table, field_curves
 from .leaderboard import book_runs, committed_references, paper_numbers, record_row
 from .references import cached_for_weights, has_weights, number_from_weights, reference_record
 from .reporting import SMOKE_NOTE, separated
@@ -551,3 +552,16 @@ def committed_leaderboard(profile: str, root=RESULTS_DIR):
                    "backward test_aflw", "consistency test_mtfl", "paper MAFL", "paper AFLW", "steps",
                    "training min", "git commit", "regressor", "record"]].set_index(["method", "K"]),
         profile, paper_columns=["paper MAFL", "paper AFLW"])
+
+
+def show_accuracy_against_compute(chapter) -> None:
+    """Chapter 6's figure of every lineage's tune_val error against core-hours and the "which method
+    for my budget" table (:mod:`lmcore.book.campaign`), from the committed records and the bench."""
+    curves = field_curves()
+    accuracy_compute_figure(curves)
+    plt.show()
+    display(budget_table(curves))
+    display(Markdown("Each curve starts at its headline run's own tune_val error (scored by the full protocol, a "
+                     "ridge chosen on tune_fit) and goes on with the learning-curve evaluations of its continuations "
+                     "(least squares on 2,000 tune_fit faces), so its first step mixes two scorings of the same kind. "
+                     "A lineage still falling at the end of its curve is priced where it is, not where it would stop."))

@@ -10,7 +10,6 @@ sees no GPU, a chapter asks for its runs as in any profile and gets these instea
 * :func:`load_reference_model`: the method with the committed weights, for figures and widgets;
 * :func:`reference_few_shot`: a few-shot curve measured from the weights (the records hold none),
   cached by the weights' digest;
-* :func:`code_changes_since`: which ``lmcore`` files changed since the commit that trained it.
 
 This is the book's layer: no method or training module imports it, so editing it changes no run's
 identity.
@@ -32,7 +31,6 @@ from ..evaluation import Detections, detect_all
 from ..evaluation.rescore import faces_key
 from ..paths import RESULTS_DIR, cache_root
 from ..profiles import PROFILES
-from ..training.code_identity import changed_files, code_files
 from ..training.records import write_json_atomic
 from ..training.run_record import RunRecord
 from ..zoo import load_model, verify, weights_path
@@ -54,6 +52,8 @@ DESCRIPTION = ("reference profile: the committed reference runs (trained in the 
 DETECT_BATCH = 64
 #: the command that trains what a reference chapter cannot show
 TRAIN_COMMAND = "LMBOOK_PROFILE=cpu make book"
+#: how a reference trained with other settings is trained again with today's
+REFRESH_HINT = "python -m lmcore.train <method> --profile cpu --name <run> --publish"
 
 
 class NoReferenceError(LmbookError):
@@ -130,12 +130,6 @@ def reference_few_shot(record, few_shot: dict, splits: tuple[str, ...] = ("test_
     curves = json.loads(json.dumps(curves, default=float))
     write_json_atomic(path, curves)
     return curves
-
-
-def code_changes_since(record) -> list[str]:
-    """The ``lmcore`` files of a record's method closure that differ from those that trained it
-    (empty: this ``lmcore`` runs the reference's code unchanged)."""
-    return changed_files(record.get("code_files"), code_files(record.method))
 
 
 def reference_detections(record, regressor_set, test_sets: dict):

@@ -13,7 +13,8 @@ from ..evaluation import paired_difference_over_seeds
 from ..paths import RESULTS_DIR
 from ..training.run_record import RunRecord
 from ..zoo import lineage
-from .references import code_changes_since, reference_record
+from ..attest import published_records, state_of
+from .references import reference_record
 from .tables import collapse
 
 
@@ -92,27 +93,38 @@ def provenance_table(records: Sequence[dict], label: Callable[[dict], str] | Non
             "training (min)": round(r["wall_time_s"] / 60, 1),
             "created (UTC)": r.get("created", "")[:16].replace("T", " "),
             "parent runs": parent_label(r),
-            "lmcore since": code_since(r),
+            "identity today": code_since(r),
         })
     frame = pd.DataFrame(rows).set_index("run")
-    if not frame["lmcore since"].any():
-        frame = frame.drop(columns="lmcore since")
+    if not frame["identity today"].any():
+        frame = frame.drop(columns="identity today")
     frame = frame if frame["parent runs"].any() else frame.drop(columns="parent runs")
     return collapse(frame, f"Provenance of {len(frame)} run{'s' if len(frame) != 1 else ''}: where, when and "
                            f"from which code {'each' if len(frame) != 1 else 'it'} trained")
 
 
 def code_since(record) -> str:
-    """For a committed reference: ``unchanged``, or the ``lmcore`` files of its method that changed
-    since the commit that trained it (``changed: a.py, b.py``); empty for a run of this machine."""
-    if getattr(record, "run_dir", True) is not None or not record.get("code_files"):
+    """For a committed reference: its identity under today's code (:mod:`lmcore.attest`):
+    ``current``, ``attested (date)``, or its label and why (``changed``, ``not attestable``,
+    ``stale``); empty for a run of this machine."""
+    if getattr(record, "run_dir", True) is not None or getattr(record, "path", None) is None:
         return ""
+    path = Path(record.path).resolve()
+    if path not in _STATES:
+        if not _PUBLISHED:
+            _PUBLISHED.update(published_records())
+        _STATES[path] = state_of(path, RunRecord.from_file(path), _PUBLISHED)
+    state = _STATES[path]
+    if state.state == "current":
+        return "current"
+    if state.state == "attested":
+        return f"attested ({state.detail.split(' under ')[0].removeprefix('re-keyed ')})"
+    return f"{state.state}: {state.detail}"
 
-    changed = code_changes_since(record)
-    if not changed:
-        return "unchanged"
-    names = [c.removeprefix("lmcore/") for c in changed]
-    return "changed: " + ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+#: each shown reference's state, and the references its parent links point to, once per process
+_STATES: dict = {}
+_PUBLISHED: dict = {}
 
 
 def error_table(records: Sequence[dict], metric: str = "forward", splits: Sequence[str] = ("test_mtfl", "test_aflw"),

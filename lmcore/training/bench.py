@@ -11,9 +11,15 @@ data, backward, the optimiser's update) a few times after a warm-up and reports
   ``optimiser_state_mb``: trainable weights, their gradients and Adam's two moments;
 * ``peak_cuda_mb``: on a GPU, the allocator's peak over the measured steps;
 * ``forward_ms`` and, within it, ``warps_ms`` (warps and pair synthesis, :mod:`lmcore.geometry`)
-  and ``perceptual_ms`` (the perceptual loss's VGG pass), from further steps run inside
+  and ``perceptual_ms`` (the perceptual loss's VGG pass), from the timed steps run inside
   :func:`lmcore.profiling.measure_sections`; ``networks_ms`` is the rest of the forward pass (the
-  networks and the other loss terms) and ``backward_update_ms`` the step minus the forward pass.
+  networks and the other loss terms) and ``backward_update_ms`` the step minus the forward pass;
+* ``parts_ms``: where the time of a whole training iteration goes, from ``steps`` more steps cut
+  into :data:`PARTS` (medians): drawing the batch (``data``, outside ``step_ms``), the warps, the
+  networks' forward calls (every module of the method, :func:`lmcore.profiling.modules_as_sections`),
+  the perceptual loss (its VGG16 included), the loss terms with the rest of the forward pass
+  (soft-argmax, rendering, the terms themselves), the backward pass, and the optimiser (zeroing,
+  clipping, Adam's update).
 
 The step runs as :func:`~lmcore.training.train` runs it: ``cfg``'s precision (bf16 autocast),
 memory format and ``torch.compile`` apply (:func:`~lmcore.training.loop.prepare_for_training`).
@@ -31,10 +37,21 @@ import torch
 
 from ..config import TrainConfig
 from ..methods import build_method, get_method
-from ..profiling import measure_sections
+from ..profiling import measure_sections, modules_as_sections
 from ..spec import RunSpec
 from .loop import (clip_gradients, draw_batch, forward_context, make_optimizer, prepare_for_training,
                    prepare_images)
+
+
+#: where a training iteration's time goes (``parts_ms`` of :func:`step_cost`)
+PARTS = ("data", "warps", "networks", "perceptual", "loss terms", "backward", "optimiser")
+#: the networks whose calls count as the perceptual loss (by class name: the networks themselves are
+#: not imported here)
+PERCEPTUAL_MODULES = ("PerceptualLoss", "SanchezLoss")
+
+
+def _section_of(module: torch.nn.Module) -> str:
+    return "perceptual" if type(module).__name__ in PERCEPTUAL_MODULES else "networks"
 
 
 def _storage_key(tensor: torch.Tensor):
@@ -115,6 +132,36 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
             _, forward_s, _ = one_step(step, count_saved=False, time_forward=True)
         forward_times.append(forward_s)
         sections.append(dict(totals))
+
+    def one_step_in_parts(step: int) -> dict:
+        clock = {}
+        sync()
+        start = time.perf_counter()
+        batch = draw_batch(data, target_data, len(data), cfg.batch_size, sampler, device, pairs)
+        sync()
+        clock["data"] = time.perf_counter()
+        with measure_sections(device) as totals, modules_as_sections(method, _section_of):
+            with forward_context(cfg, device):
+                loss = model(batch, warp_rng, step)["loss"]
+            sync()
+        clock["forward"] = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)  # the optimiser's work, before the backward pass as in the loop
+        clock["zeroed"] = time.perf_counter()
+        loss.backward()
+        sync()
+        clock["backward"] = time.perf_counter()
+        clip_gradients(method, cfg)
+        optimizer.step()
+        sync()
+        forward_s = clock["forward"] - clock["data"]
+        named = {k: totals.get(k, 0.0) for k in ("warps", "networks", "perceptual")}
+        return {"data": clock["data"] - start, **named, "loss terms": max(forward_s - sum(named.values()), 0.0),
+                "backward": clock["backward"] - clock["zeroed"],
+                "optimiser": clock["zeroed"] - clock["forward"] + time.perf_counter() - clock["backward"]}
+
+    # the clean steps above are what step_ms compares; these pay two hooks per module call
+    first = warmup + (2 * steps if split else steps)
+    in_parts = [one_step_in_parts(step) for step in range(first, first + steps)]
     step_s = statistics.median(times)
     forward_s = min(statistics.median(forward_times), step_s)
     warps_s = statistics.median(s.get("warps", 0.0) for s in sections)
@@ -133,6 +180,7 @@ def step_cost(method: torch.nn.Module, images: torch.Tensor, cfg: TrainConfig, d
         "perceptual_ms": round(1000 * perceptual_s, 1),
         "networks_ms": round(1000 * max(forward_s - warps_s - perceptual_s, 0.0), 1),
         "backward_update_ms": round(1000 * max(step_s - forward_s, 0.0), 1),
+        "parts_ms": {part: round(1000 * statistics.median(p[part] for p in in_parts), 1) for part in PARTS},
         "precision": cfg.precision, "channels_last": cfg.channels_last, "compile": cfg.compile,
         "device": str(device),
         "threads": torch.get_num_threads(),

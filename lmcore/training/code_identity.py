@@ -221,6 +221,17 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@lru_cache(maxsize=4096)
+def file_hash(data: bytes, rel: str, drop_evaluation: bool = False) -> str:
+    """The hash of what a file computes (:func:`normalised`), once per content."""
+    return _hash(normalised(data, rel, drop_evaluation))
+
+
+@lru_cache(maxsize=4096)
+def _evaluation_hashes(data: bytes, rel: str) -> tuple[tuple[str, str], ...]:
+    return tuple((name, _hash(code)) for name, code in evaluation_functions(data, rel).items())
+
+
 # --------------------------------------------------------------------------- closures
 
 
@@ -246,6 +257,13 @@ def _reexports(tree: CodeTree, rel: str) -> dict[str, str] | None:
     (``from ..data import MTFL80`` keys ``data/mtfl.py``, not LSPET's parser)."""
     if not rel.endswith("__init__.py"):
         return None
+    key = ("reexports", rel)
+    if key not in tree._closures:
+        tree._closures[key] = _reexported_names(tree, rel)
+    return tree._closures[key]
+
+
+def _reexported_names(tree: CodeTree, rel: str) -> dict[str, str] | None:
     names: dict[str, str] = {}
     for node in ast.parse(tree.files[rel], filename=rel).body:
         if isinstance(node, ast.ImportFrom):
@@ -261,10 +279,22 @@ def _reexports(tree: CodeTree, rel: str) -> dict[str, str] | None:
     return names
 
 
+@lru_cache(maxsize=4096)
+def _import_statements(data: bytes, rel: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    """Every import of a file (at any depth of its code), once per content: ``(module, names)`` for
+    ``from module import names`` (relative ones made absolute), ``(module, None)`` for ``import module``."""
+    found = []
+    for node in ast.walk(ast.parse(data, filename=rel)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((_target(rel, node), tuple(alias.name for alias in node.names)))
+    return tuple(found)
+
+
 def _imports(tree: CodeTree, rel: str) -> set[str]:
     """The ``lmcore`` files that ``rel`` imports (at any depth of its code), as relative paths; a
     name imported through a re-exporting package (:func:`_reexports`) counts as its own module."""
-    syntax = ast.parse(tree.files[rel], filename=rel)
     found: set[str] = set()
 
     def add(name: str, imported: tuple[str, ...] = ()) -> None:
@@ -279,18 +309,16 @@ def _imports(tree: CodeTree, rel: str) -> set[str]:
         else:  # the whole package: every module it re-exports
             found.update(reexported.values())
 
-    for node in ast.walk(syntax):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                add(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            target = _target(rel, node)
-            submodules = [alias.name for alias in node.names if tree.module_file(f"{target}.{alias.name}")]
-            for name in submodules:  # `from pkg import submodule`
-                add(f"{target}.{name}")
-            others = tuple(alias.name for alias in node.names if alias.name not in submodules)
-            if others or not submodules:
-                add(target, others)
+    for target, names in _import_statements(tree.files[rel], rel):
+        if names is None:
+            add(target)
+            continue
+        submodules = [name for name in names if tree.module_file(f"{target}.{name}")]
+        for name in submodules:  # `from pkg import submodule`
+            add(f"{target}.{name}")
+        others = tuple(name for name in names if name not in submodules)
+        if others or not submodules:
+            add(target, others)
     return found
 
 
@@ -362,7 +390,7 @@ def training_manifest(method: str, source: str | None = None, tree: CodeTree | N
     tree = tree or working_tree()
     source = source or _default_source(method)
     roots, entries = training_roots(tree, method, source)
-    files = {rel: _hash(normalised(tree.files[rel], rel, drop_evaluation=True)) for rel in closure(tree, roots)}
+    files = {rel: file_hash(tree.files[rel], rel, True) for rel in closure(tree, roots)}
     return {"files": files, "entries": entries}
 
 
@@ -371,11 +399,11 @@ def evaluation_manifest(method: str, source: str | None = None, tree: CodeTree |
     functions of every class the method's training closure holds."""
     tree = tree or working_tree()
     source = source or _default_source(method)
-    files = {rel: _hash(normalised(tree.files[rel], rel)) for rel in closure(tree, EVALUATION_ENGINE, evaluation=True)}
+    files = {rel: file_hash(tree.files[rel], rel) for rel in closure(tree, EVALUATION_ENGINE, evaluation=True)}
     roots, _ = training_roots(tree, method, source)
     functions = {}
     for rel in closure(tree, roots):
-        functions.update({f"{rel}:{name}": _hash(code) for name, code in evaluation_functions(tree.files[rel], rel).items()})
+        functions.update({f"{rel}:{name}": digest for name, digest in _evaluation_hashes(tree.files[rel], rel)})
     return {"files": files, "functions": functions}
 
 
@@ -389,7 +417,7 @@ def code_files(method: str | None = None, root: Path = PROJECT_ROOT, source: str
     closure); every ``lmcore`` module for ``method=None``."""
     tree = working_tree(root)
     if method is None:
-        return {rel: _hash(normalised(data, rel)) for rel, data in sorted(tree.files.items())}
+        return {rel: file_hash(data, rel) for rel, data in sorted(tree.files.items())}
     return training_manifest(method, source, tree)["files"]
 
 

@@ -148,3 +148,65 @@ def test_the_code_of_a_commit_is_read_from_git():
     tree = code_identity.commit_tree("HEAD")
     assert "lmcore/training/loop.py" in tree.files
     assert tree.files["lmcore/training/loop.py"].startswith(b'"""')
+
+
+# --------------------------------------------------------------------------- the data a run reads
+
+
+def test_an_image_replaced_by_another_valid_face_changes_the_data_identity(mtfl, tmp_path, monkeypatch):
+    import os
+
+    from conftest import copy_mtfl
+    from lmcore.data import MTFL80
+
+    monkeypatch.setenv("LMBOOK_CACHE", str(tmp_path / "cache"))
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    (root / "AFLW").unlink()  # the AFLW folder as links to each image, one of them to another face
+    (root / "AFLW").mkdir()
+    images = sorted((mtfl.root / "AFLW").iterdir())
+    for image in images:
+        os.symlink(image, root / "AFLW" / image.name)
+    (root / "AFLW" / images[0].name).unlink()
+    os.symlink(images[1], root / "AFLW" / images[0].name)
+    copy = MTFL80(root)  # labels and lists untouched: every check passes
+    assert copy.labels_sha256() == mtfl.labels_sha256()
+    assert copy.fingerprint() != mtfl.fingerprint()
+
+
+def test_labels_shifted_inside_the_frame_are_refused_by_their_pinned_sha256(mtfl, tmp_path):
+    from conftest import copy_mtfl
+    from lmcore.data import MTFL80
+    from lmcore.errors import CorruptDataError
+
+    root = copy_mtfl(mtfl.root, tmp_path / "mtfl80")
+    test_rows = set(mtfl.splits["test_mtfl"])
+    lines = []
+    for line in (root / "new_training.txt").read_text().splitlines():
+        parts = line.split(" ")
+        if parts[0] in test_rows:  # every x of test_mtfl 8 px to the right: still inside the frame
+            parts[1:6] = [repr(float(v) + 8.0) for v in parts[1:6]]
+        lines.append(" ".join(parts))
+    (root / "new_training.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(CorruptDataError, match=r"new_training.txt: sha256 .* differs from the pinned"):
+        MTFL80(root)
+    assert MTFL80(root, pinned=None).labels_sha256() != mtfl.labels_sha256()  # a test copy may skip the pins
+
+
+# --------------------------------------------------------------------------- numbers apart from weights
+
+
+def test_a_protocol_edit_rescores_a_finished_run_from_its_checkpoint_without_training(isolated_runs, monkeypatch):
+    from lmcore.training import run_method
+    from lmcore.training import runs as runs_module
+
+    tiny = {"method": {"num_landmarks": 4, "widths": [4, 6, 8, 8, 8], "view_size": 16, "padding": "same"},
+            "train": {"resolution": 16, "batch_size": 4, "steps": 2, "checkpoint_every": 2, "eval_every": 0}}
+    first = run_method("fse", "smoke", name="tiny", overrides=tiny)
+    scoring = runs_module.evaluation_code
+    monkeypatch.setattr(runs_module, "evaluation_code", lambda method, source: {
+        **scoring(method, source), "fingerprint": "an-edited-protocol"})
+    monkeypatch.setattr(runs_module, "_train", lambda *a, **k: pytest.fail("a protocol edit retrained the run"))
+    again = run_method("fse", "smoke", name="tiny", overrides=tiny)
+    assert again.run_dir == first.run_dir and again["identity"] == first["identity"]  # the same weights
+    assert again["evaluation_identity"] != first["evaluation_identity"] and "evaluated" in again
+    assert again["evaluation_code"]["fingerprint"] == "an-edited-protocol"  # which protocol scored it

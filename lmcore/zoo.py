@@ -269,7 +269,8 @@ def pck_val(method, source, record: dict) -> float:
 
 def ancestor_of(name: str, method: str, root: Path | str | None = None) -> dict:
     """What a run started with ``train.init_from = name`` records as its ancestor: the reference,
-    its weights' sha256, and the steps of its whole lineage (its own and its ancestors'). Raises
+    its weights' sha256, and the steps and training time of its whole lineage (its own and its
+    ancestors'). Raises
     :class:`~lmcore.errors.ConfigError` when there is no such model or it is another method's."""
     json_path, weights = record_path(name, root), weights_path(name, root)
     refuse_folders(name, json_path, weights)
@@ -279,9 +280,12 @@ def ancestor_of(name: str, method: str, root: Path | str | None = None) -> dict:
     record = RunRecord.from_file(json_path)
     if record.method != method:
         raise ConfigError(f"setting 'train.init_from': {name} is a {record.method} model, this run trains {method}")
-    before = (record.get("ancestor") or {}).get("lineage_steps", 0)
+    before = record.get("ancestor") or {}
     return {"name": name, "weights_sha256": record.get("weights_sha256"), "steps": record.get("steps"),
-            "lineage_steps": before + int(record.get("steps") or 0), "git_commit": record.get("git_commit")}
+            "lineage_steps": before.get("lineage_steps", 0) + int(record.get("steps") or 0),
+            # training time of the whole lineage (records from before lineages kept it count their own)
+            "lineage_wall_time_s": round(before.get("lineage_wall_time_s", 0.0) + float(record.get("wall_time_s") or 0.0), 1),
+            "git_commit": record.get("git_commit")}
 
 
 def load_initial_weights(method_model, name: str, root: Path | str | None = None) -> None:

@@ -115,11 +115,12 @@ def code_since(record) -> str:
             _PUBLISHED.update(published_records())
         _STATES[path] = state_of(path, RunRecord.from_file(path), _PUBLISHED)
     state = _STATES[path]
+    scored = "" if state.scored_by == "today's protocol" else f"; its numbers scored by {state.scored_by}"
     if state.state == "current":
-        return "current"
+        return "current" + scored
     if state.state == "attested":
-        return f"attested ({state.detail.split(' under ')[0].removeprefix('re-keyed ')})"
-    return f"{state.state}: {state.detail}"
+        return f"attested ({state.detail.split(' under ')[0].removeprefix('re-keyed ')})" + scored
+    return f"{state.state}: {state.detail}" + scored
 
 
 #: each shown reference's state, and the references its parent links point to, once per process

@@ -22,8 +22,10 @@
 #
 # | what | `lmcore` |
 # |---|---|
-# | one real training step (forward, backward, Adam) of a run's config, timed and cut into sections | `training.bench.step_cost`, `profiling.measure_sections` |
+# | one real training step (forward, backward, Adam) of a run's config, timed and cut into sections | `training.bench.step_cost`, `profiling.measure_sections`, `profiling.modules_as_sections` |
 # | every method at its `cpu` and `paper` settings, ratios, projection of the paper profile | `python -m lmcore.bench` (`bench.run_bench`, `bench.projection`) |
+# | the step under an earlier commit's code and under today's, in turn, in one run | `python -m lmcore.bench --against COMMIT` (`bench.compare_with_commit`, `training.step_worker`) |
+# | freed activations kept for the next step instead of unmapped | `lmcore.allocator` |
 # | bf16 autocast, channels-last, `torch.compile` | `train.precision`, `train.channels_last`, `train.compile` |
 # | DDP: each process its share of the global batch, and of its random warps | `training.loop.draw_batch`, `geometry.batch_shard` |
 
@@ -68,16 +70,74 @@ display(speed.step_table(record))
 # %% [markdown]
 # ## Where a step's time goes
 #
-# The forward pass is cut into sections by the functions that do the work: the warps and pair
-# synthesis of `lmcore.geometry` (decorated `@timed("warps")`), the perceptual loss's VGG16 pass
-# (`@timed("perceptual")`); the rest of the forward pass is the networks and the other loss
-# terms; the backward pass and the update are the step's time minus the forward pass.
+# Further steps are cut into the parts of a training iteration: drawing the batch (`data`), the warps
+# and pair synthesis of `lmcore.geometry` (decorated `@timed("warps")`), every call of a network
+# inside the method (`networks`: module hooks, `profiling.modules_as_sections`), the perceptual
+# loss with its VGG16 (`perceptual`), the loss terms and the rest of the forward pass (soft-argmax,
+# rendering, the terms), the backward pass, and the optimiser (zeroing, clipping, Adam). Shares of
+# the whole iteration; the step times above leave the batch out.
 
 # %% tags=["hide-input"]
 shares = speed.share_table(record)
 speed.share_figure(shares, record["device"]["name"])
 plt.show()
-display(shares.style.format({part: "{:.0%}" for part in speed.STEP_PARTS}).hide(axis="index"))
+display(shares.style.format({part: "{:.0%}" for part in speed.share_parts(shares)}).hide(axis="index"))
+
+# %% [markdown]
+# ## Faster than before, measured in one run
+#
+# `python -m lmcore.bench --against COMMIT` times each method's `cpu` step under the code of an
+# earlier commit and under today's, in two worker processes asked in turn (the order reversed every
+# other round), so that the two sides share the machine and its load: never figures of different
+# days. With `--also precision=bf16` it also times today's step in bfloat16 autocast. The committed
+# CPU record holds it:
+#
+# * **Bit-identical**: `lmcore.allocator` keeps the memory a step frees for the next step instead of
+#   handing it back to the system (5,000-13,000 page faults a step before). The weights after 20
+#   steps of every method are bit-identical with and without it (`lmcore.training.attestation`'s
+#   probes under the earlier commit and under today's), so no run's identity changes and no
+#   reference is retrained.
+# * **A setting**: `train.precision = "bf16"` (autocast of the convolutions and matrix products to
+#   bfloat16) changes the rounding. It is fast where the CPU computes bfloat16 natively (AVX512-BF16)
+#   and slower where it does not (the Intel machine of the earlier record); its learning curve is
+#   checked against the seed spread of the Sanchez chapter below. The profiles keep float32.
+
+# %% tags=["hide-input"]
+committed_cpu = next((r for r in bench.load_bench_records() if r["device"]["type"] == "cpu"), None)
+if committed_cpu is not None and speed.against_table(committed_cpu) is not None:
+    display(Markdown(speed.against_summary(committed_cpu)))
+    display(speed.against_table(committed_cpu))
+else:
+    display(Markdown("The committed CPU record holds no comparison with an earlier commit yet."))
+
+# %% [markdown]
+# ## The Sanchez step against the authors' released step
+#
+# The released code of Sanchez & Tzimiropoulos (their `model.forward` and two Adam updates: the FAN
+# with its 3x3 convolutions projected, the generator, VGG16's four activations and the pixel error)
+# and lmbook's `paper` Sanchez step, at 128 px, batch 8 and the same threads, in one process, rounds
+# alternating. Their code is not in lmbook: the record says how it was run.
+
+# %% tags=["hide-input"]
+authors = speed.read_authors_record()
+if authors is None:
+    display(Markdown(f"Not measured yet (`{speed.AUTHORS_RECORD.relative_to(speed.RESULTS_DIR.parent)}`)."))
+else:
+    display(Markdown(f"{authors['device']['name']}, {authors['settings']['threads']} threads, {authors['rounds']} rounds, "
+                     f"load average {authors['load']['start'][0]} -> {authors['load']['end'][0]}; "
+                     f"`{authors['command']}`"))
+    display(speed.authors_table(authors))
+
+# %% [markdown]
+# ## How long `make test` takes, idle and beside another job
+#
+# `make test` runs pytest in single-thread worker processes (pytest-xdist) and the smoke chapters
+# side by side in single-thread kernels (`tools/parallel_chapters.py`), a chapter after the chapters
+# whose runs it reads. Its build records give the time idle and beside one competing two-thread
+# training run, with the load average when each began and ended.
+
+# %% tags=["hide-input"]
+display(speed.build_times_table())
 
 # %% [markdown]
 # ## Ratios measured in one run

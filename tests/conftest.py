@@ -9,6 +9,11 @@ sys.path.insert(0, str(ROOT))
 
 import lmcore  # noqa: E402  (installs the torchvision fallback before any test imports torchvision)
 
+# pytest-xdist's workers (tools/run_tests.py) each keep their runs in a folder of their own, so that
+# two never train the same run at once
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("LMBOOK_RUNS"):
+    os.environ["LMBOOK_RUNS"] = f"{os.environ['LMBOOK_RUNS']}-{os.environ['PYTEST_XDIST_WORKER']}"
+
 
 @pytest.fixture(scope="session")
 def mtfl():

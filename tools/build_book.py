@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from parallel_chapters import execute_in_parallel
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 WIDGET_PACKAGES = {
@@ -190,16 +192,15 @@ def build(profile: str, output: Path, strict: bool = False, chapters: list[str] 
     write_generated_pages(staging)
     chapters = chapters or chapters_from_toc()
     write_toc(staging, chapters)
-    phases = {}
-    for stem in chapters:
-        log(f"executing {stem} ({profile} profile) ...")
+    def execute(stem: str) -> float:
         try:
-            seconds = execute_chapter(stem, staging, profile, timeout)
+            return execute_chapter(stem, staging, profile, timeout)
         except Exception as exc:  # papermill names the failing cell; keep the partial notebook for reading
             log(f"{stem}: FAILED; the partly executed notebook is {staging / (stem + '.ipynb')}")
             raise SystemExit(f"[lmbook] {type(exc).__name__}: {str(exc)[-3000:]}")
-        log(f"{stem}: {seconds:.1f} s")
-        phases[stem] = seconds
+
+    # side by side in kernels of few threads, each after the chapters whose runs it reads
+    phases = execute_in_parallel(chapters, execute, profile, log)
     started = time.perf_counter()
     index = build_html(staging, output, strict)
     phases["html"] = time.perf_counter() - started

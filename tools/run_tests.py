@@ -1,10 +1,17 @@
 """The test command behind `make test` (and .ci/run):
 
-1. pytest (unit tests); no test collected (exit 5) is a failure;
-2. every chapter executed in the ``smoke`` profile and the book built with warnings as errors
-   into ``_build/test/html`` (the user's ``_build/html`` is left alone);
+1. pytest (unit tests) in as many single-thread worker processes as the machine has cores
+   (pytest-xdist; each worker's runs in a folder of its own); no test collected (exit 5) is a
+   failure;
+2. every chapter executed in the ``smoke`` profile, side by side in single-thread kernels
+   (tools/parallel_chapters.py), and the book built with warnings as errors into
+   ``_build/test/html`` (the user's ``_build/html`` is left alone);
 3. a headless-Chromium check of the built pages (tools/check_book.py): figures on every chapter
    page, and widgets rendered. Chromium comes from Debian's packages (installed if missing).
+
+Single-thread processes side by side, rather than one process of two threads, because that is
+faster on the 2-core machine and stays so beside another job: two threads of one process spin at
+every parallel region while one of them waits for a core the other job holds.
 
 Prints the time of each phase; exits non-zero at the first failing phase.
 """
@@ -60,8 +67,12 @@ def main() -> int:
     os.environ.setdefault("LMBOOK_RUNS", str(ROOT / "_build" / "test" / "runs"))
 
     ensure_chromium()  # before pytest: tests/test_check_book.py drives it too
-    started = phase("pytest")
-    code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT)
+    from parallel_chapters import machine_cores
+
+    workers = machine_cores()
+    started = phase(f"pytest ({workers} single-thread workers)")
+    code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
+                            "--dist", "loadfile"], cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"))
     phases["pytest"] = done("pytest", started)
     if code == 5:
         print("[test] FAILED: pytest collected no test", file=sys.stderr)

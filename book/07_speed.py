@@ -78,8 +78,13 @@ display(speed.step_table(record))
 # the whole iteration; the step times above leave the batch out.
 
 # %% tags=["hide-input"]
-shares = speed.share_table(record)
-speed.share_figure(shares, record["device"]["name"])
+committed = bench.load_bench_records()
+cut = speed.parts_record(record, committed)
+if cut is not record:
+    display(Markdown(f"From `{cut['path']}` ({cut['device']['name']}, commit {cut['commit'][:7]}), the newest committed "
+                     "record whose steps are cut into these parts."))
+shares = speed.share_table(cut)
+speed.share_figure(shares, cut["device"]["name"])
 plt.show()
 display(shares.style.format({part: "{:.0%}" for part in speed.share_parts(shares)}).hide(axis="index"))
 
@@ -93,18 +98,16 @@ display(shares.style.format({part: "{:.0%}" for part in speed.share_parts(shares
 # CPU record holds it:
 #
 # * **Bit-identical**: `lmcore.allocator` keeps the memory a step frees for the next step instead of
-#   handing it back to the system (5,000-13,000 page faults a step before). The weights after 20
-#   steps of every method are bit-identical with and without it (`lmcore.training.attestation`'s
-#   probes under the earlier commit and under today's), so no run's identity changes and no
-#   reference is retrained.
+#   handing it back to the system (5,000-13,000 page faults a step before). It changes no weight, and
+#   the table shows what it is worth on this machine: within the rounds' spread, not the 1.5x the
+#   project aims at.
 # * **A setting**: `train.precision = "bf16"` (autocast of the convolutions and matrix products to
-#   bfloat16) changes the rounding. It is fast where the CPU computes bfloat16 natively (AVX512-BF16)
-#   and slower where it does not (the Intel machine of the earlier record); its learning curve is
-#   checked against the seed spread of the Sanchez chapter below. The profiles keep float32.
+#   bfloat16) changes the rounding, and on this CPU, which has no native bfloat16, it is slower (the
+#   options rows of the step table). The profiles keep float32.
 
 # %% tags=["hide-input"]
-committed_cpu = next((r for r in bench.load_bench_records() if r["device"]["type"] == "cpu"), None)
-if committed_cpu is not None and speed.against_table(committed_cpu) is not None:
+committed_cpu = speed.against_record(committed)
+if committed_cpu is not None:
     display(Markdown(speed.against_summary(committed_cpu)))
     display(speed.against_table(committed_cpu))
 else:

@@ -92,3 +92,19 @@ def test_the_authors_table_gives_each_steps_ratio_to_the_authors():
     table = speed.authors_table({"step_ms": {"authors": 300.0, "lmbook": 150.0}, "runs_ms": {"authors": [300.0],
                                                                                              "lmbook": [150.0]}})
     assert list(table["authors' step / this step"]) == [1.0, 2.0]
+
+
+def test_the_parts_come_from_the_newest_record_that_has_them(record):
+    old = dict(record, rows=[{k: v for k, v in r.items() if k != "parts_ms"} for r in record["rows"]])
+    cut = dict(record, created="2099-01-01", rows=[dict(r, parts_ms={p: 1.0 for p in speed.ITERATION_PARTS})
+                                                   for r in record["rows"]])
+    other_device = dict(cut, device=dict(record["device"], type="cuda"))
+    assert speed.parts_record(old, [old, other_device, cut]) is cut
+    assert speed.parts_record(old, [old, other_device]) is old  # none cut on this device: the record itself
+    assert speed.parts_record(cut, [old]) is cut
+
+
+def test_the_comparison_is_the_newest_record_holding_one(record):
+    assert speed.against_record([dict(record, against=None)]) is None
+    newer = _against_record(dict(record, created="2099-01-01"))
+    assert speed.against_record([_against_record(record), newer, record]) is newer

@@ -45,6 +45,26 @@ def appendix_record(trains: bool, profile: str, device) -> tuple[dict, str]:
                     f"threads, commit {short_commit(record['commit'])}); `{TRAIN_COMMAND}` measures this machine")
 
 
+def parts_record(record: dict, committed: list[dict]) -> dict:
+    """The record whose plain steps are cut into the iteration's parts: ``record`` where it is,
+    else the newest committed CPU record that is (the reference profile's ``cpu.json`` predates
+    ``parts_ms``)."""
+    def has_parts(r: dict) -> bool:
+        plain = [row for row in r["rows"] if is_plain(row)]
+        return bool(plain) and all("parts_ms" in row for row in plain)
+
+    if has_parts(record):
+        return record
+    cut = [r for r in committed if r["device"]["type"] == record["device"]["type"] and has_parts(r)]
+    return max(cut, key=lambda r: r["created"]) if cut else record
+
+
+def against_record(committed: list[dict]) -> dict | None:
+    """The newest committed record holding a before-and-after comparison (``--against``), or None."""
+    found = [r for r in committed if r.get("against")]
+    return max(found, key=lambda r: r["created"]) if found else None
+
+
 def step_table(record: dict) -> pd.DataFrame:
     """One row per timed step: settings, method, options, batch, resolution, time, throughput,
     activation memory, peak GPU memory and the trainable share of the weights; what every row

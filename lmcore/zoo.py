@@ -262,6 +262,21 @@ def forward_and_regressor(detect, source, options):
     return error, torch.from_numpy(np.asarray(fit.weight, dtype=np.float64))
 
 
+def is_direct(record: dict) -> bool:
+    """Whether ``record`` is a supervised detector of the 5 annotated points themselves (its forward
+    error recorded as ``direct``): its zoo regressor is the identity, the points are its landmarks."""
+    return bool(record.get("metrics", {}).get("forward", {}).get("test_mtfl", {}).get("options", {}).get("direct"))
+
+
+def direct_error(detect, source, normaliser: str = "eyes") -> float:
+    """A supervised detector's forward error on test_mtfl, its points scored as they are (as the
+    record's ``direct`` error, :mod:`lmcore.evaluation.rescore`)."""
+    test = source.split("test_mtfl")
+    with torch.no_grad():
+        points = detect_all(detect, test.images)
+    return float(normalised_errors(points, test.points, normaliser=normaliser).mean())
+
+
 def pck_val(method, source, record: dict) -> float:
     """PCK@0.2 on LSPET val, on the same people as the record's (a smoke run scores every n-th)."""
     return float(method.pck(source.split("val", every=record.get("data", {}).get("eval_subsample", 1)))["pck"])

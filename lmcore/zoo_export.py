@@ -40,7 +40,8 @@ def weights_of(record: RunRecord, method=None, dtype: str = "auto") -> dict | No
     ``{"tensors", "dtype", "measured"}``, or None for a run the zoo does not hold (a face detector
     scored by an earlier protocol, or neither a face detector nor a pose core). Writes nothing."""
     name = f"{record.method}/{record.run_name}"
-    if zoo.kind_of(record) != zoo.POSE:
+    direct = zoo.is_direct(record)
+    if zoo.kind_of(record) != zoo.POSE and not direct:
         forward = record["metrics"].get("forward", {}).get("test_mtfl")
         if forward is None or not forward.get("options", {}).get("ridge_choice") or forward["options"].get("intercept"):
             return None
@@ -58,6 +59,15 @@ def weights_of(record: RunRecord, method=None, dtype: str = "auto") -> dict | No
             return zoo.pck_val(method, source, record)
 
         measured = {"pck_val_fp32": score()}
+    elif direct:  # the points are its landmarks: the identity as the regressor
+        key, recorded, tolerance = "test_mtfl", record["metrics"]["forward"]["test_mtfl"]["mean"], zoo.FP16_TOLERANCE
+        normaliser = record["metrics"]["forward"]["test_mtfl"]["options"].get("normaliser", "eyes")
+
+        def score() -> float:
+            return zoo.direct_error(method.detect, source, normaliser)
+
+        measured = {"test_mtfl_fp32": score()}
+        regressor = torch.eye(2 * method.num_landmarks, dtype=torch.float64)
     else:
         key, recorded, tolerance = "test_mtfl", record["metrics"]["forward"]["test_mtfl"]["mean"], zoo.FP16_TOLERANCE
 

@@ -86,7 +86,15 @@ def test_the_errors_face_by_face_are_the_protocols_normalised_errors_of_the_regr
 def test_one_model_of_each_method_and_mode_is_re_detected():
     chosen = one_per_method_and_mode(MODELS)
     assert {"fse/k10", "zhang/k10", "jakab/k10", "c3/k10", "sanchez/proposed", "sanchez/finetune",
-            "sanchez/scratch"} <= set(chosen) and "sanchez/proposed-seed1" not in chosen
+            "sanchez/scratch", "supervised/reference"} <= set(chosen) and "sanchez/proposed-seed1" not in chosen
+
+
+def test_a_supervised_detectors_points_are_its_landmarks():
+    """The supervised reference predicts the 5 points themselves: its zoo regressor is the identity."""
+    detector = zoo.load_detector("supervised/reference")
+    assert zoo.is_direct(detector.record) and not zoo.is_direct(zoo.load_detector("fse/k10").record)
+    images = torch.rand(3, 3, 80, 80)
+    assert torch.allclose(detector.points(images), detector(images), atol=1e-4)
 
 
 @pytest.fixture

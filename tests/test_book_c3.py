@@ -292,3 +292,28 @@ def test_the_reference_profile_shows_the_committed_bench_records_c3_steps():
     costs = c3.committed_step_costs(record)
     assert list(costs.index) == ["cycle + flow (C3)", "the flow module's pre-training (c3_flow)"]
     assert (costs["step_ms"] > 0).all()
+
+
+def test_the_ablation_step_costs_are_measured_once_per_code_and_machine(tmp_path, monkeypatch):
+    """The reference profile times Table 2's rows on this machine once; a later build reuses them
+    until C3's code changes."""
+    import torch
+
+    from lmcore.book import c3 as book_c3
+
+    calls = []
+
+    def fake_step_cost(method, profile, overrides, steps, warmup, device):
+        calls.append(overrides["method"])
+        return {"step_ms": 100.0 + len(calls), "images_per_s": 1.0, "batch_size": 8, "saved_for_backward_mb": 1.0,
+                "trainable": 1, "device": "cpu", "threads": 1}
+
+    monkeypatch.setenv("LMBOOK_RUNS", str(tmp_path))
+    monkeypatch.setattr(book_c3, "run_step_cost", fake_step_cost)
+    first = book_c3.ablation_step_costs("cpu", torch.device("cpu"))
+    assert len(calls) == len(book_c3.ABLATION) and first.loc["neither (paired baseline)", "time / paired"] == 1.0
+    again = book_c3.ablation_step_costs("cpu", torch.device("cpu"))
+    assert len(calls) == len(book_c3.ABLATION) and again["step_ms"].tolist() == first["step_ms"].tolist()
+    monkeypatch.setattr(book_c3, "code_fingerprint", lambda method: "another")  # C3's code changed: measured again
+    book_c3.ablation_step_costs("cpu", torch.device("cpu"))
+    assert len(calls) == 2 * len(book_c3.ABLATION)

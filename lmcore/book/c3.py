@@ -12,6 +12,8 @@ comes with a trained C3 run's parent ``flow`` only (a committed C3 reference kee
 """
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -28,9 +30,12 @@ from ..experiments.c3 import ABLATION
 from ..geometry.coords import normalized_to_pixels, pixels_to_normalized
 from ..methods.c3 import FLOW_EPE_KEY
 from ..models.flow import correlation_memory_bytes
+from ..paths import runs_root
 from ..profiles import select_device
 from ..training import load_references, variant_run_name
 from ..training.bench import correlation_cost, run_step_cost
+from ..training.code_identity import code_fingerprint
+from ..training.records import describe_device, write_json_atomic
 from . import papers, viz
 from .reporting import (SMOKE_NOTE, error_table, protocol_table, provenance_table, published_parent, separated,
                         target_verdicts, tuning_table, verdict)
@@ -273,26 +278,47 @@ def committed_step_costs(record: dict) -> pd.DataFrame:
         ["step_ms", "images_per_s", "batch_size", "saved_for_backward_mb", "trainable"]]
 
 
+def ablation_step_costs(profile: str, device: torch.device) -> pd.DataFrame:
+    """One training step of each ablation row at ``profile``'s settings on ``device``: measured
+    once and kept as ``<runs>/<profile>/bench/c3-ablation-<device type>.json``, reused while C3's code,
+    the device's name and the thread count are unchanged (as the appendix's bench is)."""
+    path = runs_root() / profile / "bench" / f"c3-ablation-{device.type}.json"
+    here = describe_device(device)
+    key = {"code": code_fingerprint("c3"), "device": here["name"], "threads": here["threads"]}
+    try:
+        kept = json.loads(path.read_text())
+        if kept.get("key") == key:
+            return pd.DataFrame(kept["rows"]).set_index("row")
+    except (OSError, ValueError, KeyError):
+        pass  # not measured yet, or cut short: measure
+    smoke = profile == "smoke"
+    # three warm-up steps each: with one, the first row measured paid the process's first convolutions
+    # (it showed the paired baseline slower than the cycle)
+    steps = pd.DataFrame({label: run_step_cost("c3", profile, {"method": change}, steps=2 if smoke else 4,
+                                               warmup=1 if smoke else 3, device=device)
+                          for label, change in ABLATION.items()}).T
+    steps["time / paired"] = (steps["step_ms"] / steps.loc["neither (paired baseline)", "step_ms"]).round(2)
+    steps = steps[["step_ms", "time / paired", "images_per_s", "batch_size", "saved_for_backward_mb", "trainable",
+                   "device", "threads"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"key": key, "rows": steps.rename_axis("row").reset_index().to_dict("records")})
+    return steps
+
+
 def show_step_costs(chapter) -> None:
-    """One training step of each ablation row, measured in this process (profiles that train); the
-    reference profile, which times nothing, shows the committed bench record's C3 steps."""
+    """One training step of each ablation row: measured in this process at the chapter's settings
+    (profiles that train), or, in the reference profile, which trains nothing, at the ``cpu``
+    settings on this machine (kept for later builds), beside the committed bench record's C3 steps."""
     if not chapter.trains:
         record = next(r for r in bench.load_bench_records() if r["device"]["type"] == "cpu")
         display(Markdown(f"The committed bench record (`{record['path']}`, {record['device']['name']}, commit "
                          f"{record['commit'][:10]}) times the whole method and the flow's pre-training:"))
         display(committed_step_costs(record))
-        chapter.missing("The cost of the rows without the cycle or the flow (a benchmark that builds and steps "
-                        "each row's models; the bench record does not time them)")
+        display(Markdown("Each row of Table 2 at the `cpu` settings, timed on this machine (once; later builds "
+                         "reuse it while C3's code is unchanged):"))
+        display(ablation_step_costs("cpu", torch.device("cpu")))
         return
-    smoke = chapter.profile == "smoke"
-    # three warm-up steps each: with one, the first row measured paid the process's first convolutions
-    # (it showed the paired baseline slower than the cycle)
-    steps = pd.DataFrame({label: run_step_cost("c3", chapter.profile, {"method": change}, steps=2 if smoke else 4,
-                                               warmup=1 if smoke else 3, device=select_device())
-                          for label, change in ABLATION.items()}).T
-    steps["time / paired"] = (steps["step_ms"] / steps.loc["neither (paired baseline)", "step_ms"]).round(2)
-    display(steps[["step_ms", "time / paired", "images_per_s", "batch_size", "saved_for_backward_mb", "trainable",
-                   "device", "threads"]])
+    display(ablation_step_costs(chapter.profile, select_device()))
 
 
 # ---------------------------------------------------------------- curves

@@ -288,6 +288,59 @@ def computing_files() -> list[str]:
     return sorted(files)
 
 
+def retrained_alike(new: dict, old: dict) -> dict | None:
+    """The evidence that ``new``, a fresh retrain of the reference ``old`` (same method, name and
+    profile) under today's code, computes what ``old`` did: its recorded numbers equal to the last
+    digit and its learning curve step for step; None where they differ. Such a retrain is the
+    strongest attestation there is (every step, not the first fifty), e.g. where today's config
+    spells out a setting added later whose default is the old behaviour, which moves the identity."""
+    same_run = all(new.get(k) == old.get(k) for k in ("method", "run_name", "profile", "steps"))
+    if not same_run or new.get("metrics") != old.get("metrics") or not _same_curve(new, old):
+        return None
+    return {"created": now_iso(), "git_commit": git_commit(), "from_identity": old["identity"],
+            "to_identity": new["identity"], "against": f"a full retrain ({new['steps']} steps: every number equal)",
+            "threads": int(new.get("device", {}).get("threads") or 1), "cpu": _cpu(), "torch": torch.__version__,
+            "probes": {}, "probe_seconds": round(float(new.get("wall_time_s") or 0.0), 1)}
+
+
+def _same_curve(new: dict, old: dict) -> bool:
+    """Whether the two records' learning curves (``history``) agree at every point on every value
+    both record, times left out (a later lmcore records more values per point)."""
+    a, b = new.get("history") or [], old.get("history") or []
+    return len(a) == len(b) and all(
+        x[k] == y[k] for x, y in zip(a, b) for k in set(x) & set(y) if "time" not in k)
+
+
+def carry_identities(new: dict, old: dict) -> dict:
+    """``new`` answering also to every identity ``old`` answered to, with the evidence of
+    :func:`retrained_alike` (so that records whose parent is ``old`` stay linked); raises
+    :class:`LmbookError` where the retrain computed something else."""
+    evidence = retrained_alike(new, old)
+    if evidence is None:
+        raise LmbookError(f"{new['method']}/{new['run_name']}: the retrain's numbers differ from the published "
+                          "record's: it is another run, publish it as such")
+    return dict(new, attested=list(old.get("attested", [])) + [evidence])
+
+
+def publish_retrained(run_dir: Path) -> int:
+    """``--retrained``: publish the run of ``run_dir`` over its reference with
+    :func:`carry_identities` (the record and its zoo weights, :func:`lmcore.zoo_export.publish`)."""
+    from .zoo_export import publish
+
+    record_file = Path(run_dir) / "record.json"
+    if not record_file.is_file():
+        raise LmbookError(f"{run_dir} holds no finished run (no record.json)")
+    new = RunRecord.from_file(record_file, run_dir=run_dir)
+    target = RESULTS_DIR / new.method / f"{new.run_name}.json"
+    if not target.is_file():
+        raise LmbookError(f"{display_path(target)} does not exist: publish the run with python -m lmcore.train --publish")
+    carried = RunRecord(carry_identities(new, RunRecord.from_file(target)), run_dir=run_dir, path=record_file)
+    path, weights = publish(carried)
+    print(f"published {display_path(path)} (bit-identical to the reference it replaces: its identities carried)"
+          + (f"; weights {weights['dtype']}" if weights else ""))
+    return 0
+
+
 def _order(paths: list[Path], published: dict) -> list[Path]:
     """Parents before the records that start from them."""
     def depth(path: Path) -> int:
@@ -319,8 +372,13 @@ def main(argv=None) -> int:
                                                   "--attest re-keys the stale ones that compute the same, without retraining.")
     parser.add_argument("records", nargs="*", help="committed record files (default: all under results/)")
     parser.add_argument("--attest", action="store_true", help="run the probes of the stale records and re-key or label them")
+    parser.add_argument("--retrained", metavar="RUN_DIR", type=Path,
+                        help="publish the finished run in RUN_DIR over the reference it retrained, carrying the "
+                             "identities the reference answered to where every number is equal")
     args = parser.parse_args(argv)
     try:
+        if args.retrained is not None:
+            return publish_retrained(args.retrained)
         paths = [Path(p).resolve() for p in args.records] or committed_paths()
         for path in paths:
             if not path.is_file() or RESULTS_DIR.resolve() not in path.parents:

@@ -220,8 +220,7 @@ def ablation_runs(chapter, runs: dict) -> dict:
                                 base=method_settings("c3").ablation_config(chapter.settings), prefix=ABLATION_PREFIX,
                                 reuse=[main] if main is not None else [])
     if (not chapter.trains and ablation and "cycle + flow" not in ablation and main is not None
-            and all(r.steps == main.steps and r["parents"]["pairs"] == main["parents"]["pairs"]
-                    for r in ablation.values())):
+            and all(_trained_alike_key(r) == _trained_alike_key(main) for r in ablation.values())):
         ablation["cycle + flow"] = main
     return ablation
 
@@ -582,15 +581,21 @@ def show_beside_pretraining(references: list) -> None:
         print(pretraining_change(record, pretraining))
 
 
+def _trained_alike_key(record) -> str:
+    """What Table 2's rows must share: the steps, the pre-training and every training setting
+    (the learning rate's schedule included), so that only the ablated terms differ."""
+    return json.dumps([record.steps, record["parents"]["pairs"]["identity"], record["config"]["train"]], sort_keys=True)
+
+
 def reference_ablations(references: list) -> list[tuple[str, dict]]:
     """``[(full, {row: record})]``: each of :data:`REFERENCE_ABLATIONS` whose four rows are all
-    committed, trained equally long from one pre-training."""
+    committed, trained equally long from one pre-training with the same training settings."""
     by_name = {r.run_name: r for r in references}
     found = []
     for full, prefix in REFERENCE_ABLATIONS:
         rows = {label: by_name.get(full if label == "cycle + flow" else variant_run_name(prefix, label))
                 for label in ABLATION}
-        if all(rows.values()) and len({(r.steps, r["parents"]["pairs"]["identity"]) for r in rows.values()}) == 1:
+        if all(rows.values()) and len({_trained_alike_key(r) for r in rows.values()}) == 1:
             found.append((full, rows))
     return found
 

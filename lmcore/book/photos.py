@@ -18,7 +18,8 @@ from ..evaluation import paired_difference
 from ..faces import PhotoDetector, as_photo, crop_square
 from ..paths import RESULTS_DIR
 from ..placed_faces import FINDER_ROW, MEAN_SHAPE_ROW, PlacedQuality, paste_face
-from ..zoo import available, load_detector
+from ..training.records import read_record
+from ..zoo import available, is_direct, load_detector, record_path
 
 #: placed test_mtfl faces the quality table scores, per profile (the smoke profile proves the code
 #: path: its intervals are too wide to rank anything)
@@ -30,12 +31,13 @@ PIPELINE, CROP = "pipeline, found faces", "crop, found faces"
 
 
 def page_models(profile: str) -> list[str]:
-    """The zoo's face detectors the page scores: the leaderboard's runs that have weights."""
+    """The zoo's unsupervised face detectors the page scores: the leaderboard's runs that have
+    weights, less the supervised detector, which the page shows as its baseline."""
     if profile == "smoke":
         return list(SMOKE_MODELS)
     runs = pd.read_csv(RESULTS_DIR / "leaderboard.csv")["run"]
     zoo = set(available())
-    return [run for run in runs if run in zoo]
+    return [run for run in runs if run in zoo and not is_direct(read_record(record_path(run), check_digest=False))]
 
 
 def placed_faces_count(profile: str) -> int:

@@ -82,3 +82,19 @@ def test_every_committed_record_is_current_attested_or_labelled():
     labels the rest: no committed record may be left stale."""
     stale = [f"{s.path.relative_to(s.path.parents[2])}: {s.detail}" for s in attest.states() if s.state == "stale"]
     assert not stale, "stale records (run: python -m lmcore.attest --attest):\n" + "\n".join(stale)
+
+
+def test_a_retrain_with_every_number_equal_carries_the_references_identities(tiny_run):
+    """A reference retrained under today's code (e.g. with a setting added later spelled out, which
+    moves the identity) that gives every number again answers to the old identities too; one whose
+    numbers differ is another run."""
+    old = dict(tiny_run, identity="0ld1dent17", attested=[{"from_identity": "older", "to_identity": "0ld1dent17"}])
+    new = dict(tiny_run, history=[dict(point, forward_tune_val=1.0, wall_time_s=9.0) for point in tiny_run["history"]])
+    carried = attest.carry_identities(new, old)
+    assert attest.known_identities(carried) == {tiny_run["identity"], "0ld1dent17", "older"}
+    assert carried["attested"][-1]["against"].startswith("a full retrain")
+    off = dict(new, metrics={**new["metrics"], "forward": {}})
+    with pytest.raises(attest.LmbookError, match="numbers differ"):
+        attest.carry_identities(off, old)
+    curve_off = dict(new, history=[dict(point, loss=point.get("loss", 0) + 1) for point in tiny_run["history"]])
+    assert attest.retrained_alike(curve_off, old) is None

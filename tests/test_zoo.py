@@ -318,3 +318,16 @@ def test_a_pose_core_is_exported_checked_by_its_pck_and_refused_as_a_face_detect
     path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(zoo.ZooError, match="sha256 differs"):
         zoo.load_detector("pose/core", root=root)
+
+
+def test_a_supervised_references_detections_are_scored_as_they_are():
+    """Its points are scored directly, as its own evaluation did, not through a fitted regressor."""
+    from lmcore.book.references import reference_detections, reference_record
+    from lmcore.data.sources import get_source
+
+    record = reference_record("supervised", "reference")
+    source = get_source("mtfl80")
+    test = source.split("test_mtfl")
+    detections = reference_detections(record, source.split("regressor_train"), {"test_mtfl": test})
+    assert detections.kind == "direct"
+    assert detections.error("test_mtfl")["mean"] == pytest.approx(record.forward("test_mtfl"), abs=2 * zoo.FP16_TOLERANCE)

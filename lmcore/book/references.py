@@ -145,8 +145,10 @@ def reference_detections(record, regressor_set, test_sets: dict):
             loaded.append(load_reference_model(record))
         return loaded[0].detect
 
+    options = next(iter(record.get("metrics", {}).get("forward", {}).values()), {}).get("options", {})
     return Detections(regressor_set, reference_points(record, regressor_set, detector), dict(test_sets),
-                      {name: reference_points(record, faces, detector) for name, faces in test_sets.items()})
+                      {name: reference_points(record, faces, detector) for name, faces in test_sets.items()},
+                      kind="direct" if options.get("direct") else "regressed")  # as run_detections decides
 
 
 def reference_points(record, faces, detector=None) -> torch.Tensor:

@@ -165,4 +165,8 @@ def run_probes_at_commit(commit: str, requests: dict[str, dict]) -> dict[str, di
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the probes under the code of commit {commit} failed: {last}")
-    return dict(zip(names, json.loads(done.stdout)))
+    try:
+        return dict(zip(names, json.loads(done.stdout)))
+    except ValueError:
+        raise RuntimeError(f"the probes under the code of commit {commit} answered no JSON: "
+                           f"{(done.stdout.strip().splitlines() or ['nothing'])[-1][:120]}") from None

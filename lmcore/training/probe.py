@@ -94,7 +94,12 @@ def main() -> int:
     import lmcore  # noqa: F401  (the tree's own set-up, e.g. its torchvision fallback)
 
     requests = json.load(sys.stdin)
-    json.dump([run_probe(r) for r in requests], sys.stdout)
+    answer, sys.stdout = sys.stdout, sys.stderr  # what an older lmcore prints goes to stderr: stdout is the JSON
+    try:
+        results = [run_probe(r) for r in requests]
+    finally:
+        sys.stdout = answer
+    json.dump(results, sys.stdout)
     return 0
 
 

@@ -182,7 +182,6 @@ else:
 # record, when there is one, gives the paper profile's real step times.
 
 # %% tags=["hide-input"]
-committed = bench.load_bench_records()
 provenance = speed.provenance_table(committed)
 display(provenance if len(provenance) else Markdown("No committed bench record."))
 for r in committed:

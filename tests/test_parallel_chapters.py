@@ -59,3 +59,10 @@ def test_the_first_failure_is_raised_after_the_chapters_beside_it_end_and_nothin
     with pytest.raises(SystemExit, match="03_jakab failed"):
         parallel_chapters.execute_in_parallel(CHAPTERS, execute, "smoke", log=lambda line: None, processes=2)
     assert sorted(started) == ["00_data_and_protocol", "03_jakab"]  # the one beside it ended; none started after
+
+
+def test_in_the_reference_profile_only_the_comparison_waits():
+    """The reference profile trains nothing: its chapters wait for no other's runs (it is not a
+    run profile, so nothing may resolve a run in it), the comparison still for every chapter."""
+    waits = parallel_chapters.chapter_dependencies(CHAPTERS, "reference")
+    assert waits["05_c3"] == set() and waits["06_comparison"] == set(CHAPTERS) - {"06_comparison"}

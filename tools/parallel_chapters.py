@@ -52,12 +52,14 @@ def free_cores() -> int:
 def chapter_dependencies(chapters: list[str], profile: str) -> dict[str, set[str]]:
     """``{chapter: the chapters it waits for}`` among ``chapters`` (see the module docstring)."""
     from lmcore.experiments import BOOK_RUNS
+    from lmcore.profiles import PROFILES
     from lmcore.spec import RunSpec
 
     owner = {(run.method, run.name): run.chapter for run in BOOK_RUNS}
     waits: dict[str, set[str]] = {chapter: set() for chapter in chapters}
+    trains = profile in PROFILES  # the reference profile trains nothing: no chapter waits for another's runs
     for run in BOOK_RUNS:
-        if run.chapter not in waits:
+        if not trains or run.chapter not in waits:
             continue
         spec = RunSpec.resolve(run.method, profile, run.name, run.resolved_overrides(profile))
         for parent in spec.parents.values():

@@ -33,7 +33,7 @@ from ..paths import RESULTS_DIR, cache_root
 from ..profiles import PROFILES
 from ..training.records import write_json_atomic
 from ..training.run_record import RunRecord
-from ..zoo import load_model, verify, weights_path
+from ..zoo import is_direct, load_model, verify, weights_path
 from ..zoo import record_path as zoo_record_path
 
 REFERENCE = "reference"
@@ -145,10 +145,9 @@ def reference_detections(record, regressor_set, test_sets: dict):
             loaded.append(load_reference_model(record))
         return loaded[0].detect
 
-    options = next(iter(record.get("metrics", {}).get("forward", {}).values()), {}).get("options", {})
     return Detections(regressor_set, reference_points(record, regressor_set, detector), dict(test_sets),
                       {name: reference_points(record, faces, detector) for name, faces in test_sets.items()},
-                      kind="direct" if options.get("direct") else "regressed")  # as run_detections decides
+                      kind="direct" if is_direct(record) else "regressed")  # as run_detections decides
 
 
 def reference_points(record, faces, detector=None) -> torch.Tensor:
